@@ -1,0 +1,2 @@
+//! The billing API example (placeholder).
+fn main() {}

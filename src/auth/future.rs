@@ -1,0 +1,204 @@
+//! The response future of [`TokenAuth`](super::TokenAuth).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use subtle::ConstantTimeEq;
+use tower_service::Service;
+
+use super::layer::AuthConfig;
+use crate::body::ResponseBody;
+use crate::error::{AuthError, InvalidTokenReason};
+use crate::principal::Principal;
+use crate::scope::ScopeSet;
+use crate::store::{StoreError, TokenRecord};
+use crate::token::TokenDigest;
+
+pub(crate) type LookupFuture<S> =
+    BoxFuture<'static, Result<Option<Arc<TokenRecord<S>>>, StoreError>>;
+
+pin_project! {
+    /// The response future of [`TokenAuth`](super::TokenAuth).
+    pub struct ResponseFuture<Svc, ReqBody, S>
+    where
+        Svc: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<Svc, ReqBody, S>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Svc, ReqBody, S>
+    where
+        Svc: Service<Request<ReqBody>>,
+    {
+        /// Rejected before any store call; the response is sent as is.
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+        /// Waiting for the store.
+        Lookup {
+            lookup: LookupFuture<S>,
+            digest: TokenDigest,
+            request: Option<Request<ReqBody>>,
+            inner: Option<Svc>,
+            config: Arc<AuthConfig>,
+        },
+        /// Authenticated: polling the inner service.
+        Inner {
+            #[pin]
+            future: Svc::Future,
+        },
+    }
+}
+
+impl<Svc, ReqBody, S> ResponseFuture<Svc, ReqBody, S>
+where
+    Svc: Service<Request<ReqBody>>,
+{
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn inner(future: Svc::Future) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    pub(crate) fn lookup(
+        lookup: LookupFuture<S>,
+        digest: TokenDigest,
+        request: Request<ReqBody>,
+        inner: Svc,
+        config: Arc<AuthConfig>,
+    ) -> Self {
+        Self {
+            state: State::Lookup {
+                lookup,
+                digest,
+                request: Some(request),
+                inner: Some(inner),
+                config,
+            },
+        }
+    }
+}
+
+/// Judges a looked-up record: the principal to let through, or the error.
+fn judge<S: ScopeSet>(
+    found: Result<Option<Arc<TokenRecord<S>>>, StoreError>,
+    digest: &TokenDigest,
+    config: &AuthConfig,
+) -> Result<Principal<S>, AuthError> {
+    let record = match found {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            let error = AuthError::InvalidToken(InvalidTokenReason::Unknown);
+            tracing::info!(target: "tower_token_auth::auth", reason = %error, "request rejected");
+            return Err(error);
+        }
+        Err(error) => {
+            tracing::error!(
+                target: "tower_token_auth::auth",
+                %error,
+                "token store failed; answering 503"
+            );
+            return Err(AuthError::StoreUnavailable(Arc::new(error)));
+        }
+    };
+    let reason = if !bool::from(record.digest.ct_eq(digest)) {
+        // A store that answers with another token's record is broken; the
+        // request must not borrow that token's identity.
+        Some(AuthError::InvalidToken(InvalidTokenReason::Unknown))
+    } else if !record.kind.authenticates() {
+        Some(AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential))
+    } else if record.is_revoked() {
+        Some(AuthError::InvalidToken(InvalidTokenReason::Revoked))
+    } else if record.is_expired_at(config.clock.now()) {
+        Some(AuthError::ExpiredToken)
+    } else {
+        None
+    };
+    if let Some(error) = reason {
+        tracing::info!(
+            target: "tower_token_auth::auth",
+            token_id = %record.id,
+            reason = %error,
+            "request rejected"
+        );
+        return Err(error);
+    }
+    tracing::debug!(
+        target: "tower_token_auth::auth",
+        token_id = %record.id,
+        kind = %record.kind,
+        "request authenticated"
+    );
+    Ok(Principal::new(record))
+}
+
+impl<Svc, ReqBody, ResBody, S> Future for ResponseFuture<Svc, ReqBody, S>
+where
+    Svc: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: ScopeSet,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, Svc::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
+                StateProj::Lookup {
+                    lookup,
+                    digest,
+                    request,
+                    inner,
+                    config,
+                } => {
+                    let found = ready!(lookup.as_mut().poll(cx));
+                    match judge(found, digest, config) {
+                        Ok(principal) => {
+                            let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
+                            else {
+                                panic!("ResponseFuture polled after completion");
+                            };
+                            request.extensions_mut().insert(principal);
+                            let future = inner.call(request);
+                            this.state.set(State::Inner { future });
+                        }
+                        Err(error) => {
+                            let response = config.challenge.render(&error);
+                            this.state.set(State::Rejected {
+                                response: Some(response),
+                            });
+                        }
+                    }
+                }
+                StateProj::Inner { future } => {
+                    return future
+                        .poll(cx)
+                        .map_ok(|response| response.map(ResponseBody::inner));
+                }
+            }
+        }
+    }
+}

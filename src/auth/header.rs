@@ -1,0 +1,170 @@
+//! The `Authorization` header grammar of RFC 6750 §2.1.
+
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Uri};
+
+use crate::error::{AuthError, InvalidRequestReason, InvalidTokenReason};
+
+/// What an `Authorization` field value holds, by RFC 6750 §2.1:
+///
+/// ```text
+/// credentials = "Bearer" 1*SP b64token
+/// b64token    = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+/// ```
+///
+/// The scheme is case-insensitive.
+///
+/// ```
+/// use tower_token_auth::auth::{parse_authorization, Authorization};
+///
+/// assert_eq!(parse_authorization(b"bEaReR  abc=="), Authorization::Bearer("abc=="));
+/// assert_eq!(parse_authorization(b"Basic dXNlcjpwYXNz"), Authorization::OtherScheme);
+/// assert_eq!(parse_authorization(b"Bearer\tabc"), Authorization::Malformed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    /// An empty value, or a scheme other than Bearer.
+    OtherScheme,
+    /// The Bearer scheme with a well-formed `b64token`.
+    Bearer(&'a str),
+    /// The Bearer scheme without a well-formed `b64token` after `1*SP`.
+    Malformed,
+}
+
+/// Parses one `Authorization` field value. Never panics, never allocates.
+pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
+    let scheme_end = value
+        .iter()
+        .position(|b| !is_tchar(*b))
+        .unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return Authorization::OtherScheme;
+    }
+    let rest = &value[scheme_end..];
+    let spaces = rest.iter().take_while(|b| **b == b' ').count();
+    if spaces == 0 {
+        return Authorization::Malformed;
+    }
+    let token = &rest[spaces..];
+    let chars = token.iter().take_while(|b| is_b64token_char(**b)).count();
+    let padding = token[chars..].iter().take_while(|b| **b == b'=').count();
+    if chars == 0 || chars + padding != token.len() {
+        return Authorization::Malformed;
+    }
+    // Every byte checked above is ASCII.
+    match std::str::from_utf8(token) {
+        Ok(token) => Authorization::Bearer(token),
+        Err(_) => Authorization::Malformed,
+    }
+}
+
+/// `tchar` of RFC 9110 §5.6.2: the characters of an auth-scheme.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_b64token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+}
+
+/// Whether the URI query has an `access_token` parameter (RFC 6750 §2.3),
+/// which this crate never accepts.
+pub(crate) fn query_has_token(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("access_token"))
+    })
+}
+
+/// The bearer token of a request, `Ok(None)` when it carries no bearer
+/// credentials, or the rejection.
+pub(crate) fn bearer_token<'a>(
+    headers: &'a HeaderMap,
+    uri: &Uri,
+) -> Result<Option<&'a str>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest(
+            InvalidRequestReason::RepeatedCredentials,
+        ));
+    }
+    let in_url = query_has_token(uri);
+    match first.map(|v| parse_authorization(v.as_bytes())) {
+        None | Some(Authorization::OtherScheme) if in_url => {
+            Err(AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl))
+        }
+        None | Some(Authorization::OtherScheme) => Ok(None),
+        Some(_) if in_url => Err(AuthError::InvalidRequest(
+            InvalidRequestReason::RepeatedCredentials,
+        )),
+        Some(Authorization::Malformed) => Err(AuthError::InvalidToken(InvalidTokenReason::Malformed)),
+        Some(Authorization::Bearer(token)) => Ok(Some(token)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn scheme_is_case_insensitive_and_needs_spaces() {
+        for v in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR abc", "Bearer    abc"] {
+            assert_eq!(parse_authorization(v.as_bytes()), Authorization::Bearer("abc"), "{v}");
+        }
+        for v in ["Bearer\tabc", "Bearer", "Bearer ", "Bearer  ", "Bearer abc ", "Bearer  abc\t"] {
+            assert_eq!(parse_authorization(v.as_bytes()), Authorization::Malformed, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_values_are_not_bearer() {
+        for v in ["", " Bearer abc", "Basic dXNlcjpwYXNz", "Bearerabc", "Token abc", "Bear abc", "Digest x=y"] {
+            assert_eq!(parse_authorization(v.as_bytes()), Authorization::OtherScheme, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn b64token_grammar() {
+        assert_eq!(parse_authorization(b"Bearer a-._~+/Z9"), Authorization::Bearer("a-._~+/Z9"));
+        assert_eq!(parse_authorization(b"Bearer abc=="), Authorization::Bearer("abc=="));
+        for v in [
+            &b"Bearer ==="[..],
+            b"Bearer ab=c",
+            b"Bearer a b",
+            b"Bearer a,b",
+            b"Bearer \"abc\"",
+            b"Bearer abc\xc3\xa9",
+            b"Bearer \xff\xfe",
+            b"Bearer a\x00b",
+        ] {
+            assert_eq!(parse_authorization(v), Authorization::Malformed, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn url_tokens_are_detected_by_parameter_name() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert!(query_has_token(&uri("/x?access_token=abc")));
+        assert!(query_has_token(&uri("/x?a=1&access_token")));
+        assert!(!query_has_token(&uri("/x?my_access_token=abc")));
+        assert!(!query_has_token(&uri("/x")));
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(value in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_authorization(&value);
+        }
+
+        #[test]
+        fn accepted_tokens_are_b64tokens(value in "(?i:bearer) {1,3}[A-Za-z0-9._~+/=-]{0,40}") {
+            if let Authorization::Bearer(t) = parse_authorization(value.as_bytes()) {
+                prop_assert!(!t.is_empty());
+                prop_assert!(!t.starts_with('='));
+                prop_assert!(value.ends_with(t));
+            }
+        }
+    }
+}

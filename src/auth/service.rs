@@ -1,0 +1,139 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::future::{LookupFuture, ResponseFuture};
+use super::header::bearer_token;
+use super::layer::AuthConfig;
+use super::TokenAuthLayer;
+use crate::body::ResponseBody;
+use crate::error::{AuthError, InvalidTokenReason};
+use crate::store::TokenStore;
+use crate::token::{TokenDigest, TokenKind};
+
+/// The service [`TokenAuthLayer`] builds.
+pub struct TokenAuth<Svc, St> {
+    inner: Svc,
+    store: St,
+    config: Arc<AuthConfig>,
+}
+
+impl<Svc, St: TokenStore> TokenAuth<Svc, St> {
+    /// Wraps `inner` with the default settings of [`TokenAuthLayer::new`].
+    pub fn new(inner: Svc, store: St) -> Self
+    where
+        St: Clone,
+    {
+        tower_layer::Layer::layer(&TokenAuthLayer::new(store), inner)
+    }
+
+    /// A [`TokenAuthLayer`] over `store`.
+    pub fn layer(store: St) -> TokenAuthLayer<St> {
+        TokenAuthLayer::new(store)
+    }
+}
+
+impl<Svc, St> TokenAuth<Svc, St> {
+    pub(crate) fn from_parts(inner: Svc, store: St, config: Arc<AuthConfig>) -> Self {
+        Self {
+            inner,
+            store,
+            config,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &Svc {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut Svc {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> Svc {
+        self.inner
+    }
+}
+
+impl<Svc: Clone, St: Clone> Clone for TokenAuth<Svc, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            store: self.store.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<Svc: fmt::Debug, St> fmt::Debug for TokenAuth<Svc, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuth")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Svc, St, ReqBody, ResBody> Service<Request<ReqBody>> for TokenAuth<Svc, St>
+where
+    Svc: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    St: TokenStore + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = Svc::Error;
+    type Future = ResponseFuture<Svc, ReqBody, St::Scopes>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let token = match bearer_token(request.headers(), request.uri()) {
+            Ok(Some(token)) => token,
+            Ok(None) if self.config.optional => {
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(None) => return self.reject(AuthError::MissingToken),
+            Err(error) => return self.reject(error),
+        };
+        match self.config.format.check(token) {
+            Ok(TokenKind::Refresh) => {
+                return self.reject(AuthError::InvalidToken(
+                    InvalidTokenReason::NotAnAccessCredential,
+                ))
+            }
+            Ok(_) => {}
+            Err(_) => return self.reject(AuthError::InvalidToken(InvalidTokenReason::Malformed)),
+        }
+        let digest = TokenDigest::of(token);
+        let store = self.store.clone();
+        let lookup: LookupFuture<St::Scopes> = Box::pin(async move { store.find(&digest).await });
+        // The service that `poll_ready` readied is the one that must be
+        // called: move it into the future and keep a fresh clone here. See
+        // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::lookup(lookup, digest, request, inner, Arc::clone(&self.config))
+    }
+}
+
+impl<Svc, St> TokenAuth<Svc, St> {
+    fn reject<ReqBody, S>(&self, error: AuthError) -> ResponseFuture<Svc, ReqBody, S>
+    where
+        Svc: Service<Request<ReqBody>>,
+    {
+        tracing::info!(
+            target: "tower_token_auth::auth",
+            reason = %error,
+            status = error.status().as_u16(),
+            "request rejected"
+        );
+        ResponseFuture::rejected(self.config.challenge.render(&error))
+    }
+}

@@ -1,0 +1,437 @@
+//! Rejections: the typed [`AuthError`] and the RFC 6750 response it becomes.
+//!
+//! | situation | status | `WWW-Authenticate` | body `error` |
+//! |---|---|---|---|
+//! | no credentials, or another scheme | 401 | `Bearer realm="…"` | `missing_token` |
+//! | token sent twice, or in the URL | 400 | `… error="invalid_request"` | `invalid_request` |
+//! | malformed, unknown, revoked token; refresh token as a credential | 401 | `… error="invalid_token"` | `invalid_token` |
+//! | expired token | 401 | `… error="invalid_token", error_description="…expired…"` | `invalid_token` |
+//! | valid token, scope missing | 403 | `… error="insufficient_scope", scope="…"` | `insufficient_scope` |
+//! | store unreachable or failing | 503 | none | `temporarily_unavailable` |
+//!
+//! Every rejection has a JSON body with `error`, `error_description` and a
+//! `solution` hint, `Cache-Control: no-store`, and the [`AuthError`] in its
+//! extensions so outer layers can inspect it. A [`Challenge`] renders it and
+//! can hand it to a service's own function to replace the response.
+//!
+//! ```
+//! use http::StatusCode;
+//! use tower_token_auth::error::{AuthError, Challenge, InvalidTokenReason};
+//!
+//! let challenge = Challenge::new("billing");
+//! let response = challenge.render(&AuthError::InvalidToken(InvalidTokenReason::Unknown));
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(
+//!     response.headers()["www-authenticate"],
+//!     r#"Bearer realm="billing", error="invalid_token", error_description="The access token is invalid or has been revoked.""#
+//! );
+//! assert!(response.extensions().get::<AuthError>().is_some());
+//!
+//! // A service can replace the response entirely.
+//! let custom = Challenge::new("billing").on_rejection(|error, _default| {
+//!     http::Response::builder()
+//!         .status(error.status())
+//!         .body(bytes::Bytes::from_static(b"nope"))
+//!         .unwrap()
+//! });
+//! assert_eq!(custom.render(&AuthError::MissingToken).body().as_ref(), b"nope");
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+
+use crate::store::StoreError;
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No bearer credentials: no `Authorization` header, or another scheme.
+    #[error("no bearer token in the request")]
+    MissingToken,
+    /// The request carries its token in a way RFC 6750 forbids.
+    #[error("invalid request: {0}")]
+    InvalidRequest(InvalidRequestReason),
+    /// The token is malformed, unknown, revoked, or not an API credential.
+    #[error("invalid token: {0}")]
+    InvalidToken(InvalidTokenReason),
+    /// The token has expired.
+    #[error("the token has expired")]
+    ExpiredToken,
+    /// The token is valid but lacks a scope the route requires.
+    #[error("insufficient scope: the route requires `{required}`")]
+    InsufficientScope {
+        /// The `scope` attribute of the challenge: what the route requires.
+        required: Arc<str>,
+    },
+    /// The token store could not answer. The request is refused with 503.
+    #[error("the token store is unavailable")]
+    StoreUnavailable(Arc<StoreError>),
+}
+
+/// Why a request was `invalid_request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidRequestReason {
+    /// More than one `Authorization` header, or a token both in the header
+    /// and in the URL.
+    #[error("more than one credential")]
+    RepeatedCredentials,
+    /// An `access_token` in the URL query; this crate never accepts one.
+    #[error("token in the URL")]
+    TokenInUrl,
+}
+
+/// Why a token was `invalid_token`.
+///
+/// `Unknown` and `Revoked` are told apart in logs and in the typed error,
+/// but look the same to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidTokenReason {
+    /// The header or the token does not have the required form (grammar,
+    /// prefix, length or checksum). No store was asked.
+    #[error("malformed")]
+    Malformed,
+    /// No token with this digest exists.
+    #[error("unknown")]
+    Unknown,
+    /// The token has been revoked.
+    #[error("revoked")]
+    Revoked,
+    /// A refresh token was presented as an API credential.
+    #[error("refresh token used as a credential")]
+    NotAnAccessCredential,
+}
+
+impl AuthError {
+    /// The HTTP status of the rejection.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) | Self::ExpiredToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `error` code of the body (and of the challenge, where it has one).
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(_) | Self::ExpiredToken => "invalid_token",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::StoreUnavailable(_) => "temporarily_unavailable",
+        }
+    }
+
+    /// The `error_description`: static, in the characters RFC 6750 §3
+    /// allows, and never containing the token.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "No bearer token was sent.",
+            Self::InvalidRequest(InvalidRequestReason::RepeatedCredentials) => {
+                "The request carries more than one access token."
+            }
+            Self::InvalidRequest(InvalidRequestReason::TokenInUrl) => {
+                "Access tokens are not accepted in the URL."
+            }
+            Self::InvalidToken(InvalidTokenReason::Malformed) => "The access token is malformed.",
+            Self::InvalidToken(InvalidTokenReason::Unknown | InvalidTokenReason::Revoked) => {
+                "The access token is invalid or has been revoked."
+            }
+            Self::InvalidToken(InvalidTokenReason::NotAnAccessCredential) => {
+                "A refresh token cannot be used as an API credential."
+            }
+            Self::ExpiredToken => "The access token expired.",
+            Self::InsufficientScope { .. } => {
+                "The access token does not have the scope this request requires."
+            }
+            Self::StoreUnavailable(_) => "The token store is temporarily unavailable.",
+        }
+    }
+
+    /// A hint for the client, in the spirit of the PayRequest docs.
+    pub fn solution(&self) -> &'static str {
+        match self {
+            Self::MissingToken | Self::InvalidToken(InvalidTokenReason::Malformed) => {
+                "Ensure you're including a valid token in the Authorization header: Authorization: Bearer <token>."
+            }
+            Self::InvalidToken(InvalidTokenReason::NotAnAccessCredential) => {
+                "Exchange the refresh token at the token endpoint and send the access token it returns."
+            }
+            Self::InvalidToken(_) => {
+                "Ensure you're including a valid token in the Authorization header."
+            }
+            Self::InvalidRequest(_) => {
+                "Send the token once, in the Authorization header and nowhere else."
+            }
+            Self::ExpiredToken => "Generate a new access token from the dashboard.",
+            Self::InsufficientScope { .. } => {
+                "Create a new token with the required scopes or update your existing token's permissions."
+            }
+            Self::StoreUnavailable(_) => {
+                "Retry the request shortly. Your token was not rejected; keep it."
+            }
+        }
+    }
+
+    /// Whether the response carries a `WWW-Authenticate` challenge.
+    fn has_challenge(&self) -> bool {
+        !matches!(self, Self::StoreUnavailable(_))
+    }
+}
+
+type Replace = dyn Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync;
+
+/// Renders rejections: the realm and `resource_metadata` of the
+/// `WWW-Authenticate` challenge, and an optional function that replaces the
+/// default response.
+///
+/// Cloning is cheap (one reference count).
+#[derive(Clone)]
+pub struct Challenge {
+    inner: Arc<ChallengeInner>,
+}
+
+struct ChallengeInner {
+    /// `Bearer realm="…"[, resource_metadata="…"]`, escaped.
+    head: String,
+    /// `, resource_metadata="…"` when set, or empty.
+    metadata: String,
+    realm: String,
+    replace: Option<Box<Replace>>,
+}
+
+impl fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Challenge")
+            .field("realm", &self.inner.realm)
+            .field("resource_metadata", &self.inner.metadata)
+            .field("custom_response", &self.inner.replace.is_some())
+            .finish()
+    }
+}
+
+impl Default for Challenge {
+    fn default() -> Self {
+        Self::new("api")
+    }
+}
+
+impl Challenge {
+    /// A challenge for `realm`. Quotes and backslashes are escaped and
+    /// control characters dropped, so any string is safe here.
+    pub fn new(realm: &str) -> Self {
+        Self::build(realm.to_owned(), String::new(), None)
+    }
+
+    fn build(realm: String, metadata: String, replace: Option<Box<Replace>>) -> Self {
+        let head = format!("Bearer realm=\"{}\"", quote(&realm));
+        Self {
+            inner: Arc::new(ChallengeInner {
+                head,
+                metadata,
+                realm,
+                replace,
+            }),
+        }
+    }
+
+    fn rebuild(self, metadata: Option<String>, replace: Option<Box<Replace>>) -> Self {
+        let (realm, old_metadata, old_replace) = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => (inner.realm, inner.metadata, inner.replace),
+            // Shared already: a replacement function cannot be cloned, so the
+            // caller must set it on a fresh challenge.
+            Err(shared) => (shared.realm.clone(), shared.metadata.clone(), None),
+        };
+        Self::build(
+            realm,
+            metadata.unwrap_or(old_metadata),
+            replace.or(old_replace),
+        )
+    }
+
+    /// Adds the RFC 9728 `resource_metadata` attribute (the URL of the
+    /// protected resource metadata document) to every challenge.
+    pub fn resource_metadata(self, url: &str) -> Self {
+        self.rebuild(Some(format!(", resource_metadata=\"{}\"", quote(url))), None)
+    }
+
+    /// Replaces the rejection response: `f` receives the error and the
+    /// default response, and returns the response to send.
+    pub fn on_rejection<F>(self, f: F) -> Self
+    where
+        F: Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        self.rebuild(None, Some(Box::new(f)))
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// The `WWW-Authenticate` value for `error`, or `None` for errors that
+    /// have no challenge (503).
+    pub fn header_value(&self, error: &AuthError) -> Option<HeaderValue> {
+        if !error.has_challenge() {
+            return None;
+        }
+        let mut value = self.inner.head.clone();
+        if !matches!(error, AuthError::MissingToken) {
+            value.push_str(", error=\"");
+            value.push_str(error.error_code());
+            value.push_str("\", error_description=\"");
+            value.push_str(error.description());
+            value.push('"');
+        }
+        if let AuthError::InsufficientScope { required } = error {
+            value.push_str(", scope=\"");
+            value.push_str(&quote(required));
+            value.push('"');
+        }
+        value.push_str(&self.inner.metadata);
+        HeaderValue::from_str(&value).ok()
+    }
+
+    /// The response for `error`: status, challenge, JSON body,
+    /// `Cache-Control: no-store`, and the error in the extensions; or what
+    /// the [`on_rejection`](Self::on_rejection) function makes of it.
+    pub fn render(&self, error: &AuthError) -> Response<Bytes> {
+        let mut body = String::with_capacity(256);
+        body.push_str("{\"error\":\"");
+        body.push_str(error.error_code());
+        body.push_str("\",\"error_description\":\"");
+        body.push_str(error.description());
+        body.push_str("\",\"solution\":\"");
+        body.push_str(error.solution());
+        body.push('"');
+        if let AuthError::InsufficientScope { required } = error {
+            body.push_str(",\"scope\":\"");
+            json_escape_into(&mut body, required);
+            body.push('"');
+        }
+        body.push('}');
+
+        let mut response = Response::new(Bytes::from(body));
+        *response.status_mut() = error.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.header_value(error) {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        response.extensions_mut().insert(error.clone());
+        match &self.inner.replace {
+            Some(replace) => replace(error, response),
+            None => response,
+        }
+    }
+}
+
+/// Escapes a value for an RFC 9110 quoted-string; drops control characters.
+fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn json_escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_error() -> Vec<AuthError> {
+        vec![
+            AuthError::MissingToken,
+            AuthError::InvalidRequest(InvalidRequestReason::RepeatedCredentials),
+            AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl),
+            AuthError::InvalidToken(InvalidTokenReason::Malformed),
+            AuthError::InvalidToken(InvalidTokenReason::Unknown),
+            AuthError::InvalidToken(InvalidTokenReason::Revoked),
+            AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential),
+            AuthError::ExpiredToken,
+            AuthError::InsufficientScope {
+                required: "billing.write".into(),
+            },
+            AuthError::StoreUnavailable(Arc::new(StoreError::InvalidInput("down".into()))),
+        ]
+    }
+
+    #[test]
+    fn descriptions_use_only_rfc6750_characters() {
+        // error-description = *( %x20-21 / %x23-5B / %x5D-7E )
+        for e in every_error() {
+            for b in e.description().bytes() {
+                assert!(
+                    b == 0x20 || b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b),
+                    "{e:?}: {:?}",
+                    char::from(b)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_are_json_with_error_description_and_solution() {
+        let c = Challenge::default();
+        for e in every_error() {
+            let r = c.render(&e);
+            let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+            assert_eq!(v["error"], e.error_code());
+            assert_eq!(v["error_description"], e.description());
+            assert_eq!(v["solution"], e.solution());
+            assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+            assert_eq!(r.status(), e.status());
+            assert_eq!(r.headers().contains_key(WWW_AUTHENTICATE), e.status() != 503);
+        }
+    }
+
+    #[test]
+    fn challenge_attributes_appear_once_and_realm_is_quoted() {
+        let c = Challenge::new("a \"quoted\" realm\n").resource_metadata("https://x.test/.well-known/oauth-protected-resource");
+        let v = c
+            .header_value(&AuthError::InsufficientScope {
+                required: "billing.write".into(),
+            })
+            .unwrap();
+        let v = v.to_str().unwrap();
+        assert!(v.starts_with(r#"Bearer realm="a \"quoted\" realm""#), "{v}");
+        for attr in ["realm=", "error=", "error_description=", "scope=", "resource_metadata="] {
+            assert_eq!(v.matches(attr).count(), 1, "{attr} in {v}");
+        }
+        assert_eq!(
+            c.header_value(&AuthError::MissingToken).unwrap(),
+            r#"Bearer realm="a \"quoted\" realm", resource_metadata="https://x.test/.well-known/oauth-protected-resource""#
+        );
+    }
+
+    #[test]
+    fn expired_description_says_expired() {
+        let v = Challenge::default().header_value(&AuthError::ExpiredToken).unwrap();
+        assert!(v.to_str().unwrap().contains("expired"));
+    }
+}

@@ -1,0 +1,261 @@
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Requirement, ScopeSet};
+use crate::body::ResponseBody;
+use crate::error::{AuthError, Challenge};
+use crate::principal::Principal;
+
+/// Requires the request's [`Principal`] to hold scopes: per route or per
+/// route group, behind a [`TokenAuthLayer`](crate::TokenAuthLayer).
+///
+/// A request whose token lacks the scopes gets 403 `insufficient_scope` with
+/// the `scope` attribute naming what is required. A request without a
+/// principal (no authentication layer in front, or optional authentication
+/// and no credentials) gets the 401 challenge.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Full;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tower_token_auth::{MemoryStore, TokenAuthLayer};
+/// use tower_token_auth::scope::PayRequestScopes;
+/// use tower_token_auth::store::{IssueRequest, TokenManager};
+/// use tower_token_auth::token::TokenKind;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let reader = store.issue(IssueRequest::new(TokenKind::PersonalAccess, "reports", "u1")).await?;
+///
+/// let auth = TokenAuthLayer::new(store);
+/// let create_invoice = ServiceBuilder::new()
+///     .layer(auth.clone())
+///     .layer(auth.require(PayRequestScopes::BILLING_WRITE))
+///     .service(service_fn(|_req: Request<Full<Bytes>>| async {
+///         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("created"))))
+///     }));
+///
+/// let request = Request::post("/v1/invoices")
+///     .header("authorization", format!("Bearer {}", reader.secret.expose_secret()))
+///     .body(Full::default())?;
+/// let response = create_invoice.oneshot(request).await?;
+/// assert_eq!(response.status(), StatusCode::FORBIDDEN);
+/// assert!(response.headers()["www-authenticate"]
+///     .to_str()?
+///     .contains(r#"error="insufficient_scope""#));
+/// assert!(response.headers()["www-authenticate"].to_str()?.contains(r#"scope="billing.write""#));
+/// # Ok(())
+/// # }
+/// ```
+pub struct RequireScopeLayer<S> {
+    requirement: Requirement<S>,
+    challenge: Challenge,
+}
+
+impl<S> Clone for RequireScopeLayer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            requirement: self.requirement.clone(),
+            challenge: self.challenge.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequireScopeLayer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScopeLayer")
+            .field("requirement", &self.requirement)
+            .field("challenge", &self.challenge)
+            .finish()
+    }
+}
+
+impl<S: ScopeSet> RequireScopeLayer<S> {
+    /// Requires `requirement` (a scope set, meaning all of it, or a
+    /// [`Requirement`]) with the default challenge (realm `api`).
+    pub fn new(requirement: impl Into<Requirement<S>>) -> Self {
+        Self {
+            requirement: requirement.into(),
+            challenge: Challenge::default(),
+        }
+    }
+
+    /// Sets the challenge; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
+    /// does this for you.
+    pub fn challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+}
+
+impl<Svc, S: ScopeSet> Layer<Svc> for RequireScopeLayer<S> {
+    type Service = RequireScope<Svc, S>;
+
+    fn layer(&self, inner: Svc) -> Self::Service {
+        RequireScope {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`RequireScopeLayer`] builds.
+pub struct RequireScope<Svc, S> {
+    inner: Svc,
+    layer: RequireScopeLayer<S>,
+}
+
+impl<Svc, S: ScopeSet> RequireScope<Svc, S> {
+    /// Wraps `inner`, requiring `requirement`.
+    pub fn new(inner: Svc, requirement: impl Into<Requirement<S>>) -> Self {
+        RequireScopeLayer::new(requirement).layer(inner)
+    }
+
+    /// A [`RequireScopeLayer`] requiring `requirement`.
+    pub fn layer(requirement: impl Into<Requirement<S>>) -> RequireScopeLayer<S> {
+        RequireScopeLayer::new(requirement)
+    }
+}
+
+impl<Svc, S> RequireScope<Svc, S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &Svc {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut Svc {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> Svc {
+        self.inner
+    }
+}
+
+impl<Svc: Clone, S> Clone for RequireScope<Svc, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<Svc: fmt::Debug, S: fmt::Debug> fmt::Debug for RequireScope<Svc, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScope")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<Svc, S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<Svc, S>
+where
+    Svc: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: ScopeSet,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = Svc::Error;
+    type Future = ResponseFuture<Svc::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let error = match request.extensions().get::<Principal<S>>() {
+            Some(principal) if self.layer.requirement.is_satisfied_by(principal.scopes()) => {
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Some(principal) => {
+                tracing::info!(
+                    target: "tower_token_auth::scope",
+                    token_id = %principal.token_id(),
+                    required = self.layer.requirement.scope_attribute(),
+                    "scope denied"
+                );
+                AuthError::InsufficientScope {
+                    required: self.layer.requirement.attribute_arc(),
+                }
+            }
+            None => {
+                tracing::info!(
+                    target: "tower_token_auth::scope",
+                    "no principal: request rejected"
+                );
+                AuthError::MissingToken
+            }
+        };
+        ResponseFuture::rejected(self.layer.challenge.render(&error))
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequireScope`].
+    pub struct ResponseFuture<F, ResBody> {
+        #[pin]
+        kind: Kind<F>,
+        _body: PhantomData<fn() -> ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Rejected { response: Option<Response<Bytes>> },
+        Inner { #[pin] future: F },
+    }
+}
+
+impl<F, ResBody> ResponseFuture<F, ResBody> {
+    fn inner(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+            _body: PhantomData,
+        }
+    }
+
+    fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Rejected { response } => {
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+            }
+            KindProj::Inner { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(ResponseBody::inner)),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Token stores: where token records live and how the middleware finds them.
+//!
+//! Two traits keep the hot path apart from management:
+//!
+//! - [`TokenStore`] is the lookup the middleware makes on every request: one
+//!   call, keyed by the SHA-256 [`TokenDigest`] of the presented token. A
+//!   read-only replica can serve it.
+//! - [`TokenManager`] issues, lists and revokes tokens: the management side,
+//!   called by the host application's dashboard and token endpoints.
+//!
+//! [`MemoryStore`] implements both and is the embedded default.
+//!
+//! ```
+//! use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
+//! use tower_token_auth::store::{IssueRequest, MemoryStore, TokenManager, TokenStore};
+//! use tower_token_auth::token::TokenKind;
+//!
+//! # tokio_test_block_on(async {
+//! let store = MemoryStore::<PayRequestScopes>::new();
+//! // No scopes at creation means the default set, `billing.read`.
+//! let issued = store
+//!     .issue(IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-1"))
+//!     .await?;
+//! assert_eq!(issued.record.scopes, PayRequestScopes::BILLING_READ);
+//!
+//! // The middleware's lookup: by digest, never by plaintext.
+//! let found = store.find(&issued.secret.digest()).await?.expect("stored");
+//! assert_eq!(found.id, issued.record.id);
+//!
+//! // Listings show a hint, never the token or its digest.
+//! let listed = store.list("user-1").await?;
+//! assert_eq!(listed[0].hint, issued.secret.hint());
+//! # Ok::<(), tower_token_auth::store::StoreError>(())
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     futures_util::FutureExt::now_or_never(f).expect("the memory store never waits")
+//! # }
+//! ```
+//!
+//! # Writing a store
+//!
+//! A store implements [`TokenStore::find`]; it may return revoked and
+//! expired records (the middleware checks both) or leave them out
+//! (`Ok(None)`): either way the client sees `invalid_token`. `Err` means the
+//! store could not answer, and the middleware fails closed with 503.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//! use tower_token_auth::async_trait;
+//! use tower_token_auth::scope::PayRequestScopes;
+//! use tower_token_auth::store::{StoreError, TokenRecord, TokenStore};
+//! use tower_token_auth::token::TokenDigest;
+//!
+//! /// A fixed set of tokens loaded at start-up.
+//! struct StaticStore(HashMap<[u8; 32], Arc<TokenRecord<PayRequestScopes>>>);
+//!
+//! #[async_trait]
+//! impl TokenStore for StaticStore {
+//!     type Scopes = PayRequestScopes;
+//!
+//!     async fn find(
+//!         &self,
+//!         digest: &TokenDigest,
+//!     ) -> Result<Option<Arc<TokenRecord<PayRequestScopes>>>, StoreError> {
+//!         Ok(self.0.get(digest.as_bytes()).cloned())
+//!     }
+//! }
+//! ```
+
+mod memory;
+mod record;
+
+pub use memory::MemoryStore;
+pub use record::{IssuePolicy, IssueRequest, IssuedToken, TokenId, TokenInfo, TokenRecord};
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::scope::ScopeSet;
+use crate::token::TokenDigest;
+
+/// A boxed error from a store backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store cannot be reached (connection refused, pool timed out).
+    /// The middleware answers 503 `temporarily_unavailable`.
+    #[error("token store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store answered with an error.
+    #[error("token store failed: {0}")]
+    Backend(#[source] BoxError),
+    /// The request was refused: an empty name, a lifetime beyond the kind's
+    /// maximum, or similar. The message is safe to show to the caller.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The operating system's random number generator failed.
+    #[error("could not generate a token: the random number generator failed")]
+    Randomness,
+}
+
+/// The lookup the middleware makes on every request.
+///
+/// `find` returns the record whose digest is `digest`, or `Ok(None)` when
+/// there is none. It may return revoked and expired records, which the
+/// middleware rejects, or leave them out. An `Err` makes the middleware fail
+/// closed with 503; it never becomes a 401 or lets a request through.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// The scope set of the tokens in this store.
+    type Scopes: ScopeSet;
+
+    /// Finds a token by the SHA-256 digest of its plaintext.
+    async fn find(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError>;
+}
+
+#[async_trait]
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    type Scopes = T::Scopes;
+
+    async fn find(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
+        (**self).find(digest).await
+    }
+}
+
+/// The management side of a store: issuing, listing and revoking tokens.
+#[async_trait]
+pub trait TokenManager: TokenStore {
+    /// Creates a token. The plaintext is in the returned
+    /// [`IssuedToken::secret`] and nowhere else: show it once.
+    async fn issue(
+        &self,
+        request: IssueRequest<Self::Scopes>,
+    ) -> Result<IssuedToken<Self::Scopes>, StoreError>;
+
+    /// Every token of `owner`, revoked and expired ones included, oldest
+    /// first. Metadata only: no token, no digest.
+    async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<Self::Scopes>>, StoreError>;
+
+    /// The metadata of one token.
+    async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<Self::Scopes>>, StoreError>;
+
+    /// Revokes a token; the next request that presents it is refused.
+    ///
+    /// Returns `false` when there is no such token or it was already revoked.
+    async fn revoke(&self, id: TokenId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,368 @@
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::StoreError;
+use crate::scope::ScopeSet;
+use crate::token::{Clock, Lifetimes, SystemClock, TokenDigest, TokenFormat, TokenKind, TokenSecret};
+
+/// The longest token name accepted at issuance, in bytes.
+const MAX_NAME_LEN: usize = 200;
+
+/// A token's public identifier, e.g. `tok_1f3a9c0d5e7b2a64`. Not a secret.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(u64);
+
+impl TokenId {
+    /// A new random identifier.
+    pub fn random() -> Result<Self, StoreError> {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|_| StoreError::Randomness)?;
+        Ok(Self(u64::from_le_bytes(bytes)))
+    }
+
+    /// Wraps a raw identifier (e.g. read from a database).
+    pub const fn from_u64(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The raw identifier.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tok_{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The error of parsing a [`TokenId`] that is not `tok_` and 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a token id is `tok_` followed by 16 hexadecimal digits")]
+pub struct ParseTokenIdError;
+
+impl FromStr for TokenId {
+    type Err = ParseTokenIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.strip_prefix("tok_").ok_or(ParseTokenIdError)?;
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ParseTokenIdError);
+        }
+        u64::from_str_radix(hex, 16)
+            .map(Self)
+            .map_err(|_| ParseTokenIdError)
+    }
+}
+
+/// A stored token: everything about it except its plaintext.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRecord<S> {
+    /// Public identifier.
+    pub id: TokenId,
+    /// SHA-256 of the plaintext: the lookup key.
+    pub digest: TokenDigest,
+    /// The name its owner gave it ("MCP Billing Agent").
+    pub name: String,
+    /// Who it belongs to, in the host application's terms (a user id).
+    pub owner: String,
+    /// Its kind.
+    pub kind: TokenKind,
+    /// The scopes it holds, implied ones included.
+    pub scopes: S,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// It is valid while `now < expires_at`.
+    pub expires_at: SystemTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<SystemTime>,
+    /// A display hint: prefix and last four characters.
+    pub hint: String,
+}
+
+impl<S> TokenRecord<S> {
+    /// Whether the token has expired at `now` (valid while `now < expires_at`).
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Whether the token has been revoked.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for TokenRecord<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("kind", &self.kind)
+            .field("scopes", &self.scopes)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("hint", &self.hint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token's metadata as listings show it: no plaintext, no digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenInfo<S> {
+    /// Public identifier.
+    pub id: TokenId,
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its kind.
+    pub kind: TokenKind,
+    /// Its scopes, implied ones included.
+    pub scopes: S,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it expires.
+    pub expires_at: SystemTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<SystemTime>,
+    /// Prefix and last four characters, e.g. `pr_pat_…x9Qz`.
+    pub hint: String,
+}
+
+impl<S: Copy> From<&TokenRecord<S>> for TokenInfo<S> {
+    fn from(r: &TokenRecord<S>) -> Self {
+        Self {
+            id: r.id,
+            name: r.name.clone(),
+            owner: r.owner.clone(),
+            kind: r.kind,
+            scopes: r.scopes,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            hint: r.hint.clone(),
+        }
+    }
+}
+
+/// What to issue: kind, name, owner and optionally scopes and a lifetime.
+#[derive(Debug, Clone)]
+pub struct IssueRequest<S> {
+    /// The kind of token.
+    pub kind: TokenKind,
+    /// A descriptive name (1 to 200 bytes).
+    pub name: String,
+    /// The owner, in the host application's terms.
+    pub owner: String,
+    /// The scopes; `None` or an empty set means [`ScopeSet::DEFAULT`].
+    pub scopes: Option<S>,
+    /// A lifetime shorter than the kind's; `None` means the kind's lifetime.
+    pub lifetime: Option<Duration>,
+}
+
+impl<S> IssueRequest<S> {
+    /// A request for a token of `kind` with the default scopes and lifetime.
+    pub fn new(kind: TokenKind, name: impl Into<String>, owner: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            owner: owner.into(),
+            scopes: None,
+            lifetime: None,
+        }
+    }
+
+    /// Sets the scopes.
+    pub fn scopes(mut self, scopes: S) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Sets a lifetime, at most the kind's.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+}
+
+/// A newly issued token: the plaintext, shown once, and its record.
+#[derive(Debug, Clone)]
+pub struct IssuedToken<S> {
+    /// The plaintext. It is not stored anywhere: hand it to the owner once.
+    pub secret: TokenSecret,
+    /// The stored record.
+    pub record: Arc<TokenRecord<S>>,
+}
+
+/// How a store mints tokens: the format, the lifetimes and the clock.
+///
+/// Every store built into this crate takes one, so tokens look and expire
+/// the same whatever the backend.
+#[derive(Debug, Clone)]
+pub struct IssuePolicy {
+    format: TokenFormat,
+    lifetimes: Lifetimes,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for IssuePolicy {
+    fn default() -> Self {
+        Self {
+            format: TokenFormat::default(),
+            lifetimes: Lifetimes::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl IssuePolicy {
+    /// Sets the token format (service prefix).
+    pub fn format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets the lifetime of each kind (also the maximum a request may ask).
+    pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// Sets the clock that dates new tokens.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The token format.
+    pub fn token_format(&self) -> &TokenFormat {
+        &self.format
+    }
+
+    /// The lifetimes.
+    pub fn token_lifetimes(&self) -> &Lifetimes {
+        &self.lifetimes
+    }
+
+    /// The current time by this policy's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Validates a request and mints its secret and record.
+    pub fn mint<S: ScopeSet>(
+        &self,
+        request: IssueRequest<S>,
+    ) -> Result<(TokenSecret, TokenRecord<S>), StoreError> {
+        let name = request.name.trim();
+        if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+            return Err(StoreError::InvalidInput(format!(
+                "a token name is 1 to {MAX_NAME_LEN} bytes of printable text"
+            )));
+        }
+        if request.owner.is_empty() {
+            return Err(StoreError::InvalidInput("a token needs an owner".into()));
+        }
+        let max = self.lifetimes.of(request.kind);
+        let lifetime = match request.lifetime {
+            Some(l) if l > max => {
+                return Err(StoreError::InvalidInput(format!(
+                    "a {} token lives at most {} days",
+                    request.kind,
+                    max.as_secs() / 86_400
+                )))
+            }
+            Some(l) if l.is_zero() => {
+                return Err(StoreError::InvalidInput("a token lifetime must be positive".into()))
+            }
+            Some(l) => l,
+            None => max,
+        };
+        let scopes = match request.scopes {
+            Some(s) if !s.is_empty() => s,
+            _ => S::DEFAULT,
+        };
+        let secret = self
+            .format
+            .generate(request.kind)
+            .map_err(|_| StoreError::Randomness)?;
+        let now = self.clock.now();
+        let record = TokenRecord {
+            id: TokenId::random()?,
+            digest: secret.digest(),
+            name: name.to_owned(),
+            owner: request.owner,
+            kind: request.kind,
+            scopes,
+            created_at: now,
+            expires_at: now + lifetime,
+            revoked_at: None,
+            hint: secret.hint(),
+        };
+        Ok((secret, record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+
+    #[test]
+    fn token_ids_round_trip_and_reject_garbage() {
+        let id = TokenId::from_u64(0x1f3a_9c0d_5e7b_2a64);
+        assert_eq!(id.to_string(), "tok_1f3a9c0d5e7b2a64");
+        assert_eq!("tok_1f3a9c0d5e7b2a64".parse::<TokenId>(), Ok(id));
+        for bad in ["", "tok_", "tok_123", "1f3a9c0d5e7b2a64", "tok_+f3a9c0d5e7b2a64", "tok_1f3a9c0d5e7b2a645"] {
+            assert_eq!(bad.parse::<TokenId>(), Err(ParseTokenIdError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mint_applies_defaults_and_limits() {
+        let p = IssuePolicy::default();
+        let (secret, rec) = p
+            .mint(IssueRequest::<S>::new(TokenKind::PersonalAccess, " CI ", "u1"))
+            .unwrap();
+        assert_eq!(rec.scopes, S::BILLING_READ);
+        assert_eq!(rec.name, "CI");
+        assert_eq!(rec.digest, secret.digest());
+        assert_eq!(
+            rec.expires_at.duration_since(rec.created_at).unwrap(),
+            Lifetimes::default().personal_access
+        );
+        let too_long = IssueRequest::<S>::new(TokenKind::Access, "x", "u1")
+            .lifetime(Duration::from_secs(16 * 86_400));
+        assert!(matches!(p.mint(too_long), Err(StoreError::InvalidInput(_))));
+        assert!(matches!(
+            p.mint(IssueRequest::<S>::new(TokenKind::Access, "  ", "u1")),
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            p.mint(IssueRequest::<S>::new(TokenKind::Access, "x", "")),
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn record_debug_leaves_out_the_digest() {
+        let (secret, rec) = IssuePolicy::default()
+            .mint(IssueRequest::<S>::new(TokenKind::Access, "n", "o"))
+            .unwrap();
+        let dbg = format!("{rec:?}");
+        assert!(!dbg.contains("digest"));
+        assert!(!dbg.contains(secret.expose_secret()));
+    }
+}

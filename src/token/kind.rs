@@ -1,0 +1,121 @@
+use std::fmt;
+use std::time::Duration;
+
+const DAY: u64 = 24 * 60 * 60;
+
+/// The three kinds of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// A personal access token, created by a user in the dashboard
+    /// (prefix tag `pat`, 180 days by default).
+    PersonalAccess,
+    /// An access token, issued with a refresh token (prefix tag `at`, 15
+    /// days by default).
+    Access,
+    /// A refresh token (prefix tag `rt`, 30 days by default). It is never an
+    /// API credential: it is only exchanged at the token endpoint.
+    Refresh,
+}
+
+impl TokenKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [TokenKind; 3] = [Self::PersonalAccess, Self::Access, Self::Refresh];
+
+    /// The tag in the token prefix: `pat`, `at` or `rt`.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Self::PersonalAccess => "pat",
+            Self::Access => "at",
+            Self::Refresh => "rt",
+        }
+    }
+
+    /// The kind whose [`tag`](Self::tag) this is.
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+
+    /// A stable lower-case name: `personal_access`, `access`, `refresh`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PersonalAccess => "personal_access",
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str) back.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether a token of this kind authenticates API requests.
+    pub const fn authenticates(self) -> bool {
+        !matches!(self, Self::Refresh)
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long each kind of token lives.
+///
+/// The defaults are the PayRequest lifetimes: personal access tokens 180
+/// days (six months), access tokens 15 days, refresh tokens 30 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Lifetime of a personal access token.
+    pub personal_access: Duration,
+    /// Lifetime of an access token.
+    pub access: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh: Duration,
+}
+
+impl Lifetimes {
+    /// The lifetime of `kind`.
+    pub const fn of(&self, kind: TokenKind) -> Duration {
+        match kind {
+            TokenKind::PersonalAccess => self.personal_access,
+            TokenKind::Access => self.access,
+            TokenKind::Refresh => self.refresh,
+        }
+    }
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            personal_access: Duration::from_secs(180 * DAY),
+            access: Duration::from_secs(15 * DAY),
+            refresh: Duration::from_secs(30 * DAY),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_lifetimes_match_the_seed() {
+        let l = Lifetimes::default();
+        assert_eq!(l.of(TokenKind::PersonalAccess).as_secs(), 180 * DAY);
+        assert_eq!(l.of(TokenKind::Access).as_secs(), 15 * DAY);
+        assert_eq!(l.of(TokenKind::Refresh).as_secs(), 30 * DAY);
+    }
+
+    #[test]
+    fn only_refresh_tokens_do_not_authenticate() {
+        assert!(TokenKind::PersonalAccess.authenticates());
+        assert!(TokenKind::Access.authenticates());
+        assert!(!TokenKind::Refresh.authenticates());
+        for k in TokenKind::ALL {
+            assert_eq!(TokenKind::from_tag(k.tag()), Some(k));
+            assert_eq!(TokenKind::from_name(k.as_str()), Some(k));
+        }
+    }
+}

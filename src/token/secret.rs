@@ -1,0 +1,146 @@
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A token's plaintext. Returned once, at creation; never stored.
+///
+/// `Debug` shows only the [hint](Self::hint); there is no `Display`. The
+/// memory is zeroed when the value is dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(Zeroizing<String>);
+
+impl TokenSecret {
+    /// Wraps a plaintext token.
+    pub fn new(token: String) -> Self {
+        Self(Zeroizing::new(token))
+    }
+
+    /// The plaintext. Show it to its owner once; never log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 digest, the only form of the token a store keeps.
+    pub fn digest(&self) -> TokenDigest {
+        TokenDigest::of(&self.0)
+    }
+
+    /// A short display hint: the prefix up to the last `_` and the last four
+    /// characters, e.g. `pr_pat_…x9Qz`.
+    pub fn hint(&self) -> String {
+        hint_of(&self.0)
+    }
+}
+
+/// The hint of a token string: its prefix and last four characters.
+pub(crate) fn hint_of(token: &str) -> String {
+    let prefix_end = token.rfind('_').map_or(0, |i| i + 1);
+    let tail_start = token
+        .char_indices()
+        .rev()
+        .nth(3)
+        .map_or(0, |(i, _)| i)
+        .max(prefix_end);
+    format!("{}…{}", &token[..prefix_end], &token[tail_start..])
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TokenSecret").field(&"[redacted]").finish()
+    }
+}
+
+/// The SHA-256 digest of a token: the key a store looks tokens up by.
+///
+/// Equality is constant-time ([`subtle`]).
+#[derive(Clone, Copy)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of a token string.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Wraps raw digest bytes (e.g. read from a database).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw digest bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl ConstantTimeEq for TokenDigest {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl PartialEq for TokenDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for TokenDigest {}
+
+impl Hash for TokenDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The digest is already uniformly distributed: eight bytes are plenty
+        // for a hash map, and cheaper to feed than thirty-two.
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(head));
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A digest is not the token, but there is no need to print it whole.
+        write!(
+            f,
+            "TokenDigest({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = TokenSecret::new("pr_pat_abcdefghijklmnopqrstuvwxyz0123456789".into());
+        let dbg = format!("{s:?} {s:#?}");
+        assert!(!dbg.contains("abcdefghij"), "{dbg}");
+        assert!(dbg.contains("redacted"));
+    }
+
+    #[test]
+    fn hint_shows_prefix_and_last_four() {
+        let s = TokenSecret::new("pr_pat_abcdefghijklmnopqrstuvwxyz0123456789".into());
+        assert_eq!(s.hint(), "pr_pat_…6789");
+        assert_eq!(hint_of("abc"), "…abc");
+        assert_eq!(hint_of("x_ab"), "x_…ab");
+    }
+
+    #[test]
+    fn digest_is_sha256_and_debug_is_short() {
+        let d = TokenDigest::of("abc");
+        assert_eq!(
+            d.as_bytes()[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256(\"abc\") starts with ba7816bf"
+        );
+        assert_eq!(format!("{d:?}"), "TokenDigest(ba7816bf…)");
+        assert_eq!(d, TokenDigest::from_bytes(*d.as_bytes()));
+        assert_ne!(d, TokenDigest::of("abd"));
+    }
+}

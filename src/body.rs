@@ -93,7 +93,8 @@ mod tests {
 
     #[tokio::test]
     async fn rejection_body_yields_its_bytes_once() {
-        let body = ResponseBody::<http_body_util::Empty<Bytes>>::rejection(Bytes::from_static(b"{}"));
+        let body =
+            ResponseBody::<http_body_util::Empty<Bytes>>::rejection(Bytes::from_static(b"{}"));
         assert_eq!(body.size_hint().exact(), Some(2));
         assert_eq!(body.collect().await.unwrap().to_bytes(), "{}");
         let empty = ResponseBody::<http_body_util::Empty<Bytes>>::rejection(Bytes::new());

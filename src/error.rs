@@ -262,7 +262,10 @@ impl Challenge {
     /// Adds the RFC 9728 `resource_metadata` attribute (the URL of the
     /// protected resource metadata document) to every challenge.
     pub fn resource_metadata(self, url: &str) -> Self {
-        self.rebuild(Some(format!(", resource_metadata=\"{}\"", quote(url))), None)
+        self.rebuild(
+            Some(format!(", resource_metadata=\"{}\"", quote(url))),
+            None,
+        )
     }
 
     /// Replaces the rejection response: `f` receives the error and the
@@ -387,7 +390,10 @@ mod tests {
         for e in every_error() {
             for b in e.description().bytes() {
                 assert!(
-                    b == 0x20 || b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b),
+                    b == 0x20
+                        || b == 0x21
+                        || (0x23..=0x5B).contains(&b)
+                        || (0x5D..=0x7E).contains(&b),
                     "{e:?}: {:?}",
                     char::from(b)
                 );
@@ -406,13 +412,17 @@ mod tests {
             assert_eq!(v["solution"], e.solution());
             assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
             assert_eq!(r.status(), e.status());
-            assert_eq!(r.headers().contains_key(WWW_AUTHENTICATE), e.status() != 503);
+            assert_eq!(
+                r.headers().contains_key(WWW_AUTHENTICATE),
+                e.status() != 503
+            );
         }
     }
 
     #[test]
     fn challenge_attributes_appear_once_and_realm_is_quoted() {
-        let c = Challenge::new("a \"quoted\" realm\n").resource_metadata("https://x.test/.well-known/oauth-protected-resource");
+        let c = Challenge::new("a \"quoted\" realm\n")
+            .resource_metadata("https://x.test/.well-known/oauth-protected-resource");
         let v = c
             .header_value(&AuthError::InsufficientScope {
                 required: "billing.write".into(),
@@ -420,7 +430,13 @@ mod tests {
             .unwrap();
         let v = v.to_str().unwrap();
         assert!(v.starts_with(r#"Bearer realm="a \"quoted\" realm""#), "{v}");
-        for attr in ["realm=", "error=", "error_description=", "scope=", "resource_metadata="] {
+        for attr in [
+            "realm=",
+            "error=",
+            "error_description=",
+            "scope=",
+            "resource_metadata=",
+        ] {
             assert_eq!(v.matches(attr).count(), 1, "{attr} in {v}");
         }
         assert_eq!(
@@ -431,7 +447,9 @@ mod tests {
 
     #[test]
     fn expired_description_says_expired() {
-        let v = Challenge::default().header_value(&AuthError::ExpiredToken).unwrap();
+        let v = Challenge::default()
+            .header_value(&AuthError::ExpiredToken)
+            .unwrap();
         assert!(v.to_str().unwrap().contains("expired"));
     }
 }

@@ -68,7 +68,10 @@ impl IntoResponse for MissingPrincipal {
 impl<S: ScopeSet, State: Send + Sync> FromRequestParts<State> for Principal<S> {
     type Rejection = MissingPrincipal;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &State) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &State,
+    ) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<Principal<S>>()

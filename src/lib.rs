@@ -73,6 +73,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -83,6 +84,7 @@ mod principal;
 pub mod scope;
 pub mod store;
 pub mod token;
+pub mod usage;
 
 pub use async_trait::async_trait;
 pub use bitflags;

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use tower_service::Service;
 
 use super::layer::AuthConfig;
+use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::principal::Principal;
@@ -97,7 +98,8 @@ where
     }
 }
 
-/// Judges a looked-up record: the principal to let through, or the error.
+/// Judges a looked-up record: the principal to let through, or the error
+/// (already audited).
 fn judge<S: ScopeSet>(
     found: Result<Option<Arc<TokenRecord<S>>>, StoreError>,
     digest: &TokenDigest,
@@ -107,7 +109,10 @@ fn judge<S: ScopeSet>(
         Ok(Some(record)) => record,
         Ok(None) => {
             let error = AuthError::InvalidToken(InvalidTokenReason::Unknown);
-            tracing::info!(target: "tower_token_auth::auth", reason = %error, "request rejected");
+            config.audit.emit(AuditEvent::AuthenticationRejected {
+                id: None,
+                error: error.clone(),
+            });
             return Err(error);
         }
         Err(error) => {
@@ -116,29 +121,35 @@ fn judge<S: ScopeSet>(
                 %error,
                 "token store failed; answering 503"
             );
-            return Err(AuthError::StoreUnavailable(Arc::new(error)));
+            let error = AuthError::StoreUnavailable(Arc::new(error));
+            config.audit.emit(AuditEvent::AuthenticationRejected {
+                id: None,
+                error: error.clone(),
+            });
+            return Err(error);
         }
     };
-    let reason = if !bool::from(record.digest.ct_eq(digest)) {
+    let now = config.clock.now();
+    let rejection = if !bool::from(record.digest.ct_eq(digest)) {
         // A store that answers with another token's record is broken; the
         // request must not borrow that token's identity.
         Some(AuthError::InvalidToken(InvalidTokenReason::Unknown))
     } else if !record.kind.authenticates() {
-        Some(AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential))
+        Some(AuthError::InvalidToken(
+            InvalidTokenReason::NotAnAccessCredential,
+        ))
     } else if record.is_revoked() {
         Some(AuthError::InvalidToken(InvalidTokenReason::Revoked))
-    } else if record.is_expired_at(config.clock.now()) {
+    } else if record.is_expired_at(now) {
         Some(AuthError::ExpiredToken)
     } else {
         None
     };
-    if let Some(error) = reason {
-        tracing::info!(
-            target: "tower_token_auth::auth",
-            token_id = %record.id,
-            reason = %error,
-            "request rejected"
-        );
+    if let Some(error) = rejection {
+        config.audit.emit(AuditEvent::AuthenticationRejected {
+            id: Some(record.id),
+            error: error.clone(),
+        });
         return Err(error);
     }
     tracing::debug!(
@@ -147,6 +158,9 @@ fn judge<S: ScopeSet>(
         kind = %record.kind,
         "request authenticated"
     );
+    if let Some(usage) = &config.usage {
+        usage.touch(record.id, now);
+    }
     Ok(Principal::new(record))
 }
 
@@ -177,7 +191,8 @@ where
                     let found = ready!(lookup.as_mut().poll(cx));
                     match judge(found, digest, config) {
                         Ok(principal) => {
-                            let (Some(mut request), Some(mut inner)) = (request.take(), inner.take())
+                            let (Some(mut request), Some(mut inner)) =
+                                (request.take(), inner.take())
                             else {
                                 panic!("ResponseFuture polled after completion");
                             };

@@ -98,7 +98,9 @@ pub(crate) fn bearer_token<'a>(
         Some(_) if in_url => Err(AuthError::InvalidRequest(
             InvalidRequestReason::RepeatedCredentials,
         )),
-        Some(Authorization::Malformed) => Err(AuthError::InvalidToken(InvalidTokenReason::Malformed)),
+        Some(Authorization::Malformed) => {
+            Err(AuthError::InvalidToken(InvalidTokenReason::Malformed))
+        }
         Some(Authorization::Bearer(token)) => Ok(Some(token)),
     }
 }
@@ -110,25 +112,64 @@ mod tests {
 
     #[test]
     fn scheme_is_case_insensitive_and_needs_spaces() {
-        for v in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR abc", "Bearer    abc"] {
-            assert_eq!(parse_authorization(v.as_bytes()), Authorization::Bearer("abc"), "{v}");
+        for v in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "bEaReR abc",
+            "Bearer    abc",
+        ] {
+            assert_eq!(
+                parse_authorization(v.as_bytes()),
+                Authorization::Bearer("abc"),
+                "{v}"
+            );
         }
-        for v in ["Bearer\tabc", "Bearer", "Bearer ", "Bearer  ", "Bearer abc ", "Bearer  abc\t"] {
-            assert_eq!(parse_authorization(v.as_bytes()), Authorization::Malformed, "{v:?}");
+        for v in [
+            "Bearer\tabc",
+            "Bearer",
+            "Bearer ",
+            "Bearer  ",
+            "Bearer abc ",
+            "Bearer  abc\t",
+        ] {
+            assert_eq!(
+                parse_authorization(v.as_bytes()),
+                Authorization::Malformed,
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn other_schemes_and_empty_values_are_not_bearer() {
-        for v in ["", " Bearer abc", "Basic dXNlcjpwYXNz", "Bearerabc", "Token abc", "Bear abc", "Digest x=y"] {
-            assert_eq!(parse_authorization(v.as_bytes()), Authorization::OtherScheme, "{v:?}");
+        for v in [
+            "",
+            " Bearer abc",
+            "Basic dXNlcjpwYXNz",
+            "Bearerabc",
+            "Token abc",
+            "Bear abc",
+            "Digest x=y",
+        ] {
+            assert_eq!(
+                parse_authorization(v.as_bytes()),
+                Authorization::OtherScheme,
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn b64token_grammar() {
-        assert_eq!(parse_authorization(b"Bearer a-._~+/Z9"), Authorization::Bearer("a-._~+/Z9"));
-        assert_eq!(parse_authorization(b"Bearer abc=="), Authorization::Bearer("abc=="));
+        assert_eq!(
+            parse_authorization(b"Bearer a-._~+/Z9"),
+            Authorization::Bearer("a-._~+/Z9")
+        );
+        assert_eq!(
+            parse_authorization(b"Bearer abc=="),
+            Authorization::Bearer("abc==")
+        );
         for v in [
             &b"Bearer ==="[..],
             b"Bearer ab=c",

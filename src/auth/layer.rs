@@ -4,10 +4,12 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::TokenAuth;
+use crate::audit::Audit;
 use crate::error::Challenge;
 use crate::scope::{RequireScopeLayer, Requirement};
 use crate::store::TokenStore;
 use crate::token::{Clock, SystemClock, TokenFormat};
+use crate::usage::UsageTracker;
 
 /// Authenticates requests by bearer token against a [`TokenStore`].
 ///
@@ -24,6 +26,8 @@ pub(crate) struct AuthConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) optional: bool,
     pub(crate) challenge: Challenge,
+    pub(crate) audit: Audit,
+    pub(crate) usage: Option<UsageTracker>,
 }
 
 impl<St: Clone> Clone for TokenAuthLayer<St> {
@@ -55,6 +59,8 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 clock: Arc::new(SystemClock),
                 optional: false,
                 challenge: Challenge::default(),
+                audit: Audit::default(),
+                usage: None,
             }),
         }
     }
@@ -86,9 +92,29 @@ impl<St: TokenStore> TokenAuthLayer<St> {
         self
     }
 
-    /// A [`RequireScopeLayer`] whose rejections use this layer's challenge.
-    pub fn require(&self, requirement: impl Into<Requirement<St::Scopes>>) -> RequireScopeLayer<St::Scopes> {
-        RequireScopeLayer::new(requirement).challenge(self.config.challenge.clone())
+    /// Sends rejections to `audit` (and so to its observer), besides
+    /// `tracing`.
+    pub fn audit(mut self, audit: Audit) -> Self {
+        Arc::make_mut(&mut self.config).audit = audit;
+        self
+    }
+
+    /// Records when tokens are used, coalesced by `tracker` (see
+    /// [`crate::usage`]).
+    pub fn track_usage(mut self, tracker: UsageTracker) -> Self {
+        Arc::make_mut(&mut self.config).usage = Some(tracker);
+        self
+    }
+
+    /// A [`RequireScopeLayer`] whose rejections use this layer's challenge
+    /// and audit sink.
+    pub fn require(
+        &self,
+        requirement: impl Into<Requirement<St::Scopes>>,
+    ) -> RequireScopeLayer<St::Scopes> {
+        RequireScopeLayer::new(requirement)
+            .challenge(self.config.challenge.clone())
+            .audit(self.config.audit.clone())
     }
 
     /// The store.

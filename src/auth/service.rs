@@ -9,6 +9,7 @@ use super::future::{LookupFuture, ResponseFuture};
 use super::header::bearer_token;
 use super::layer::AuthConfig;
 use super::TokenAuthLayer;
+use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::store::TokenStore;
@@ -128,12 +129,10 @@ impl<Svc, St> TokenAuth<Svc, St> {
     where
         Svc: Service<Request<ReqBody>>,
     {
-        tracing::info!(
-            target: "tower_token_auth::auth",
-            reason = %error,
-            status = error.status().as_u16(),
-            "request rejected"
-        );
-        ResponseFuture::rejected(self.config.challenge.render(&error))
+        let response = self.config.challenge.render(&error);
+        self.config
+            .audit
+            .emit(AuditEvent::AuthenticationRejected { id: None, error });
+        ResponseFuture::rejected(response)
     }
 }

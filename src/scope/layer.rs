@@ -11,6 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Requirement, ScopeSet};
+use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, Challenge};
 use crate::principal::Principal;
@@ -61,6 +62,7 @@ use crate::principal::Principal;
 pub struct RequireScopeLayer<S> {
     requirement: Requirement<S>,
     challenge: Challenge,
+    audit: Audit,
 }
 
 impl<S> Clone for RequireScopeLayer<S> {
@@ -68,6 +70,7 @@ impl<S> Clone for RequireScopeLayer<S> {
         Self {
             requirement: self.requirement.clone(),
             challenge: self.challenge.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -88,7 +91,15 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
         Self {
             requirement: requirement.into(),
             challenge: Challenge::default(),
+            audit: Audit::default(),
         }
+    }
+
+    /// Sends scope denials to `audit`; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
+    /// does this for you.
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Sets the challenge; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
@@ -182,22 +193,22 @@ where
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Some(principal) => {
-                tracing::info!(
-                    target: "tower_token_auth::scope",
-                    token_id = %principal.token_id(),
-                    required = self.layer.requirement.scope_attribute(),
-                    "scope denied"
-                );
+                self.layer.audit.emit(AuditEvent::ScopeDenied {
+                    id: principal.token_id(),
+                    owner: principal.owner().to_owned(),
+                    required: self.layer.requirement.attribute_arc(),
+                });
                 AuthError::InsufficientScope {
                     required: self.layer.requirement.attribute_arc(),
                 }
             }
             None => {
-                tracing::info!(
-                    target: "tower_token_auth::scope",
-                    "no principal: request rejected"
-                );
-                AuthError::MissingToken
+                let error = AuthError::MissingToken;
+                self.layer.audit.emit(AuditEvent::AuthenticationRejected {
+                    id: None,
+                    error: error.clone(),
+                });
+                error
             }
         };
         ResponseFuture::rejected(self.layer.challenge.render(&error))

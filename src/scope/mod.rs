@@ -253,7 +253,10 @@ mod tests {
             PayRequestScopes::parse_scope_or_default(Some("  ")).unwrap(),
             PayRequestScopes::BILLING_READ
         );
-        assert_eq!(PayRequestScopes::parse_scope("").unwrap(), PayRequestScopes::empty());
+        assert_eq!(
+            PayRequestScopes::parse_scope("").unwrap(),
+            PayRequestScopes::empty()
+        );
     }
 
     #[test]
@@ -279,14 +282,20 @@ mod tests {
         assert_eq!(agent.scope_string(), "billing.agent products.read");
         assert_eq!(
             agent.scope_names().collect::<Vec<_>>(),
-            ["billing.read", "billing.write", "billing.agent", "products.read"]
+            [
+                "billing.read",
+                "billing.write",
+                "billing.agent",
+                "products.read"
+            ]
         );
     }
 
     fn any_scope_set() -> impl Strategy<Value = PayRequestScopes> {
         proptest::collection::vec(0..PayRequestScopes::SCOPES.len(), 0..8).prop_map(|idx| {
-            idx.into_iter()
-                .fold(PayRequestScopes::empty(), |acc, i| acc | PayRequestScopes::SCOPES[i].1)
+            idx.into_iter().fold(PayRequestScopes::empty(), |acc, i| {
+                acc | PayRequestScopes::SCOPES[i].1
+            })
         })
     }
 

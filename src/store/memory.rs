@@ -1,15 +1,17 @@
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::{
-    IssuePolicy, IssueRequest, IssuedToken, StoreError, TokenId, TokenInfo, TokenManager,
-    TokenRecord, TokenStore,
+    Family, FamilyId, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, IssuedToken,
+    StoreError, TokenId, TokenInfo, TokenManager, TokenPair, TokenRecord, TokenStore,
 };
+use crate::audit::AuditEvent;
 use crate::scope::{PayRequestScopes, ScopeSet};
-use crate::token::TokenDigest;
+use crate::token::{TokenDigest, TokenKind, TokenSecret};
 
 /// The embedded in-memory store: for tests, demos and single-node services.
 ///
@@ -25,6 +27,7 @@ pub struct MemoryStore<S = PayRequestScopes> {
 struct Inner<S> {
     by_digest: DashMap<TokenDigest, Arc<TokenRecord<S>>>,
     by_id: DashMap<TokenId, TokenDigest>,
+    by_family: DashMap<FamilyId, Vec<TokenId>>,
     policy: IssuePolicy,
 }
 
@@ -69,6 +72,7 @@ impl<S: ScopeSet> MemoryStore<S> {
             inner: Arc::new(Inner {
                 by_digest: DashMap::new(),
                 by_id: DashMap::new(),
+                by_family: DashMap::new(),
                 policy,
             }),
         }
@@ -92,8 +96,57 @@ impl<S: ScopeSet> MemoryStore<S> {
     /// Stores an existing record, e.g. one imported from another system.
     /// A record with the same digest or id is replaced.
     pub fn insert(&self, record: TokenRecord<S>) {
+        self.store(Arc::new(record));
+    }
+
+    fn store(&self, record: Arc<TokenRecord<S>>) {
         self.inner.by_id.insert(record.id, record.digest);
-        self.inner.by_digest.insert(record.digest, Arc::new(record));
+        if let Some(family) = record.family {
+            self.inner
+                .by_family
+                .entry(family.id)
+                .or_default()
+                .push(record.id);
+        }
+        self.inner.by_digest.insert(record.digest, record);
+    }
+
+    fn store_issued(&self, (secret, record): (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
+        let record = Arc::new(record);
+        self.store(Arc::clone(&record));
+        self.inner
+            .policy
+            .audit_sink()
+            .emit(AuditEvent::TokenCreated {
+                id: record.id,
+                owner: record.owner.clone(),
+                kind: record.kind,
+            });
+        IssuedToken { secret, record }
+    }
+
+    /// Marks `id` revoked at `now`; `None` when unknown or already revoked.
+    fn revoke_now(&self, id: TokenId, now: SystemTime) -> Option<Arc<TokenRecord<S>>> {
+        self.update(id, |r| {
+            (!r.is_revoked()).then(|| TokenRecord {
+                revoked_at: Some(now),
+                ..r.clone()
+            })
+        })
+    }
+
+    /// Revokes every token of `family`; returns how many were revoked now.
+    fn revoke_family_now(&self, family: FamilyId) -> usize {
+        let now = self.inner.policy.now();
+        let ids = self
+            .inner
+            .by_family
+            .get(&family)
+            .map(|ids| ids.clone())
+            .unwrap_or_default();
+        ids.into_iter()
+            .filter(|id| self.revoke_now(*id, now).is_some())
+            .count()
     }
 
     /// Replaces the record of `id` with `update(record)`, if there is one.
@@ -122,13 +175,28 @@ impl<S: ScopeSet> TokenStore for MemoryStore<S> {
 #[async_trait]
 impl<S: ScopeSet> TokenManager for MemoryStore<S> {
     async fn issue(&self, request: IssueRequest<S>) -> Result<IssuedToken<S>, StoreError> {
-        let (secret, record) = self.inner.policy.mint(request)?;
-        let record = Arc::new(record);
-        self.inner.by_id.insert(record.id, record.digest);
-        self.inner
-            .by_digest
-            .insert(record.digest, Arc::clone(&record));
-        Ok(IssuedToken { secret, record })
+        Ok(self.store_issued(self.inner.policy.mint(request)?))
+    }
+
+    async fn issue_pair(
+        &self,
+        name: &str,
+        owner: &str,
+        scopes: Option<S>,
+    ) -> Result<TokenPair<S>, StoreError> {
+        let scopes = scopes.filter(|s| !s.is_empty()).unwrap_or(S::DEFAULT);
+        let family = Family {
+            id: FamilyId::random()?,
+            started_at: self.inner.policy.now(),
+        };
+        let [access, refresh] = self
+            .inner
+            .policy
+            .mint_pair(name, owner, scopes, scopes, family)?;
+        Ok(TokenPair {
+            access: self.store_issued(access),
+            refresh: self.store_issued(refresh),
+        })
     }
 
     async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<S>>, StoreError> {
@@ -155,14 +223,156 @@ impl<S: ScopeSet> TokenManager for MemoryStore<S> {
     }
 
     async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {
-        let now = self.inner.policy.now();
-        let revoked = self.update(id, |r| {
-            (!r.is_revoked()).then(|| TokenRecord {
-                revoked_at: Some(now),
-                ..r.clone()
-            })
-        });
+        let revoked = self.revoke_now(id, self.inner.policy.now());
+        if let Some(r) = &revoked {
+            self.inner
+                .policy
+                .audit_sink()
+                .emit(AuditEvent::TokenRevoked {
+                    id: r.id,
+                    owner: r.owner.clone(),
+                });
+        }
         Ok(revoked.is_some())
+    }
+
+    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
+        let owner = self.family_owner(family);
+        let tokens = self.revoke_family_now(family);
+        if let Some(owner) = owner {
+            self.inner
+                .policy
+                .audit_sink()
+                .emit(AuditEvent::FamilyRevoked {
+                    family,
+                    owner,
+                    tokens,
+                });
+        }
+        Ok(tokens)
+    }
+
+    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        let Some(record) = self.inner.by_digest.get(digest).map(|r| Arc::clone(&r)) else {
+            return Ok(false);
+        };
+        match (record.kind, record.family) {
+            (TokenKind::Refresh, Some(family)) => Ok(self.revoke_family(family.id).await? > 0),
+            _ => self.revoke(record.id).await,
+        }
+    }
+
+    async fn regenerate(&self, id: TokenId) -> Result<Option<IssuedToken<S>>, StoreError> {
+        let Some(old) = self.record(id) else {
+            return Ok(None);
+        };
+        if old.kind != TokenKind::PersonalAccess {
+            return Err(StoreError::InvalidInput(
+                "only personal access tokens are regenerated; refresh the others".into(),
+            ));
+        }
+        // Revoke first: of two concurrent regenerations only one wins.
+        if self.revoke_now(id, self.inner.policy.now()).is_none() {
+            return Err(StoreError::InvalidInput(
+                "a revoked token cannot be regenerated".into(),
+            ));
+        }
+        let request =
+            IssueRequest::new(old.kind, old.name.clone(), old.owner.clone()).scopes(old.scopes);
+        let issued = self.store_issued(self.inner.policy.mint(request)?);
+        self.inner
+            .policy
+            .audit_sink()
+            .emit(AuditEvent::TokenRegenerated {
+                old: id,
+                new: issued.record.id,
+                owner: old.owner.clone(),
+            });
+        Ok(Some(issued))
+    }
+
+    async fn refresh(
+        &self,
+        presented: &TokenDigest,
+        scopes: Option<S>,
+    ) -> Result<TokenPair<S>, GrantError> {
+        let policy = &self.inner.policy;
+        let now = policy.now();
+        // Check and spend under the entry's lock: of two concurrent
+        // exchanges, the second sees the token spent.
+        let checked = {
+            let Some(mut entry) = self.inner.by_digest.get_mut(presented) else {
+                return Err(GrantError::InvalidGrant(InvalidGrantReason::Unknown));
+            };
+            let old = Arc::clone(&entry);
+            match policy.check_refresh(&old, now, scopes) {
+                Ok(access_scopes) => {
+                    *entry = Arc::new(TokenRecord {
+                        spent_at: Some(now),
+                        ..(*old).clone()
+                    });
+                    Ok((old, access_scopes))
+                }
+                Err(error) => Err((old, error)),
+            }
+        };
+        let (old, access_scopes) = match checked {
+            Ok(ok) => ok,
+            Err((old, GrantError::InvalidGrant(InvalidGrantReason::Reused))) => {
+                if let Some(family) = old.family {
+                    let tokens = self.revoke_family_now(family.id);
+                    policy.audit_sink().emit(AuditEvent::FamilyRevokedOnReuse {
+                        family: family.id,
+                        presented: old.id,
+                        owner: old.owner.clone(),
+                        tokens,
+                    });
+                }
+                return Err(GrantError::InvalidGrant(InvalidGrantReason::Reused));
+            }
+            Err((_, error)) => return Err(error),
+        };
+        let family = old.family.unwrap_or(Family {
+            id: FamilyId::random()?,
+            started_at: old.created_at,
+        });
+        let [access, refresh] =
+            policy.mint_pair(&old.name, &old.owner, access_scopes, old.scopes, family)?;
+        let pair = TokenPair {
+            access: self.store_issued(access),
+            refresh: self.store_issued(refresh),
+        };
+        policy.audit_sink().emit(AuditEvent::RefreshRotated {
+            old: old.id,
+            access: pair.access.record.id,
+            refresh: pair.refresh.record.id,
+            owner: old.owner.clone(),
+        });
+        Ok(pair)
+    }
+
+    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
+        for (id, at) in uses {
+            self.update(*id, |r| {
+                (r.last_used_at < Some(*at)).then(|| TokenRecord {
+                    last_used_at: Some(*at),
+                    ..r.clone()
+                })
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<S: ScopeSet> MemoryStore<S> {
+    fn record(&self, id: TokenId) -> Option<Arc<TokenRecord<S>>> {
+        let digest = *self.inner.by_id.get(&id)?;
+        self.inner.by_digest.get(&digest).map(|r| Arc::clone(&r))
+    }
+
+    fn family_owner(&self, family: FamilyId) -> Option<String> {
+        let first = *self.inner.by_family.get(&family)?.first()?;
+        self.record(first).map(|r| r.owner.clone())
     }
 }
 
@@ -186,7 +396,10 @@ mod tests {
         .unwrap();
         run(store.issue(IssueRequest::new(TokenKind::Access, "b", "u2"))).unwrap();
         let digest = issued.secret.digest();
-        assert_eq!(run(store.find(&digest)).unwrap().unwrap().id, issued.record.id);
+        assert_eq!(
+            run(store.find(&digest)).unwrap().unwrap().id,
+            issued.record.id
+        );
         assert!(run(store.find(&TokenDigest::of("nope"))).unwrap().is_none());
 
         let listed = run(store.list("u1")).unwrap();
@@ -194,10 +407,17 @@ mod tests {
         assert_eq!(listed[0].scopes, S::BILLING_AGENT);
 
         assert!(run(store.revoke(issued.record.id)).unwrap());
-        assert!(!run(store.revoke(issued.record.id)).unwrap(), "second revoke is a no-op");
+        assert!(
+            !run(store.revoke(issued.record.id)).unwrap(),
+            "second revoke is a no-op"
+        );
         assert!(!run(store.revoke(TokenId::from_u64(7))).unwrap());
         assert!(run(store.find(&digest)).unwrap().unwrap().is_revoked());
-        assert!(run(store.get(issued.record.id)).unwrap().unwrap().revoked_at.is_some());
+        assert!(run(store.get(issued.record.id))
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some());
     }
 
     #[test]
@@ -206,5 +426,194 @@ mod tests {
         let b = a.clone();
         run(a.issue(IssueRequest::new(TokenKind::Access, "x", "u"))).unwrap();
         assert_eq!(b.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audit::{Audit, AuditObserver};
+    use crate::scope::PayRequestScopes as S;
+    use crate::token::{Clock, ManualClock};
+    use futures_util::FutureExt;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        f.now_or_never().expect("the memory store never waits")
+    }
+
+    #[derive(Default)]
+    struct Events(Mutex<Vec<&'static str>>);
+
+    impl AuditObserver for Events {
+        fn observe(&self, event: &AuditEvent) {
+            self.0.lock().unwrap().push(event.name());
+        }
+    }
+
+    fn store() -> (MemoryStore<S>, Arc<ManualClock>, Arc<Events>) {
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30),
+        ));
+        let events = Arc::new(Events::default());
+        let policy = IssuePolicy::default()
+            .clock(clock.clone())
+            .audit(Audit::new().observer(events.clone()));
+        (MemoryStore::with_policy(policy), clock, events)
+    }
+
+    #[test]
+    fn refresh_rotates_and_spends_the_old_token() {
+        let (store, _, events) = store();
+        let pair = run(store.issue_pair("agent", "u1", Some(S::BILLING_AGENT))).unwrap();
+        let family = pair.refresh.record.family.unwrap();
+        let next = run(store.refresh(&pair.refresh.secret.digest(), None)).unwrap();
+        assert_eq!(next.access.record.family, Some(family));
+        assert_eq!(next.refresh.record.family, Some(family));
+        assert_eq!(next.access.record.scopes, S::BILLING_AGENT);
+        let old = run(store.find(&pair.refresh.secret.digest()))
+            .unwrap()
+            .unwrap();
+        assert!(old.spent_at.is_some());
+        assert!(!old.is_revoked());
+        assert!(events.0.lock().unwrap().contains(&"refresh_rotated"));
+    }
+
+    #[test]
+    fn reusing_a_spent_refresh_token_revokes_the_family() {
+        let (store, _, events) = store();
+        let pair = run(store.issue_pair("agent", "u1", None)).unwrap();
+        let next = run(store.refresh(&pair.refresh.secret.digest(), None)).unwrap();
+        let reuse = run(store.refresh(&pair.refresh.secret.digest(), None));
+        assert!(matches!(
+            reuse,
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Reused))
+        ));
+        for token in [&pair.access, &next.access, &next.refresh] {
+            let r = run(store.find(&token.secret.digest())).unwrap().unwrap();
+            assert!(r.is_revoked(), "{:?} should be revoked", r.kind);
+        }
+        assert!(events
+            .0
+            .lock()
+            .unwrap()
+            .contains(&"family_revoked_on_reuse"));
+        assert!(matches!(
+            run(store.refresh(&next.refresh.secret.digest(), None)),
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Revoked))
+        ));
+    }
+
+    #[test]
+    fn refresh_scope_may_narrow_but_not_widen() {
+        let (store, _, _) = store();
+        let pair = run(store.issue_pair("agent", "u1", Some(S::BILLING_AGENT))).unwrap();
+        assert!(matches!(
+            run(store.refresh(&pair.refresh.secret.digest(), Some(S::CUSTOMERS_READ))),
+            Err(GrantError::InvalidScope)
+        ));
+        let narrowed =
+            run(store.refresh(&pair.refresh.secret.digest(), Some(S::BILLING_READ))).unwrap();
+        assert_eq!(narrowed.access.record.scopes, S::BILLING_READ);
+        // The new refresh token keeps the old one's scope (RFC 6749 §6).
+        assert_eq!(narrowed.refresh.record.scopes, S::BILLING_AGENT);
+    }
+
+    #[test]
+    fn expired_refresh_tokens_and_old_families_are_refused() {
+        let (store, clock, _) = store();
+        let pair = run(store.issue_pair("agent", "u1", None)).unwrap();
+        clock.advance(Duration::from_secs(30 * 86_400));
+        assert!(matches!(
+            run(store.refresh(&pair.refresh.secret.digest(), None)),
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Expired))
+        ));
+
+        let policy = store
+            .policy()
+            .clone()
+            .family_max_age(Duration::from_secs(3600));
+        let capped = MemoryStore::<S>::with_policy(policy);
+        let pair = run(capped.issue_pair("agent", "u1", None)).unwrap();
+        assert_eq!(
+            pair.refresh.record.expires_at,
+            clock.now() + Duration::from_secs(3600),
+            "a refresh token never outlives its family"
+        );
+        clock.advance(Duration::from_secs(1800));
+        let next = run(capped.refresh(&pair.refresh.secret.digest(), None)).unwrap();
+        clock.advance(Duration::from_secs(1800));
+        assert!(run(capped.refresh(&next.refresh.secret.digest(), None)).is_err());
+    }
+
+    #[test]
+    fn concurrent_exchanges_have_exactly_one_winner() {
+        let (store, _, _) = store();
+        let pair = run(store.issue_pair("agent", "u1", None)).unwrap();
+        let digest = pair.refresh.secret.digest();
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| run(store.refresh(&digest, None)).is_ok()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn revoking_a_refresh_token_revokes_its_family() {
+        let (store, _, _) = store();
+        let pair = run(store.issue_pair("agent", "u1", None)).unwrap();
+        assert!(run(store.revoke_by_digest(&pair.refresh.secret.digest())).unwrap());
+        assert!(run(store.find(&pair.access.secret.digest()))
+            .unwrap()
+            .unwrap()
+            .is_revoked());
+        // Idempotent, and unknown tokens are fine.
+        assert!(!run(store.revoke_by_digest(&pair.refresh.secret.digest())).unwrap());
+        assert!(!run(store.revoke_by_digest(&TokenDigest::of("unknown"))).unwrap());
+    }
+
+    #[test]
+    fn regenerate_replaces_the_secret_and_revokes_the_old_one() {
+        let (store, _, events) = store();
+        let old = run(store.issue(
+            IssueRequest::new(TokenKind::PersonalAccess, "CI", "u1").scopes(S::PRODUCTS_WRITE),
+        ))
+        .unwrap();
+        let new = run(store.regenerate(old.record.id)).unwrap().unwrap();
+        assert_ne!(new.secret, old.secret);
+        assert_eq!(new.record.name, "CI");
+        assert_eq!(new.record.scopes, S::PRODUCTS_WRITE);
+        assert!(run(store.find(&old.secret.digest()))
+            .unwrap()
+            .unwrap()
+            .is_revoked());
+        assert!(run(store.regenerate(old.record.id)).is_err());
+        assert!(run(store.regenerate(TokenId::from_u64(1)))
+            .unwrap()
+            .is_none());
+        assert!(events.0.lock().unwrap().contains(&"token_regenerated"));
+    }
+
+    #[test]
+    fn record_use_keeps_the_latest_time() {
+        let (store, clock, _) = store();
+        let t = run(store.issue(IssueRequest::new(TokenKind::Access, "x", "u1"))).unwrap();
+        let now = clock.now();
+        run(store.record_use(&[
+            (t.record.id, now),
+            (t.record.id, now - Duration::from_secs(5)),
+        ]))
+        .unwrap();
+        assert_eq!(
+            run(store.get(t.record.id)).unwrap().unwrap().last_used_at,
+            Some(now)
+        );
     }
 }

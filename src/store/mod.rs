@@ -68,13 +68,19 @@
 //! }
 //! ```
 
+mod grant;
 mod memory;
 mod record;
 
+pub use grant::{GrantError, InvalidGrantReason};
 pub use memory::MemoryStore;
-pub use record::{IssuePolicy, IssueRequest, IssuedToken, TokenId, TokenInfo, TokenRecord};
+pub use record::{
+    Family, FamilyId, IssuePolicy, IssueRequest, IssuedToken, ParseTokenIdError, TokenId,
+    TokenInfo, TokenPair, TokenRecord,
+};
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
@@ -134,7 +140,11 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
 }
 
-/// The management side of a store: issuing, listing and revoking tokens.
+/// The management side of a store: issuing, listing, revoking, rotating.
+///
+/// Every method emits its [`AuditEvent`](crate::audit::AuditEvent) through
+/// the store's [`IssuePolicy`]. Revocations take effect on the next request
+/// that reaches this store.
 #[async_trait]
 pub trait TokenManager: TokenStore {
     /// Creates a token. The plaintext is in the returned
@@ -143,6 +153,16 @@ pub trait TokenManager: TokenStore {
         &self,
         request: IssueRequest<Self::Scopes>,
     ) -> Result<IssuedToken<Self::Scopes>, StoreError>;
+
+    /// Creates an access token and a refresh token in a new family, as an
+    /// authorization server's grant does. `None` or empty scopes mean the
+    /// default set.
+    async fn issue_pair(
+        &self,
+        name: &str,
+        owner: &str,
+        scopes: Option<Self::Scopes>,
+    ) -> Result<TokenPair<Self::Scopes>, StoreError>;
 
     /// Every token of `owner`, revoked and expired ones included, oldest
     /// first. Metadata only: no token, no digest.
@@ -155,4 +175,40 @@ pub trait TokenManager: TokenStore {
     ///
     /// Returns `false` when there is no such token or it was already revoked.
     async fn revoke(&self, id: TokenId) -> Result<bool, StoreError>;
+
+    /// Revokes every token of a family. Returns how many were revoked now.
+    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError>;
+
+    /// Revokes the token whose digest this is (RFC 7009): a refresh token
+    /// takes its whole family with it. Idempotent; an unknown token is not
+    /// an error. Returns whether anything was revoked now.
+    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError>;
+
+    /// Regenerates a personal access token: a new secret with the same name,
+    /// owner and scopes and a fresh lifetime; the old one is revoked at once.
+    ///
+    /// `Ok(None)` when there is no such token. A revoked token, or one of
+    /// another kind, is [`StoreError::InvalidInput`].
+    async fn regenerate(
+        &self,
+        id: TokenId,
+    ) -> Result<Option<IssuedToken<Self::Scopes>>, StoreError>;
+
+    /// Exchanges a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): spends it
+    /// and returns a new access token and a new refresh token of the same
+    /// family. `scopes` may keep or narrow the access token's scopes.
+    ///
+    /// A spent refresh token presented again revokes its whole family and
+    /// fails with [`InvalidGrantReason::Reused`]. Of two concurrent exchanges
+    /// of one refresh token, exactly one succeeds.
+    async fn refresh(
+        &self,
+        presented: &TokenDigest,
+        scopes: Option<Self::Scopes>,
+    ) -> Result<TokenPair<Self::Scopes>, GrantError>;
+
+    /// Records when tokens were last used (batched and coalesced by the
+    /// [`UsageTracker`](crate::usage::UsageTracker); never one call per
+    /// request). A later time than the stored one wins.
+    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError>;
 }

@@ -4,8 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::StoreError;
+use crate::audit::Audit;
 use crate::scope::ScopeSet;
-use crate::token::{Clock, Lifetimes, SystemClock, TokenDigest, TokenFormat, TokenKind, TokenSecret};
+use crate::token::{
+    Clock, Lifetimes, SystemClock, TokenDigest, TokenFormat, TokenKind, TokenSecret,
+};
 
 /// The longest token name accepted at issuance, in bytes.
 const MAX_NAME_LEN: usize = 200;
@@ -64,6 +67,50 @@ impl FromStr for TokenId {
     }
 }
 
+/// The identifier of a token family: the access and refresh tokens issued
+/// from one grant and every rotation of it, e.g. `fam_09c1d2e3f4a5b6c7`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FamilyId(u64);
+
+impl FamilyId {
+    /// A new random identifier.
+    pub fn random() -> Result<Self, StoreError> {
+        TokenId::random().map(|id| Self(id.0))
+    }
+
+    /// Wraps a raw identifier (e.g. read from a database).
+    pub const fn from_u64(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The raw identifier.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for FamilyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fam_{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for FamilyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The family a token belongs to, and when the family began (for the
+/// absolute age cap of refresh rotation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// The family.
+    pub id: FamilyId,
+    /// When its first token was issued.
+    pub started_at: SystemTime,
+}
+
 /// A stored token: everything about it except its plaintext.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenRecord<S> {
@@ -87,6 +134,15 @@ pub struct TokenRecord<S> {
     pub revoked_at: Option<SystemTime>,
     /// A display hint: prefix and last four characters.
     pub hint: String,
+    /// The family of an access or refresh token issued by a grant; `None`
+    /// for personal access tokens.
+    pub family: Option<Family>,
+    /// For a refresh token: when it was exchanged. A spent refresh token
+    /// presented again revokes its family.
+    pub spent_at: Option<SystemTime>,
+    /// When the token last authenticated a request, as recorded (coalesced)
+    /// by the middleware's [`UsageTracker`](crate::usage::UsageTracker).
+    pub last_used_at: Option<SystemTime>,
 }
 
 impl<S> TokenRecord<S> {
@@ -113,6 +169,9 @@ impl<S: fmt::Debug> fmt::Debug for TokenRecord<S> {
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
             .field("hint", &self.hint)
+            .field("family", &self.family)
+            .field("spent_at", &self.spent_at)
+            .field("last_used_at", &self.last_used_at)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +198,11 @@ pub struct TokenInfo<S> {
     pub revoked_at: Option<SystemTime>,
     /// Prefix and last four characters, e.g. `pr_pat_…x9Qz`.
     pub hint: String,
+    /// The family, for tokens issued by a grant.
+    pub family: Option<FamilyId>,
+    /// When the token last authenticated a request (coalesced: may lag by
+    /// up to the usage tracker's interval).
+    pub last_used_at: Option<SystemTime>,
 }
 
 impl<S: Copy> From<&TokenRecord<S>> for TokenInfo<S> {
@@ -153,6 +217,8 @@ impl<S: Copy> From<&TokenRecord<S>> for TokenInfo<S> {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             hint: r.hint.clone(),
+            family: r.family.map(|f| f.id),
+            last_used_at: r.last_used_at,
         }
     }
 }
@@ -206,15 +272,30 @@ pub struct IssuedToken<S> {
     pub record: Arc<TokenRecord<S>>,
 }
 
-/// How a store mints tokens: the format, the lifetimes and the clock.
+/// An access token and the refresh token that renews it, of one family.
+#[derive(Debug, Clone)]
+pub struct TokenPair<S> {
+    /// The access token.
+    pub access: IssuedToken<S>,
+    /// The refresh token.
+    pub refresh: IssuedToken<S>,
+}
+
+/// The default absolute age cap of a token family: 90 days.
+const DEFAULT_FAMILY_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+
+/// How a store mints tokens and runs their lifecycle: the format, the
+/// lifetimes, the clock, the family age cap and where audit events go.
 ///
-/// Every store built into this crate takes one, so tokens look and expire
-/// the same whatever the backend.
+/// Every store built into this crate takes one, so tokens look, expire and
+/// rotate the same whatever the backend.
 #[derive(Debug, Clone)]
 pub struct IssuePolicy {
     format: TokenFormat,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
+    family_max_age: Duration,
+    audit: Audit,
 }
 
 impl Default for IssuePolicy {
@@ -223,6 +304,8 @@ impl Default for IssuePolicy {
             format: TokenFormat::default(),
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
+            family_max_age: DEFAULT_FAMILY_MAX_AGE,
+            audit: Audit::default(),
         }
     }
 }
@@ -244,6 +327,30 @@ impl IssuePolicy {
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Sets the absolute age cap of a token family (default 90 days): once
+    /// the family's first token is that old, its refresh tokens are no longer
+    /// exchanged, whatever their own expiry.
+    pub fn family_max_age(mut self, max_age: Duration) -> Self {
+        self.family_max_age = max_age;
+        self
+    }
+
+    /// Sets where audit events go.
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The family age cap.
+    pub fn family_age_cap(&self) -> Duration {
+        self.family_max_age
+    }
+
+    /// The audit sink.
+    pub fn audit_sink(&self) -> &Audit {
+        &self.audit
     }
 
     /// The token format.
@@ -285,7 +392,9 @@ impl IssuePolicy {
                 )))
             }
             Some(l) if l.is_zero() => {
-                return Err(StoreError::InvalidInput("a token lifetime must be positive".into()))
+                return Err(StoreError::InvalidInput(
+                    "a token lifetime must be positive".into(),
+                ))
             }
             Some(l) => l,
             None => max,
@@ -310,6 +419,16 @@ impl IssuePolicy {
             expires_at: now + lifetime,
             revoked_at: None,
             hint: secret.hint(),
+            // A refresh token issued on its own starts a family of its own.
+            family: match request.kind {
+                TokenKind::Refresh => Some(Family {
+                    id: FamilyId::random()?,
+                    started_at: now,
+                }),
+                _ => None,
+            },
+            spent_at: None,
+            last_used_at: None,
         };
         Ok((secret, record))
     }
@@ -325,7 +444,14 @@ mod tests {
         let id = TokenId::from_u64(0x1f3a_9c0d_5e7b_2a64);
         assert_eq!(id.to_string(), "tok_1f3a9c0d5e7b2a64");
         assert_eq!("tok_1f3a9c0d5e7b2a64".parse::<TokenId>(), Ok(id));
-        for bad in ["", "tok_", "tok_123", "1f3a9c0d5e7b2a64", "tok_+f3a9c0d5e7b2a64", "tok_1f3a9c0d5e7b2a645"] {
+        for bad in [
+            "",
+            "tok_",
+            "tok_123",
+            "1f3a9c0d5e7b2a64",
+            "tok_+f3a9c0d5e7b2a64",
+            "tok_1f3a9c0d5e7b2a645",
+        ] {
             assert_eq!(bad.parse::<TokenId>(), Err(ParseTokenIdError), "{bad}");
         }
     }
@@ -334,7 +460,11 @@ mod tests {
     fn mint_applies_defaults_and_limits() {
         let p = IssuePolicy::default();
         let (secret, rec) = p
-            .mint(IssueRequest::<S>::new(TokenKind::PersonalAccess, " CI ", "u1"))
+            .mint(IssueRequest::<S>::new(
+                TokenKind::PersonalAccess,
+                " CI ",
+                "u1",
+            ))
             .unwrap();
         assert_eq!(rec.scopes, S::BILLING_READ);
         assert_eq!(rec.name, "CI");

@@ -182,8 +182,14 @@ mod tests {
         let f = TokenFormat::default();
         let t = f.generate(TokenKind::PersonalAccess).unwrap();
         let s = t.expose_secret();
-        assert_eq!(f.check(&s.replacen("pr_", "xx_", 1)), Err(FormatError::WrongPrefix));
-        assert_eq!(f.check(&s.replacen("_pat_", "_pot_", 1)), Err(FormatError::UnknownKind));
+        assert_eq!(
+            f.check(&s.replacen("pr_", "xx_", 1)),
+            Err(FormatError::WrongPrefix)
+        );
+        assert_eq!(
+            f.check(&s.replacen("_pat_", "_pot_", 1)),
+            Err(FormatError::UnknownKind)
+        );
         assert_eq!(f.check(&s[..s.len() - 1]), Err(FormatError::WrongLength));
         let mut bad = s.to_owned();
         bad.replace_range(12..13, "-");
@@ -202,7 +208,10 @@ mod tests {
         assert_eq!(TokenFormat::new("a_b"), Err(FormatError::InvalidService));
         let other = TokenFormat::new("acme").unwrap();
         let t = TokenFormat::default().generate(TokenKind::Access).unwrap();
-        assert_eq!(other.check(t.expose_secret()), Err(FormatError::WrongPrefix));
+        assert_eq!(
+            other.check(t.expose_secret()),
+            Err(FormatError::WrongPrefix)
+        );
     }
 
     #[test]

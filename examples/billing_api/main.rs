@@ -1,2 +1,236 @@
-//! The billing API example (placeholder).
-fn main() {}
+//! The billing API example: a small axum service whose `/v1` routes are
+//! protected by bearer tokens and per-route OAuth scopes.
+//!
+//! ```text
+//! cargo run --example billing_api -- [--addr 127.0.0.1:3000] [--demo-tokens FILE]
+//! ```
+//!
+//! With `--demo-tokens FILE` it issues one token per situation worth trying
+//! (each scope, expired, revoked, access, refresh) and writes them to `FILE`
+//! (mode 0600) before it accepts connections. Then, for example:
+//!
+//! ```text
+//! TOKEN=$(jq -r '.[] | select(.label == "billing.read") | .token' FILE)
+//! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/v1/invoices
+//! ```
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (default
+//! `info,tower_token_auth=debug`); they never contain a token.
+
+mod app;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "\
+usage: billing_api [--addr ADDR] [--demo-tokens FILE]
+
+Serves the billing API example with an in-memory token store.
+
+options:
+  --addr ADDR          address to listen on (default 127.0.0.1:3000)
+  --demo-tokens FILE   write demo tokens and the dashboard login to FILE
+                       (JSON, mode 0600) before accepting connections
+  -h, --help           print this help
+
+environment:
+  RUST_LOG             log filter (default info,tower_token_auth=debug)";
+
+const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// The parsed command line.
+#[derive(Debug)]
+struct Options {
+    addr: SocketAddr,
+    demo_tokens: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+enum Command {
+    Run(Options),
+    Help,
+}
+
+/// Parses the arguments after the program name. `Err` is a message for
+/// stderr (exit code 2).
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut addr = None;
+    let mut demo_tokens = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg, None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--addr" => {
+                let text = value("--addr")?;
+                let parsed = text.parse::<SocketAddr>().map_err(|_| {
+                    format!(
+                        "--addr: `{text}` is not an address such as 127.0.0.1:3000 or [::1]:8080"
+                    )
+                })?;
+                addr = Some(parsed);
+            }
+            "--demo-tokens" => {
+                let path = value("--demo-tokens")?;
+                if path.is_empty() {
+                    return Err("--demo-tokens needs a file path".to_owned());
+                }
+                demo_tokens = Some(PathBuf::from(path));
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(Command::Run(Options {
+        addr: match addr {
+            Some(addr) => addr,
+            None => DEFAULT_ADDR.parse().map_err(|_| "bad default address")?,
+        },
+        demo_tokens,
+    }))
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("billing_api: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_token_auth=debug")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "billing_api stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), app::demo::DemoError> {
+    let state = app::AppState::new()?;
+
+    // The demo file is complete before the listener exists, so a client
+    // that waits for the port can read the file right away.
+    if let Some(path) = &options.demo_tokens {
+        let credentials = app::demo::issue(&state).await?;
+        app::demo::write_file(path, &credentials)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        tracing::info!(
+            path = %path.display(),
+            credentials = credentials.len(),
+            "demo tokens written"
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+
+    axum::serve(listener, app::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (or SIGTERM on Unix); in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        parse_args(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn defaults_and_both_flag_forms() {
+        let Ok(Command::Run(o)) = parse(&[]) else {
+            panic!()
+        };
+        assert_eq!(o.addr.to_string(), DEFAULT_ADDR);
+        assert!(o.demo_tokens.is_none());
+        let Ok(Command::Run(o)) = parse(&["--addr", "[::1]:8080", "--demo-tokens=/tmp/t.json"])
+        else {
+            panic!()
+        };
+        assert_eq!(o.addr.to_string(), "[::1]:8080");
+        assert_eq!(o.demo_tokens.unwrap(), PathBuf::from("/tmp/t.json"));
+    }
+
+    #[test]
+    fn help_unknown_flags_and_bad_addresses() {
+        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+        assert!(parse(&["--port", "3000"]).unwrap_err().contains("--port"));
+        assert!(parse(&["--addr", "localhost"])
+            .unwrap_err()
+            .contains("localhost"));
+        assert!(parse(&["--addr"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--demo-tokens="]).is_err());
+    }
+}

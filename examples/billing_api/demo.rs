@@ -1,0 +1,225 @@
+//! Demo credentials: one token per situation worth trying, and the
+//! dashboard login, written to a file the service's user can read.
+//!
+//! The file is a JSON array with one object per credential:
+//!
+//! ```json
+//! [
+//!   { "label": "default", "kind": "personal_access", "scopes": "billing.read", "token": "pr_pat_…" },
+//!   { "label": "billing.agent", "kind": "personal_access", "scopes": "billing.agent", "token": "pr_pat_…" },
+//!   { "label": "dashboard", "username": "demo", "password": "…" }
+//! ]
+//! ```
+//!
+//! Labels: `default` (created without scopes, so it holds `billing.read`),
+//! one per scope name, `expired` and `revoked` (`billing.read` personal
+//! access tokens that no longer work), `access` (an access token with
+//! `billing.read`), `refresh` (a refresh token, which is not an API
+//! credential), and `dashboard` (the HTTP Basic login of the dashboard).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenManager, TokenRecord};
+use tower_token_auth::token::{ManualClock, TokenKind, TokenSecret};
+use tower_token_auth::{PayRequestScopes as S, ScopeSet};
+
+use super::AppState;
+
+/// Any error while creating or writing the demo credentials.
+pub type DemoError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The owner of every demo token.
+pub const DEMO_OWNER: &str = "demo-user";
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The dashboard login: a stand-in for the host application's own user
+/// login, checked with HTTP Basic. The password is random per process.
+pub struct DashboardLogin {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl DashboardLogin {
+    /// User `demo` with a random 128-bit password (32 hex digits).
+    pub fn generate() -> Result<Self, DemoError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| format!("random number generator failed: {e}"))?;
+        let password = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            username: "demo".to_owned(),
+            password,
+        })
+    }
+}
+
+impl fmt::Debug for DashboardLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DashboardLogin")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// One entry of the demo file. It holds plaintext secrets, so it has no
+/// `Debug`: it is only ever serialized into the private file.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum DemoCredential {
+    /// A token.
+    Token {
+        /// What the token is for (`default`, `billing.read`, `expired`, …).
+        label: String,
+        /// `personal_access`, `access` or `refresh`.
+        kind: &'static str,
+        /// The scope string it holds.
+        scopes: String,
+        /// The token itself.
+        token: String,
+    },
+    /// The dashboard login.
+    Login {
+        /// Always `dashboard`.
+        label: &'static str,
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl DemoCredential {
+    fn token(label: &str, secret: &TokenSecret, record: &TokenRecord<S>) -> Self {
+        Self::Token {
+            label: label.to_owned(),
+            kind: record.kind.as_str(),
+            scopes: record.scopes.scope_string(),
+            token: secret.expose_secret().to_owned(),
+        }
+    }
+}
+
+/// Issues every demo token into the state's store and returns them with the
+/// dashboard login, in the documented order.
+pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
+    let store = &state.store;
+    let request = |kind, label: &str| IssueRequest::new(kind, format!("demo: {label}"), DEMO_OWNER);
+    let mut credentials = Vec::new();
+
+    // No scopes at creation: the store gives the default set, billing.read.
+    let issued = store
+        .issue(request(TokenKind::PersonalAccess, "default"))
+        .await?;
+    credentials.push(DemoCredential::token(
+        "default",
+        &issued.secret,
+        &issued.record,
+    ));
+
+    for (name, scopes) in S::SCOPES {
+        let issued = store
+            .issue(request(TokenKind::PersonalAccess, name).scopes(*scopes))
+            .await?;
+        credentials.push(DemoCredential::token(name, &issued.secret, &issued.record));
+    }
+
+    // Expired: minted as if two days ago with a one-day lifetime, by a
+    // policy that only differs from the store's in its clock.
+    let two_days_ago = SystemTime::now() - 2 * DAY;
+    let past = IssuePolicy::default()
+        .format(store.policy().token_format().clone())
+        .lifetimes(*store.policy().token_lifetimes())
+        .clock(Arc::new(ManualClock::new(two_days_ago)));
+    let (secret, record) = past.mint(
+        request(TokenKind::PersonalAccess, "expired")
+            .scopes(S::BILLING_READ)
+            .lifetime(DAY),
+    )?;
+    credentials.push(DemoCredential::token("expired", &secret, &record));
+    store.insert(record);
+
+    // Revoked: a normal token, revoked through the management API.
+    let issued = store
+        .issue(request(TokenKind::PersonalAccess, "revoked").scopes(S::BILLING_READ))
+        .await?;
+    store.revoke(issued.record.id).await?;
+    credentials.push(DemoCredential::token(
+        "revoked",
+        &issued.secret,
+        &issued.record,
+    ));
+
+    for (kind, label) in [
+        (TokenKind::Access, "access"),
+        (TokenKind::Refresh, "refresh"),
+    ] {
+        let issued = store
+            .issue(request(kind, label).scopes(S::BILLING_READ))
+            .await?;
+        credentials.push(DemoCredential::token(label, &issued.secret, &issued.record));
+    }
+
+    credentials.push(DemoCredential::Login {
+        label: "dashboard",
+        username: state.dashboard.username.clone(),
+        password: state.dashboard.password.clone(),
+    });
+    Ok(credentials)
+}
+
+/// Writes the credentials to `path` as a JSON array, readable by the owner
+/// only (mode 0600 on Unix).
+///
+/// The JSON goes to a temporary file in the same directory first, which is
+/// then renamed over `path`: a reader sees either no file or the whole one.
+pub fn write_file(path: &Path, credentials: &[DemoCredential]) -> io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(credentials)?;
+    json.push(b'\n');
+    let file_name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file path", path.display()),
+        )
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = create_private(&temp)
+        .and_then(|mut file| {
+            file.write_all(&json)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// Creates a new file that only its owner can read; fails if it exists (so
+/// a symlink planted at the temporary name is not followed).
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}

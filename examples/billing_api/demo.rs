@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenManager, TokenRecord};
+use tower_token_auth::store::{IssueRequest, TokenManager, TokenRecord};
 use tower_token_auth::token::{ManualClock, TokenKind, TokenSecret};
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
@@ -132,12 +132,12 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
         credentials.push(DemoCredential::token(name, &issued.secret, &issued.record));
     }
 
-    // Expired: minted as if two days ago with a one-day lifetime, by a
-    // policy that only differs from the store's in its clock.
+    // Expired: minted as if two days ago with a one-day lifetime, by the
+    // store's own policy with its clock set back.
     let two_days_ago = SystemTime::now() - 2 * DAY;
-    let past = IssuePolicy::default()
-        .format(store.policy().token_format().clone())
-        .lifetimes(*store.policy().token_lifetimes())
+    let past = store
+        .policy()
+        .clone()
         .clock(Arc::new(ManualClock::new(two_days_ago)));
     let (secret, record) = past.mint(
         request(TokenKind::PersonalAccess, "expired")
@@ -158,15 +158,21 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
         &issued.record,
     ));
 
-    for (kind, label) in [
-        (TokenKind::Access, "access"),
-        (TokenKind::Refresh, "refresh"),
-    ] {
-        let issued = store
-            .issue(request(kind, label).scopes(S::BILLING_READ))
-            .await?;
-        credentials.push(DemoCredential::token(label, &issued.secret, &issued.record));
-    }
+    // Access and refresh: one pair of one family, as a token endpoint
+    // grants them, so the refresh token can later be exchanged.
+    let pair = store
+        .issue_pair("demo: access", DEMO_OWNER, Some(S::BILLING_READ))
+        .await?;
+    credentials.push(DemoCredential::token(
+        "access",
+        &pair.access.secret,
+        &pair.access.record,
+    ));
+    credentials.push(DemoCredential::token(
+        "refresh",
+        &pair.refresh.secret,
+        &pair.refresh.record,
+    ));
 
     credentials.push(DemoCredential::Login {
         label: "dashboard",

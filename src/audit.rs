@@ -8,6 +8,7 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use tower_token_auth::audit::{Audit, AuditEvent, AuditObserver};
+//! use tower_token_auth::PayRequestScopes;
 //! use tower_token_auth::store::{IssuePolicy, IssueRequest, MemoryStore, TokenManager};
 //! use tower_token_auth::token::TokenKind;
 //!
@@ -23,7 +24,7 @@
 //! # futures_util::FutureExt::now_or_never(async {
 //! let recorder = Arc::new(Recorder::default());
 //! let audit = Audit::new().observer(recorder.clone());
-//! let store = MemoryStore::with_policy(IssuePolicy::default().audit(audit));
+//! let store = MemoryStore::<PayRequestScopes>::with_policy(IssuePolicy::default().audit(audit));
 //! let issued = store.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
 //! assert!(matches!(
 //!     recorder.0.lock().unwrap()[0],

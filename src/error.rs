@@ -44,6 +44,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
+use crate::json::escape_into;
 use crate::store::StoreError;
 
 /// Why a request was not let through.
@@ -319,7 +320,7 @@ impl Challenge {
         body.push('"');
         if let AuthError::InsufficientScope { required } = error {
             body.push_str(",\"scope\":\"");
-            json_escape_into(&mut body, required);
+            escape_into(&mut body, required);
             body.push('"');
         }
         body.push('}');
@@ -350,17 +351,6 @@ fn quote(value: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn json_escape_into(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

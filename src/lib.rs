@@ -80,6 +80,8 @@ pub mod error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
+mod json;
+pub mod oauth;
 mod principal;
 pub mod scope;
 pub mod store;

@@ -1,0 +1,566 @@
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use tower_service::Service;
+
+use crate::json::escape_into;
+use crate::scope::ScopeSet;
+use crate::store::{BoxError, GrantError, InvalidGrantReason, StoreError, TokenManager, TokenPair};
+use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat, TokenKind};
+
+/// The largest form body the endpoints read.
+const MAX_BODY: usize = 8 * 1024;
+
+/// The refresh grant endpoint (RFC 6749 §6, §5.1, §5.2).
+///
+/// `POST` with `grant_type=refresh_token`, `refresh_token` and an optional
+/// `scope` that keeps or narrows the scopes. Answers 200 with
+/// `access_token`, `token_type` (`Bearer`), `expires_in`, `refresh_token`
+/// and `scope`; errors are 400 with `invalid_request`,
+/// `unsupported_grant_type`, `invalid_grant` or `invalid_scope`, and 503
+/// `temporarily_unavailable` when the store is down. A spent refresh token
+/// presented again revokes its whole family (see
+/// [`TokenManager::refresh`]).
+pub struct TokenEndpoint<M> {
+    store: M,
+    format: TokenFormat,
+    clock: Arc<dyn Clock>,
+}
+
+/// The revocation endpoint (RFC 7009).
+///
+/// `POST` with `token` and an optional `token_type_hint`. Answers 200 for
+/// any token, known or not (§2.2); a refresh token takes its family with it.
+/// 400 `invalid_request` without a `token`; 503 when the store is down.
+pub struct RevocationEndpoint<M> {
+    store: M,
+}
+
+impl<M: Clone> Clone for TokenEndpoint<M> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            format: self.format.clone(),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+impl<M: Clone> Clone for RevocationEndpoint<M> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<M> fmt::Debug for TokenEndpoint<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> fmt::Debug for RevocationEndpoint<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationEndpoint").finish_non_exhaustive()
+    }
+}
+
+impl<M: TokenManager + Clone> TokenEndpoint<M> {
+    /// A token endpoint over `store`, for the default token format.
+    pub fn new(store: M) -> Self {
+        Self {
+            store,
+            format: TokenFormat::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets the token format; it must match the store's.
+    pub fn format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets the clock `expires_in` is computed with.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let form = match read_form(request).await {
+            Ok(form) => form,
+            Err(response) => return response,
+        };
+        let grant_type = match form.one("grant_type") {
+            Ok(Some(g)) => g,
+            Ok(None) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "grant_type is required.",
+                )
+            }
+            Err(repeated) => return repeated.response(),
+        };
+        if grant_type != "refresh_token" {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Only grant_type=refresh_token is supported here.",
+            );
+        }
+        let token = match form.one("refresh_token") {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required.",
+                )
+            }
+            Err(repeated) => return repeated.response(),
+        };
+        let scopes = match form.one("scope") {
+            Ok(None) => None,
+            Ok(Some(s)) => match M::Scopes::parse_scope(s) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    return grant_error(&GrantError::InvalidScope);
+                }
+            },
+            Err(repeated) => return repeated.response(),
+        };
+        if self.format.check(token) != Ok(TokenKind::Refresh) {
+            return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
+        }
+        match self.store.refresh(&TokenDigest::of(token), scopes).await {
+            Ok(pair) => success(&pair, self.clock.now()),
+            Err(error) => grant_error(&error),
+        }
+    }
+}
+
+impl<M: TokenManager + Clone> RevocationEndpoint<M> {
+    /// A revocation endpoint over `store`.
+    pub fn new(store: M) -> Self {
+        Self { store }
+    }
+
+    async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let form = match read_form(request).await {
+            Ok(form) => form,
+            Err(response) => return response,
+        };
+        let token = match form.one("token") {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "token is required.",
+                )
+            }
+            Err(repeated) => return repeated.response(),
+        };
+        if let Err(repeated) = form.one("token_type_hint") {
+            return repeated.response();
+        }
+        match self.store.revoke_by_digest(&TokenDigest::of(token)).await {
+            Ok(_) => no_store(Response::new(Full::default())),
+            Err(error) => store_error(&error),
+        }
+    }
+}
+
+macro_rules! form_service {
+    ($endpoint:ident) => {
+        impl<M, B> Service<Request<B>> for $endpoint<M>
+        where
+            M: TokenManager + Clone,
+            B: Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<BoxError>,
+        {
+            type Response = Response<Full<Bytes>>;
+            type Error = Infallible;
+            type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: Request<B>) -> Self::Future {
+                let this = self.clone();
+                Box::pin(async move { Ok(this.handle(request).await) })
+            }
+        }
+    };
+}
+
+form_service!(TokenEndpoint);
+form_service!(RevocationEndpoint);
+
+/// A decoded form body.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// The single value of `name`; a repeated parameter is an error
+    /// (RFC 6749 §3.2: parameters must not be included more than once).
+    fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(Repeated);
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+}
+
+/// A form parameter given more than once.
+struct Repeated;
+
+impl Repeated {
+    fn response(self) -> Response<Full<Bytes>> {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "A parameter is repeated.",
+        )
+    }
+}
+
+async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    if request.method() != Method::POST {
+        let mut response = oauth_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "Use POST.",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return Err(response);
+    }
+    let is_form = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let body = Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The body is too large or could not be read.",
+            )
+        })?
+        .to_bytes();
+    Ok(Form(
+        form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    ))
+}
+
+fn success<S: ScopeSet>(pair: &TokenPair<S>, now: SystemTime) -> Response<Full<Bytes>> {
+    let expires_in = pair
+        .access
+        .record
+        .expires_at
+        .duration_since(now)
+        .map_or(0, |d| d.as_secs());
+    let mut body = String::with_capacity(256);
+    body.push_str("{\"access_token\":\"");
+    escape_into(&mut body, pair.access.secret.expose_secret());
+    body.push_str("\",\"token_type\":\"Bearer\",\"expires_in\":");
+    body.push_str(&expires_in.to_string());
+    body.push_str(",\"refresh_token\":\"");
+    escape_into(&mut body, pair.refresh.secret.expose_secret());
+    body.push_str("\",\"scope\":\"");
+    escape_into(&mut body, &pair.access.record.scopes.scope_string());
+    body.push_str("\"}");
+    json_response(StatusCode::OK, body)
+}
+
+fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
+    match error {
+        GrantError::Store(store) => store_error(store),
+        other => oauth_error(
+            StatusCode::BAD_REQUEST,
+            other.error_code(),
+            other.description(),
+        ),
+    }
+}
+
+fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
+    match error {
+        StoreError::InvalidInput(_) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request is invalid.",
+        ),
+        StoreError::Unavailable(_) => {
+            tracing::error!(target: "tower_token_auth::oauth", %error, "token store unavailable");
+            let mut response = oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The token store is temporarily unavailable.",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        _ => {
+            tracing::error!(target: "tower_token_auth::oauth", %error, "token store failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The request could not be completed.",
+            )
+        }
+    }
+}
+
+/// An RFC 6749 §5.2 error response.
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Full<Bytes>> {
+    let mut body = String::with_capacity(128);
+    body.push_str("{\"error\":\"");
+    escape_into(&mut body, code);
+    body.push_str("\",\"error_description\":\"");
+    escape_into(&mut body, description);
+    body.push_str("\"}");
+    json_response(status, body)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    no_store(response)
+}
+
+fn no_store(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+    use crate::store::{IssueRequest, MemoryStore, TokenStore};
+    use tower::ServiceExt;
+
+    async fn post<Svc>(svc: Svc, body: &str) -> (StatusCode, serde_json::Value)
+    where
+        Svc: Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible>,
+    {
+        let request = Request::post("/")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = svc.oneshot(request).await.unwrap();
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, json)
+    }
+
+    #[tokio::test]
+    async fn refresh_grant_rotates_and_reports_errors() {
+        let clock = Arc::new(crate::token::ManualClock::new(SystemTime::now()));
+        let store =
+            MemoryStore::with_policy(crate::store::IssuePolicy::default().clock(clock.clone()));
+        let pair = store
+            .issue_pair("agent", "u1", Some(S::BILLING_AGENT))
+            .await
+            .unwrap();
+        let endpoint = TokenEndpoint::new(store.clone()).clock(clock);
+        let rt = pair.refresh.secret.expose_secret();
+
+        let (status, json) = post(
+            endpoint.clone(),
+            &format!("grant_type=refresh_token&refresh_token={rt}&scope=billing.read"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(json["scope"], "billing.read");
+        assert_eq!(json["token_type"], "Bearer");
+        assert_eq!(json["expires_in"], 15 * 86_400);
+        let access = json["access_token"].as_str().unwrap();
+        assert!(access.starts_with("pr_at_"));
+        assert!(json["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("pr_rt_"));
+
+        // Reuse: invalid_grant, and the family is revoked.
+        let (status, json) = post(
+            endpoint.clone(),
+            &format!("grant_type=refresh_token&refresh_token={rt}"),
+        )
+        .await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+        let rotated = store.find(&TokenDigest::of(access)).await.unwrap().unwrap();
+        assert!(rotated.is_revoked());
+
+        for (body, error) in [
+            ("grant_type=password&username=a", "unsupported_grant_type"),
+            ("refresh_token=x", "invalid_request"),
+            ("grant_type=refresh_token", "invalid_request"),
+            (
+                "grant_type=refresh_token&grant_type=refresh_token&refresh_token=x",
+                "invalid_request",
+            ),
+            (
+                "grant_type=refresh_token&refresh_token=garbage",
+                "invalid_grant",
+            ),
+            (
+                "grant_type=refresh_token&refresh_token=x&scope=billing.delete",
+                "invalid_scope",
+            ),
+        ] {
+            let (status, json) = post(endpoint.clone(), body).await;
+            assert_eq!(
+                (status, json["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(error)),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn widening_the_scope_is_invalid_scope() {
+        let store = MemoryStore::new();
+        let pair = store.issue_pair("agent", "u1", None).await.unwrap();
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}&scope=billing.write",
+            pair.refresh.secret.expose_secret()
+        );
+        let (status, json) = post(TokenEndpoint::new(store), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_method_and_content_type_are_rejected() {
+        let endpoint = TokenEndpoint::new(MemoryStore::new());
+        let get = Request::get("/").body(Full::<Bytes>::default()).unwrap();
+        let response = endpoint.clone().oneshot(get).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let json = Request::post("/")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        assert_eq!(
+            endpoint.clone().oneshot(json).await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+        let huge = Request::post("/")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(vec![b'a'; MAX_BODY + 1])))
+            .unwrap();
+        assert_eq!(
+            endpoint.oneshot(huge).await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn revocation_is_idempotent_and_takes_the_family() {
+        let store = MemoryStore::new();
+        let pair = store.issue_pair("agent", "u1", None).await.unwrap();
+        let pat = store
+            .issue(IssueRequest::new(TokenKind::PersonalAccess, "ci", "u1"))
+            .await
+            .unwrap();
+        let endpoint = RevocationEndpoint::new(store.clone());
+        let body = format!(
+            "token={}&token_type_hint=refresh_token",
+            pair.refresh.secret.expose_secret()
+        );
+        assert_eq!(post(endpoint.clone(), &body).await.0, StatusCode::OK);
+        assert_eq!(post(endpoint.clone(), &body).await.0, StatusCode::OK);
+        assert!(store
+            .find(&pair.access.secret.digest())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked());
+        let body = format!("token={}", pat.secret.expose_secret());
+        assert_eq!(post(endpoint.clone(), &body).await.0, StatusCode::OK);
+        assert!(store
+            .find(&pat.secret.digest())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked());
+        assert_eq!(
+            post(endpoint.clone(), "token=unknown").await.0,
+            StatusCode::OK
+        );
+        let (status, json) = post(endpoint, "token_type_hint=access_token").await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+    }
+}

@@ -283,7 +283,10 @@ impl<St: TokenStore> CachedStore<St> {
     }
 
     /// Forgets every cached record that `matches`.
-    fn evict_where(&self, matches: impl Fn(&TokenRecord<St::Scopes>) -> bool + Send + Sync + 'static) {
+    fn evict_where(
+        &self,
+        matches: impl Fn(&TokenRecord<St::Scopes>) -> bool + Send + Sync + 'static,
+    ) {
         self.bump();
         let evicted = self
             .inner
@@ -323,9 +326,7 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
             Some(_) => !self.inner.settings.ttl.is_zero(),
             None => !self.inner.settings.negative_ttl.is_zero(),
         };
-        if cacheable
-            && !self.inner.bypass.load(Ordering::SeqCst)
-            && self.generation() == generation
+        if cacheable && !self.inner.bypass.load(Ordering::SeqCst) && self.generation() == generation
         {
             self.inner.cache.insert(*digest, loaded.clone()).await;
             // An invalidation between the check and the insert may have run
@@ -397,10 +398,7 @@ impl<St: TokenManager> TokenManager for CachedStore<St> {
         revoked
     }
 
-    async fn regenerate(
-        &self,
-        id: TokenId,
-    ) -> Result<Option<IssuedToken<St::Scopes>>, StoreError> {
+    async fn regenerate(&self, id: TokenId) -> Result<Option<IssuedToken<St::Scopes>>, StoreError> {
         let regenerated = self.inner.store.regenerate(id).await;
         self.evict_token(id);
         if let Ok(Some(issued)) = &regenerated {
@@ -492,7 +490,10 @@ mod tests {
                 id: TokenId::from_u64(42),
                 ..(*issued.record).clone()
             });
-            assert!(cache.find(&unknown).await.unwrap().is_none(), "negative entry");
+            assert!(
+                cache.find(&unknown).await.unwrap().is_none(),
+                "negative entry"
+            );
             cache.invalidate_all();
             assert!(cache.find(&unknown).await.unwrap().is_some());
             assert!(cache.find(&digest).await.unwrap().is_some());
@@ -534,11 +535,24 @@ mod tests {
                 .unwrap();
             let pair = cache.issue_pair("agent", "u", None).await.unwrap();
             for t in [&pat, &pair.access] {
-                assert!(!cache.find(&t.secret.digest()).await.unwrap().unwrap().is_revoked());
+                assert!(!cache
+                    .find(&t.secret.digest())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .is_revoked());
             }
             assert!(cache.revoke(pat.record.id).await.unwrap());
-            assert!(cache.find(&pat.secret.digest()).await.unwrap().unwrap().is_revoked());
-            assert!(cache.revoke_by_digest(&pair.refresh.secret.digest()).await.unwrap());
+            assert!(cache
+                .find(&pat.secret.digest())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_revoked());
+            assert!(cache
+                .revoke_by_digest(&pair.refresh.secret.digest())
+                .await
+                .unwrap());
             assert!(cache
                 .find(&pair.access.secret.digest())
                 .await
@@ -553,10 +567,26 @@ mod tests {
         block_on(async {
             let cache = CachedStore::new(MemoryStore::<S>::new());
             let pair = cache.issue_pair("agent", "u", None).await.unwrap();
-            let next = cache.refresh(&pair.refresh.secret.digest(), None).await.unwrap();
-            assert!(!cache.find(&next.access.secret.digest()).await.unwrap().unwrap().is_revoked());
-            assert!(cache.refresh(&pair.refresh.secret.digest(), None).await.is_err());
-            assert!(cache.find(&next.access.secret.digest()).await.unwrap().unwrap().is_revoked());
+            let next = cache
+                .refresh(&pair.refresh.secret.digest(), None)
+                .await
+                .unwrap();
+            assert!(!cache
+                .find(&next.access.secret.digest())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_revoked());
+            assert!(cache
+                .refresh(&pair.refresh.secret.digest(), None)
+                .await
+                .is_err());
+            assert!(cache
+                .find(&next.access.secret.digest())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_revoked());
         });
     }
 

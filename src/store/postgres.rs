@@ -110,8 +110,8 @@ use sqlx::{Postgres, Row, Transaction};
 
 use self::queries::Queries;
 use self::row::{
-    bind_record, id_to_db, kind_from_row, record_from_row, store_error, time_to_db,
-    truncate, truncate_record,
+    bind_record, id_to_db, kind_from_row, record_from_row, store_error, time_to_db, truncate,
+    truncate_record,
 };
 use super::{
     Family, FamilyId, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, IssuedToken,
@@ -292,6 +292,30 @@ impl<S: ScopeSet> PgStore<S> {
             .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)
+    }
+
+    /// A listener that evicts the tokens revoked through any store on this
+    /// table (on any instance) from a [`CachedStore`](crate::store::CachedStore).
+    /// See [`RevocationListener`].
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub fn revocation_listener(&self) -> RevocationListener {
+        RevocationListener::new(self.inner.pool.clone(), self.inner.queries.channel.clone())
+    }
+
+    /// Starts a [`RevocationListener`] with the default backoff for `cache`,
+    /// on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub fn spawn_revocation_listener<St: TokenStore>(
+        &self,
+        cache: crate::store::CachedStore<St>,
+    ) -> ListenerHandle {
+        self.revocation_listener().spawn(cache)
     }
 
     fn q(&self) -> &Queries {
@@ -479,10 +503,7 @@ impl<S: ScopeSet> TokenManager for PgStore<S> {
 
     async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<S>>, StoreError> {
         let query = sqlx::query(&self.q().get).bind(id_to_db(id.as_u64()));
-        Ok(self
-            .fetch_record(query)
-            .await?
-            .map(|r| TokenInfo::from(&r)))
+        Ok(self.fetch_record(query).await?.map(|r| TokenInfo::from(&r)))
     }
 
     async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {

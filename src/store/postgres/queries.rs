@@ -162,7 +162,13 @@ mod tests {
 
     #[test]
     fn prefixes_are_plain_lower_case_identifiers() {
-        for good in ["a", "_", "tower_token_auth_", "auth2_", &"x".repeat(MAX_PREFIX_LEN)] {
+        for good in [
+            "a",
+            "_",
+            "tower_token_auth_",
+            "auth2_",
+            &"x".repeat(MAX_PREFIX_LEN),
+        ] {
             assert!(validate_prefix(good).is_ok(), "{good}");
         }
         for bad in [

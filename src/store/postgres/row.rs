@@ -198,7 +198,14 @@ mod tests {
 
     #[test]
     fn ids_keep_all_64_bits() {
-        for id in [0, 1, i64::MAX as u64, 1 << 63, u64::MAX, 0x1f3a_9c0d_5e7b_2a64] {
+        for id in [
+            0,
+            1,
+            i64::MAX as u64,
+            1 << 63,
+            u64::MAX,
+            0x1f3a_9c0d_5e7b_2a64,
+        ] {
             assert_eq!(id_from_db(id_to_db(id)), id);
         }
         assert_eq!(id_to_db(u64::MAX), -1);
@@ -207,7 +214,10 @@ mod tests {
     #[test]
     fn times_round_down_to_microseconds() {
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
-        assert_eq!(truncate(t), UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_000));
+        assert_eq!(
+            truncate(t),
+            UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_000)
+        );
         let db = time_to_db(t).unwrap();
         assert_eq!(time_from_db(db), truncate(t));
         let before = UNIX_EPOCH - Duration::new(5, 1);

@@ -1,0 +1,233 @@
+//! Revocations from every instance, into this instance's cache.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::store::{CachedStore, TokenStore};
+use crate::token::TokenDigest;
+
+/// The first wait before reconnecting.
+const DEFAULT_MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait between two reconnection attempts.
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Listens for the revocations every [`PgStore`](super::PgStore) publishes
+/// and evicts them from a [`CachedStore`].
+///
+/// Built by [`PgStore::revocation_listener`](super::PgStore::revocation_listener);
+/// [`spawn`](Self::spawn) starts it on the current tokio runtime. It holds
+/// one connection of the pool for as long as it runs (size the pool for
+/// it).
+///
+/// Missed notifications never leave a revoked token usable: while the
+/// listener is not listening (before its first connection, and from the
+/// moment its connection drops until it is listening again) the cache is
+/// emptied and bypassed, so every lookup asks the database; once it listens
+/// again, the cache is emptied once more and caching resumes. It reconnects
+/// by itself, waiting a little longer after each failed attempt (100 ms,
+/// doubling, at most 5 s by default).
+///
+/// ```no_run
+/// use tower_token_auth::store::{CachedStore, PgStore};
+/// use tower_token_auth::TokenAuthLayer;
+///
+/// # async fn run(pool: sqlx::PgPool) {
+/// let store = PgStore::new(pool);
+/// let cache = CachedStore::new(store.clone());
+/// let mut listener = store.revocation_listener().spawn(cache.clone());
+/// listener.listening().await; // optional: wait for the first connection
+/// let layer = TokenAuthLayer::new(cache);
+/// # drop(layer);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RevocationListener {
+    pool: PgPool,
+    channel: String,
+    min_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl RevocationListener {
+    pub(super) fn new(pool: PgPool, channel: String) -> Self {
+        Self {
+            pool,
+            channel,
+            min_backoff: DEFAULT_MIN_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+        }
+    }
+
+    /// Sets the first and the longest wait between reconnection attempts.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// Starts listening in a task on the current tokio runtime and evicts
+    /// every revoked token from `cache`. The cache is bypassed until the
+    /// listener is listening.
+    ///
+    /// The task runs until the pool is closed or the handle is
+    /// [aborted](ListenerHandle::abort); dropping the handle leaves it
+    /// running.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn<St: TokenStore>(self, cache: CachedStore<St>) -> ListenerHandle {
+        cache.suspend();
+        let (state, listening) = watch::channel(false);
+        let task = tokio::spawn(self.run(cache, state));
+        ListenerHandle { task, listening }
+    }
+
+    async fn run<St: TokenStore>(self, cache: CachedStore<St>, state: watch::Sender<bool>) {
+        let mut backoff = self.min_backoff;
+        while !self.pool.is_closed() {
+            let mut listener = match self.connect().await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(
+                        target: "tower_token_auth::store::postgres",
+                        %error,
+                        retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                        "revocation listener cannot connect; token cache bypassed"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.max_backoff);
+                    continue;
+                }
+            };
+            // Revocations made before the LISTEN took effect were missed:
+            // start again from an empty cache.
+            cache.resume();
+            state.send_replace(true);
+            backoff = self.min_backoff;
+            tracing::debug!(
+                target: "tower_token_auth::store::postgres",
+                channel = %self.channel,
+                "revocation listener listening"
+            );
+            let lost = loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => evict(&cache, notification.payload()).await,
+                    Ok(None) => break None,
+                    Err(error) => break Some(error),
+                }
+            };
+            cache.suspend();
+            state.send_replace(false);
+            drop(listener);
+            tracing::warn!(
+                target: "tower_token_auth::store::postgres",
+                error = lost.as_ref().map(tracing::field::display),
+                "revocation listener lost its connection; token cache bypassed until it reconnects"
+            );
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn connect(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        // A lost connection must surface as `Ok(None)` at once, so the cache
+        // is bypassed before anything else happens.
+        listener.eager_reconnect(false);
+        listener.listen(&self.channel).await?;
+        Ok(listener)
+    }
+}
+
+/// Evicts the token a notification names; anything but a digest empties the
+/// whole cache.
+async fn evict<St: TokenStore>(cache: &CachedStore<St>, payload: &str) {
+    match parse_digest(payload) {
+        Some(digest) => cache.invalidate(&digest).await,
+        None => cache.invalidate_all(),
+    }
+}
+
+/// A digest from its 64 hex digits.
+fn parse_digest(hex: &str) -> Option<TokenDigest> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        let high = char::from(pair[0]).to_digit(16)?;
+        let low = char::from(pair[1]).to_digit(16)?;
+        *byte = u8::try_from(high << 4 | low).ok()?;
+    }
+    Some(TokenDigest::from_bytes(bytes))
+}
+
+/// A running [`RevocationListener`].
+pub struct ListenerHandle {
+    task: JoinHandle<()>,
+    listening: watch::Receiver<bool>,
+}
+
+impl fmt::Debug for ListenerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerHandle")
+            .field("listening", &self.is_listening())
+            .field("finished", &self.task.is_finished())
+            .finish()
+    }
+}
+
+impl ListenerHandle {
+    /// Whether the listener is connected and listening now.
+    pub fn is_listening(&self) -> bool {
+        *self.listening.borrow()
+    }
+
+    /// Waits until the listener is listening (returns at once if it is).
+    /// Returns early if the listener has stopped.
+    pub async fn listening(&mut self) {
+        let _ = self.listening.wait_for(|listening| *listening).await;
+    }
+
+    /// Waits until the listener is not listening (returns at once if it
+    /// is not).
+    pub async fn disconnected(&mut self) {
+        let _ = self.listening.wait_for(|listening| !*listening).await;
+    }
+
+    /// Stops the listener. The cache stays bypassed.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// The task, to await or abort.
+    pub fn into_join_handle(self) -> JoinHandle<()> {
+        self.task
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_lower_case_hex_digests() {
+        let digest = TokenDigest::of("pr_pat_x");
+        let hex: String = digest
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(parse_digest(&hex), Some(digest));
+        assert_eq!(parse_digest(&hex.to_uppercase()), Some(digest));
+        assert_eq!(parse_digest("all"), None);
+        assert_eq!(parse_digest(&hex[..62]), None);
+        assert_eq!(parse_digest(&format!("{}zz", &hex[..62])), None);
+    }
+}

@@ -23,7 +23,7 @@ use tower::Service;
 use tower_token_auth::store::{
     IssuePolicy, IssueRequest, IssuedToken, StoreError, TokenManager, TokenRecord, TokenStore,
 };
-use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind};
+use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
 use tower_token_auth::{
     async_trait, AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,
 };
@@ -462,6 +462,38 @@ pub fn assert_rejection(rejection: &Rejection, expected: Expected<'_>) {
     assert_eq!(error.status(), expected.status, "typed error status");
     assert_eq!(error.error_code(), expected.error, "typed error code");
     assert_eq!(error.description(), expected.description);
+}
+
+// ---- redaction ----
+
+/// The strings that must never appear for a token: the plaintext, its
+/// random part, and the hex of its digest (whole, and its first 8 bytes).
+pub fn forbidden(secret: &TokenSecret) -> Vec<String> {
+    let token = secret.expose_secret();
+    let random = &token[token.rfind('_').unwrap() + 1..];
+    let hex: String = secret
+        .digest()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(hex.len(), 64);
+    vec![
+        token.to_owned(),
+        random.to_owned(),
+        random[..12].to_owned(),
+        hex.clone(),
+        hex[..16].to_owned(),
+        hex.to_uppercase(),
+    ]
+}
+
+pub fn assert_redacted(label: &str, text: &str, secrets: &[&TokenSecret]) {
+    for secret in secrets {
+        for needle in forbidden(secret) {
+            assert!(!text.contains(&needle), "{label} shows {needle:?}:\n{text}");
+        }
+    }
 }
 
 // ---- the RFC 6750 rows of this crate, realm `api` ----

@@ -775,3 +775,35 @@ async fn works_with_full_bodies() {
 async fn works_with_empty_bodies() {
     body_type_round_trip::<Empty<Bytes>>(|_| Empty::new()).await;
 }
+
+#[tokio::test]
+async fn services_can_be_built_without_the_layer_and_give_back_their_inner_service() {
+    let fixture = Fixture::new();
+    let issued = fixture.pat(S::BILLING_READ).await;
+    let inner = Inner::<S>::new();
+    let scoped = tower_token_auth::RequireScope::new(inner.clone(), S::BILLING_READ);
+    let mut service = TokenAuth::new(scoped, fixture.store.clone());
+    assert_eq!(service.get_ref().get_ref().calls(), 0);
+    assert_eq!(service.get_mut().get_mut().calls(), 0);
+
+    // `TokenAuth::new` judges expiry by the system clock; the fixture's
+    // tokens were issued in 2023 with lifetimes of months.
+    let response = service
+        .clone()
+        .oneshot(bearer(issued.secret.expose_secret()))
+        .await
+        .unwrap();
+    assert_rejection(&rejection(response).await, EXPIRED);
+    let fresh = MemoryStore::new();
+    let issued = fresh
+        .issue(IssueRequest::new(TokenKind::PersonalAccess, "fresh", "u"))
+        .await
+        .unwrap();
+    let service = TokenAuth::new(service.into_inner(), fresh);
+    let response = service
+        .oneshot(bearer(issued.secret.expose_secret()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(inner.calls(), 1);
+}

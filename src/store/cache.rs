@@ -25,10 +25,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_token_auth::store::StoreError> {
-//! let cache = CachedStore::builder()
+//! let cache = CachedStore::builder(MemoryStore::new())
 //!     .max_entries(10_000)
 //!     .ttl(Duration::from_secs(60))
-//!     .build(MemoryStore::new());
+//!     .build();
 //!
 //! let issued = cache
 //!     .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
@@ -91,7 +91,7 @@ struct Inner<St: TokenStore> {
     /// While set, lookups go to the store and nothing is cached (a
     /// revocation listener sets it while it is not listening).
     bypass: AtomicBool,
-    settings: CachedStoreBuilder,
+    settings: Settings,
 }
 
 impl<St: TokenStore> Clone for CachedStore<St> {
@@ -112,16 +112,22 @@ impl<St: TokenStore + fmt::Debug> fmt::Debug for CachedStore<St> {
     }
 }
 
-/// Builds a [`CachedStore`]: bounds and lifetimes of its entries.
+/// Builds a [`CachedStore`]: bounds and lifetimes of its entries. From
+/// [`CachedStore::builder`].
+pub struct CachedStoreBuilder<St> {
+    store: St,
+    settings: Settings,
+}
+
 #[derive(Debug, Clone)]
-pub struct CachedStoreBuilder {
+struct Settings {
     max_entries: u64,
     ttl: Duration,
     negative_ttl: Duration,
     clock: Arc<dyn Clock>,
 }
 
-impl Default for CachedStoreBuilder {
+impl Default for Settings {
     fn default() -> Self {
         Self {
             max_entries: DEFAULT_MAX_ENTRIES,
@@ -132,11 +138,19 @@ impl Default for CachedStoreBuilder {
     }
 }
 
-impl CachedStoreBuilder {
+impl<St> fmt::Debug for CachedStoreBuilder<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStoreBuilder")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: TokenStore> CachedStoreBuilder<St> {
     /// The most entries kept (default [`DEFAULT_MAX_ENTRIES`]); the least
     /// used go first.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
-        self.max_entries = max_entries;
+        self.settings.max_entries = max_entries;
         self
     }
 
@@ -144,42 +158,43 @@ impl CachedStoreBuilder {
     /// never past its expiry. Without a revocation listener, this is how
     /// long a revocation made elsewhere may take to be seen here.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.settings.ttl = ttl;
         self
     }
 
     /// How long an unknown digest is remembered as unknown (default
     /// [`DEFAULT_NEGATIVE_TTL`]). Zero disables negative caching.
     pub fn negative_ttl(mut self, negative_ttl: Duration) -> Self {
-        self.negative_ttl = negative_ttl;
+        self.settings.negative_ttl = negative_ttl;
         self
     }
 
     /// The clock a token's remaining lifetime is judged by (default the
     /// system clock): use the one the middleware and the store use.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.settings.clock = clock;
         self
     }
 
-    /// A cache with these settings in front of `store`.
-    pub fn build<St: TokenStore>(self, store: St) -> CachedStore<St> {
+    /// The cache.
+    pub fn build(self) -> CachedStore<St> {
+        let settings = self.settings;
         let cache = Cache::builder()
-            .max_capacity(self.max_entries)
+            .max_capacity(settings.max_entries)
             .expire_after(EntryExpiry {
-                ttl: self.ttl,
-                negative_ttl: self.negative_ttl,
-                clock: Arc::clone(&self.clock),
+                ttl: settings.ttl,
+                negative_ttl: settings.negative_ttl,
+                clock: Arc::clone(&settings.clock),
             })
             .support_invalidation_closures()
             .build();
         CachedStore {
             inner: Arc::new(Inner {
-                store,
+                store: self.store,
                 cache,
                 generation: AtomicU64::new(0),
                 bypass: AtomicBool::new(false),
-                settings: self,
+                settings,
             }),
         }
     }
@@ -229,12 +244,15 @@ impl<S> Expiry<TokenDigest, Entry<S>> for EntryExpiry {
 impl<St: TokenStore> CachedStore<St> {
     /// A cache with the default settings in front of `store`.
     pub fn new(store: St) -> Self {
-        CachedStoreBuilder::default().build(store)
+        Self::builder(store).build()
     }
 
-    /// Settings for a new cache.
-    pub fn builder() -> CachedStoreBuilder {
-        CachedStoreBuilder::default()
+    /// A cache in front of `store`, with settings to choose.
+    pub fn builder(store: St) -> CachedStoreBuilder<St> {
+        CachedStoreBuilder {
+            store,
+            settings: Settings::default(),
+        }
     }
 
     /// The inner store.

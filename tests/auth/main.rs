@@ -807,3 +807,25 @@ async fn services_can_be_built_without_the_layer_and_give_back_their_inner_servi
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(inner.calls(), 1);
 }
+
+#[tokio::test]
+async fn errors_of_the_inner_service_pass_through_and_rejections_are_ok_responses() {
+    let fixture = Fixture::new();
+    let issued = fixture.pat(S::BILLING_READ).await;
+    let service = ServiceBuilder::new()
+        .layer(fixture.layer())
+        .service(service_fn(|_request: Request<Full<Bytes>>| async {
+            Err::<Response<Full<Bytes>>, _>("inner failure")
+        }));
+
+    let error = service
+        .clone()
+        .oneshot(bearer(issued.secret.expose_secret()))
+        .await
+        .unwrap_err();
+    assert_eq!(error, "inner failure");
+
+    let rejected = service.oneshot(bearer("garbage")).await;
+    let response = rejected.expect("a rejection is a response, not a service error");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -499,3 +499,28 @@ async fn on_rejection_replaces_the_whole_response() {
     );
     assert_eq!(inner.calls(), 0);
 }
+
+#[tokio::test]
+async fn a_shared_challenge_keeps_its_custom_response_when_given_resource_metadata() {
+    // A challenge is configured once and handed to several layers; adding
+    // the metadata URL to one copy must not drop the custom response.
+    let custom = Challenge::new("billing").on_rejection(|error, _default| {
+        let mut response = Response::new(Bytes::from(format!("custom:{}", error.error_code())));
+        *response.status_mut() = StatusCode::IM_A_TEAPOT;
+        response
+    });
+    let other_layer = TokenAuthLayer::new(Fixture::new().store).challenge(custom.clone());
+    let with_metadata =
+        custom.resource_metadata("https://api.example.test/.well-known/oauth-protected-resource");
+    let service = ServiceBuilder::new()
+        .layer(Fixture::new().layer().challenge(with_metadata))
+        .service(Inner::<S>::new());
+
+    let response = service.oneshot(request("/v1/invoices")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(
+        body_bytes(response.into_body()).await,
+        "custom:missing_token"
+    );
+    drop(other_layer);
+}

@@ -476,3 +476,24 @@ fn issuing_never_drops_unknown_names_silently() {
     );
     assert!(S::parse_scope_or_default(Some("products.read products.delete")).is_err());
 }
+
+#[tokio::test]
+async fn any_of_scope_attribute_names_every_scope_that_could_satisfy_the_route() {
+    // Requirement docs: for alternatives the attribute "names the union,
+    // which lists every scope that could satisfy the route". Here
+    // `billing.write` alone satisfies the route, so the 403 must name it.
+    let fixture = Fixture::new();
+    let reader = fixture.pat(S::BILLING_READ).await;
+    let writer = fixture.pat(S::BILLING_WRITE).await;
+    let requirement = || Requirement::any_of([S::BILLING_WRITE, S::BILLING_AGENT]);
+    assert_eq!(
+        route(&fixture, requirement(), writer.secret.expose_secret()).await,
+        (StatusCode::OK, None)
+    );
+    let (status, scope) = route(&fixture, requirement(), reader.secret.expose_secret()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let scope = scope.unwrap();
+    let names: Vec<&str> = scope.split(' ').collect();
+    assert!(names.contains(&"billing.write"), "scope=\"{scope}\"");
+    assert!(names.contains(&"billing.agent"), "scope=\"{scope}\"");
+}

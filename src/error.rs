@@ -8,6 +8,8 @@
 //! | expired token | 401 | `… error="invalid_token", error_description="…expired…"` | `invalid_token` |
 //! | valid token, scope missing | 403 | `… error="insufficient_scope", scope="…"` | `insufficient_scope` |
 //! | store unreachable or failing | 503 | none | `temporarily_unavailable` |
+//! | not over HTTPS, when [required](crate::auth::RequireHttps) | 403 | none | `https_required` |
+//! | too many failed authentications ([throttle](crate::auth)) | 429 + `Retry-After` | none | `too_many_requests` |
 //!
 //! Every rejection has a JSON body with `error`, `error_description` and a
 //! `solution` hint, `Cache-Control: no-store`, and the [`AuthError`] in its
@@ -41,7 +43,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use crate::json::escape_into;
@@ -72,6 +74,17 @@ pub enum AuthError {
     /// The token store could not answer. The request is refused with 503.
     #[error("the token store is unavailable")]
     StoreUnavailable(Arc<StoreError>),
+    /// The request did not arrive over TLS and the layer requires it
+    /// ([`RequireHttps`](crate::auth::RequireHttps)).
+    #[error("the request did not arrive over HTTPS")]
+    HttpsRequired,
+    /// The client spent its budget of failed authentications (the
+    /// brute-force throttle).
+    #[error("too many failed authentications")]
+    TooManyRequests {
+        /// How long until the client may try again.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Why a request was `invalid_request`.
@@ -119,6 +132,8 @@ impl AuthError {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HttpsRequired => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -130,6 +145,8 @@ impl AuthError {
             Self::InvalidToken(_) | Self::ExpiredToken => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::StoreUnavailable(_) => "temporarily_unavailable",
+            Self::HttpsRequired => "https_required",
+            Self::TooManyRequests { .. } => "too_many_requests",
         }
     }
 
@@ -156,6 +173,8 @@ impl AuthError {
                 "The access token does not have the scope this request requires."
             }
             Self::StoreUnavailable(_) => "The token store is temporarily unavailable.",
+            Self::HttpsRequired => "This API is served over HTTPS only.",
+            Self::TooManyRequests { .. } => "Too many failed authentication attempts.",
         }
     }
 
@@ -181,12 +200,21 @@ impl AuthError {
             Self::StoreUnavailable(_) => {
                 "Retry the request shortly. Your token was not rejected; keep it."
             }
+            Self::HttpsRequired => {
+                "Send the request to the https:// URL. Treat a token sent over plain HTTP as leaked: revoke it."
+            }
+            Self::TooManyRequests { .. } => {
+                "Wait for the time in the Retry-After header, then retry with a valid token."
+            }
         }
     }
 
     /// Whether the response carries a `WWW-Authenticate` challenge.
     fn has_challenge(&self) -> bool {
-        !matches!(self, Self::StoreUnavailable(_))
+        !matches!(
+            self,
+            Self::StoreUnavailable(_) | Self::HttpsRequired | Self::TooManyRequests { .. }
+        )
     }
 }
 
@@ -333,6 +361,10 @@ impl Challenge {
         if let Some(challenge) = self.header_value(error) {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
+        if let AuthError::TooManyRequests { retry_after } = error {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         response.extensions_mut().insert(error.clone());
         match &self.inner.replace {
             Some(replace) => replace(error, response),
@@ -371,6 +403,10 @@ mod tests {
                 required: "billing.write".into(),
             },
             AuthError::StoreUnavailable(Arc::new(StoreError::InvalidInput("down".into()))),
+            AuthError::HttpsRequired,
+            AuthError::TooManyRequests {
+                retry_after: std::time::Duration::from_millis(1500),
+            },
         ]
     }
 
@@ -402,9 +438,13 @@ mod tests {
             assert_eq!(v["solution"], e.solution());
             assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
             assert_eq!(r.status(), e.status());
+            // RFC 6750 challenges belong to 400, 401 and insufficient_scope.
+            let challenged = matches!(e.status().as_u16(), 400 | 401)
+                || matches!(e, AuthError::InsufficientScope { .. });
             assert_eq!(
                 r.headers().contains_key(WWW_AUTHENTICATE),
-                e.status() != 503
+                challenged,
+                "{e:?}"
             );
         }
     }
@@ -433,6 +473,15 @@ mod tests {
             c.header_value(&AuthError::MissingToken).unwrap(),
             r#"Bearer realm="a \"quoted\" realm", resource_metadata="https://x.test/.well-known/oauth-protected-resource""#
         );
+    }
+
+    #[test]
+    fn throttled_responses_say_when_to_retry() {
+        let r = Challenge::default().render(&AuthError::TooManyRequests {
+            retry_after: std::time::Duration::from_millis(1500),
+        });
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[RETRY_AFTER], "2");
     }
 
     #[test]

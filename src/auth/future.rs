@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use tower_service::Service;
 
 use super::layer::AuthConfig;
+use super::peer::ClientKey;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
@@ -52,6 +53,7 @@ pin_project! {
             request: Option<Request<ReqBody>>,
             inner: Option<Svc>,
             config: Arc<AuthConfig>,
+            key: Option<ClientKey>,
         },
         /// Authenticated: polling the inner service.
         Inner {
@@ -85,6 +87,7 @@ where
         request: Request<ReqBody>,
         inner: Svc,
         config: Arc<AuthConfig>,
+        key: Option<ClientKey>,
     ) -> Self {
         Self {
             state: State::Lookup {
@@ -93,6 +96,7 @@ where
                 request: Some(request),
                 inner: Some(inner),
                 config,
+                key,
             },
         }
     }
@@ -187,6 +191,7 @@ where
                     request,
                     inner,
                     config,
+                    key,
                 } => {
                     let found = ready!(lookup.as_mut().poll(cx));
                     match judge(found, digest, config) {
@@ -201,6 +206,7 @@ where
                             this.state.set(State::Inner { future });
                         }
                         Err(error) => {
+                            config.count_failure(key.as_ref(), &error);
                             let response = config.challenge.render(&error);
                             this.state.set(State::Rejected {
                                 response: Some(response),

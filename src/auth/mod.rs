@@ -54,10 +54,19 @@
 
 mod future;
 mod header;
+mod https;
 mod layer;
+mod peer;
 mod service;
+#[cfg(feature = "throttle")]
+mod throttle;
 
 pub use future::ResponseFuture;
 pub use header::{parse_authorization, Authorization};
+pub use https::{RequireHttps, Tls};
 pub use layer::TokenAuthLayer;
+pub use peer::{ClientKey, PeerAddr};
 pub use service::TokenAuth;
+#[cfg(feature = "throttle")]
+#[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
+pub use throttle::Throttle;

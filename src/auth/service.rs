@@ -8,6 +8,7 @@ use tower_service::Service;
 use super::future::{LookupFuture, ResponseFuture};
 use super::header::bearer_token;
 use super::layer::AuthConfig;
+use super::peer::ClientKey;
 use super::TokenAuthLayer;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
@@ -95,22 +96,35 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        if let Some(https) = &config.https {
+            let (uri, headers, ext) = (request.uri(), request.headers(), request.extensions());
+            if !https.is_https(uri, headers, ext, &config.peer) {
+                return self.reject(AuthError::HttpsRequired, None);
+            }
+        }
+        let key = config.client_key(request.extensions(), request.headers());
+        if let Some(retry_after) = config.throttled(key.as_ref()) {
+            return self.reject(AuthError::TooManyRequests { retry_after }, None);
+        }
         let token = match bearer_token(request.headers(), request.uri()) {
             Ok(Some(token)) => token,
-            Ok(None) if self.config.optional => {
+            Ok(None) if config.optional => {
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Ok(None) => return self.reject(AuthError::MissingToken),
-            Err(error) => return self.reject(error),
+            Ok(None) => return self.reject(AuthError::MissingToken, key),
+            Err(error) => return self.reject(error, key),
         };
-        match self.config.format.check(token) {
+        match config.format.check(token) {
             Ok(TokenKind::Refresh) => {
-                return self.reject(AuthError::InvalidToken(
-                    InvalidTokenReason::NotAnAccessCredential,
-                ))
+                let error = AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential);
+                return self.reject(error, key);
             }
             Ok(_) => {}
-            Err(_) => return self.reject(AuthError::InvalidToken(InvalidTokenReason::Malformed)),
+            Err(_) => {
+                let error = AuthError::InvalidToken(InvalidTokenReason::Malformed);
+                return self.reject(error, key);
+            }
         }
         let digest = TokenDigest::of(token);
         let store = self.store.clone();
@@ -120,15 +134,27 @@ where
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::lookup(lookup, digest, request, inner, Arc::clone(&self.config))
+        ResponseFuture::lookup(
+            lookup,
+            digest,
+            request,
+            inner,
+            Arc::clone(&self.config),
+            key,
+        )
     }
 }
 
 impl<Svc, St> TokenAuth<Svc, St> {
-    fn reject<ReqBody, S>(&self, error: AuthError) -> ResponseFuture<Svc, ReqBody, S>
+    fn reject<ReqBody, S>(
+        &self,
+        error: AuthError,
+        key: Option<ClientKey>,
+    ) -> ResponseFuture<Svc, ReqBody, S>
     where
         Svc: Service<Request<ReqBody>>,
     {
+        self.config.count_failure(key.as_ref(), &error);
         let response = self.config.challenge.render(&error);
         self.config
             .audit

@@ -1,0 +1,201 @@
+//! Refusing requests that did not arrive over TLS.
+
+use std::net::IpAddr;
+
+use http::header::HeaderName;
+use http::{Extensions, HeaderMap, Uri};
+
+use super::peer::PeerResolver;
+
+/// A marker a TLS-terminating server puts into each request's extensions
+/// to say the connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tls;
+
+/// Refuses, before any token is read, requests not known to arrive over
+/// TLS: the PayRequest rule "always use HTTPS, enforced by our API".
+///
+/// A request counts as HTTPS when its URI scheme is `https` (HTTP/2,
+/// absolute-form), when it carries the [`Tls`] extension, or, from a
+/// trusted proxy, when `X-Forwarded-Proto: https` or `Forwarded: proto=https`
+/// says so. Anything else is answered 403 `https_required` with no
+/// challenge. Off unless set with
+/// [`TokenAuthLayer::require_https`](crate::TokenAuthLayer::require_https);
+/// leave it off for local development.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use tower_token_auth::auth::RequireHttps;
+///
+/// // Behind a load balancer at 10.0.0.2 that terminates TLS:
+/// let https = RequireHttps::new().trust_proxy(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+/// # drop(https);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RequireHttps {
+    proxies: Proxies,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Proxies {
+    /// Forwarding headers are ignored.
+    #[default]
+    None,
+    /// Forwarding headers are trusted from these peers only.
+    From(Vec<IpAddr>),
+    /// Every peer is a trusted proxy: the service is reachable only through
+    /// the proxy.
+    Any,
+}
+
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+impl RequireHttps {
+    /// Trusts only the URI scheme and the [`Tls`] extension.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts forwarding headers from a proxy at `addr` (the peer address
+    /// comes from [`PeerAddr`](super::PeerAddr) or axum's `ConnectInfo`).
+    pub fn trust_proxy(mut self, addr: IpAddr) -> Self {
+        match &mut self.proxies {
+            Proxies::From(list) => list.push(addr),
+            _ => self.proxies = Proxies::From(vec![addr]),
+        }
+        self
+    }
+
+    /// Trusts forwarding headers from any peer. Only for a service that no
+    /// client can reach except through its TLS-terminating proxy.
+    pub fn trust_any_proxy(mut self) -> Self {
+        self.proxies = Proxies::Any;
+        self
+    }
+
+    pub(crate) fn is_https(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        peer: &PeerResolver,
+    ) -> bool {
+        if uri.scheme_str() == Some("https") || extensions.get::<Tls>().is_some() {
+            return true;
+        }
+        let trusted = match &self.proxies {
+            Proxies::None => false,
+            Proxies::Any => true,
+            Proxies::From(list) => peer
+                .resolve(extensions)
+                .is_some_and(|ip| list.contains(&ip)),
+        };
+        trusted && forwarded_https(headers)
+    }
+}
+
+/// Whether the nearest proxy said the client used HTTPS. Only the last
+/// value counts: earlier ones were written by whoever sent the request.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    if let Some(last) = headers.get_all(&X_FORWARDED_PROTO).iter().next_back() {
+        let value = last.to_str().unwrap_or("");
+        let nearest = value.rsplit(',').next().unwrap_or("").trim();
+        return nearest.eq_ignore_ascii_case("https");
+    }
+    if let Some(last) = headers.get_all(&FORWARDED).iter().next_back() {
+        let value = last.to_str().unwrap_or("");
+        let nearest = value.rsplit(',').next().unwrap_or("");
+        return nearest.split(';').any(|pair| {
+            let mut kv = pair.splitn(2, '=');
+            let key = kv.next().unwrap_or("").trim();
+            let val = kv.next().unwrap_or("").trim().trim_matches('"');
+            key.eq_ignore_ascii_case("proto") && val.eq_ignore_ascii_case("https")
+        });
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::PeerAddr;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    fn check(
+        policy: &RequireHttps,
+        uri: &str,
+        headers: &[(&str, &str)],
+        peer: Option<[u8; 4]>,
+    ) -> bool {
+        let uri: Uri = uri.parse().unwrap();
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let mut ext = Extensions::new();
+        if let Some(ip) = peer {
+            ext.insert(PeerAddr(SocketAddr::from((ip, 4000))));
+        }
+        policy.is_https(&uri, &map, &ext, &PeerResolver::default())
+    }
+
+    #[test]
+    fn scheme_and_marker_count_as_https() {
+        let p = RequireHttps::new();
+        assert!(check(&p, "https://api.test/v1", &[], None));
+        assert!(!check(&p, "http://api.test/v1", &[], None));
+        assert!(!check(&p, "/v1", &[], None));
+        let mut ext = Extensions::new();
+        ext.insert(Tls);
+        assert!(p.is_https(
+            &"/v1".parse().unwrap(),
+            &HeaderMap::new(),
+            &ext,
+            &PeerResolver::default()
+        ));
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let p = RequireHttps::new().trust_proxy(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        let xfp = [("x-forwarded-proto", "https")];
+        assert!(check(&p, "/v1", &xfp, Some([10, 0, 0, 2])));
+        assert!(!check(&p, "/v1", &xfp, Some([10, 0, 0, 3])));
+        assert!(!check(&p, "/v1", &xfp, None));
+        assert!(!check(
+            &RequireHttps::new(),
+            "/v1",
+            &xfp,
+            Some([10, 0, 0, 2])
+        ));
+        let any = RequireHttps::new().trust_any_proxy();
+        assert!(check(
+            &any,
+            "/v1",
+            &[("forwarded", "for=1.2.3.4;proto=https")],
+            None
+        ));
+        assert!(!check(
+            &any,
+            "/v1",
+            &[("forwarded", "proto=https, for=1.2.3.4;proto=http")],
+            None
+        ));
+        assert!(!check(
+            &any,
+            "/v1",
+            &[("x-forwarded-proto", "https, http")],
+            None
+        ));
+        assert!(check(
+            &any,
+            "/v1",
+            &[("x-forwarded-proto", "http, HTTPS")],
+            None
+        ));
+    }
+}

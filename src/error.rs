@@ -236,7 +236,7 @@ struct ChallengeInner {
     /// `, resource_metadata="…"` when set, or empty.
     metadata: String,
     realm: String,
-    replace: Option<Box<Replace>>,
+    replace: Option<Arc<Replace>>,
 }
 
 impl fmt::Debug for Challenge {
@@ -262,7 +262,7 @@ impl Challenge {
         Self::build(realm.to_owned(), String::new(), None)
     }
 
-    fn build(realm: String, metadata: String, replace: Option<Box<Replace>>) -> Self {
+    fn build(realm: String, metadata: String, replace: Option<Arc<Replace>>) -> Self {
         let head = format!("Bearer realm=\"{}\"", quote(&realm));
         Self {
             inner: Arc::new(ChallengeInner {
@@ -274,12 +274,14 @@ impl Challenge {
         }
     }
 
-    fn rebuild(self, metadata: Option<String>, replace: Option<Box<Replace>>) -> Self {
+    fn rebuild(self, metadata: Option<String>, replace: Option<Arc<Replace>>) -> Self {
         let (realm, old_metadata, old_replace) = match Arc::try_unwrap(self.inner) {
             Ok(inner) => (inner.realm, inner.metadata, inner.replace),
-            // Shared already: a replacement function cannot be cloned, so the
-            // caller must set it on a fresh challenge.
-            Err(shared) => (shared.realm.clone(), shared.metadata.clone(), None),
+            Err(shared) => (
+                shared.realm.clone(),
+                shared.metadata.clone(),
+                shared.replace.clone(),
+            ),
         };
         Self::build(
             realm,
@@ -303,7 +305,7 @@ impl Challenge {
     where
         F: Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
     {
-        self.rebuild(None, Some(Box::new(f)))
+        self.rebuild(None, Some(Arc::new(f)))
     }
 
     /// The realm.

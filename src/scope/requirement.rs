@@ -45,10 +45,21 @@ impl<S: ScopeSet> Requirement<S> {
     /// An empty list of alternatives is never satisfied.
     pub fn any_of(alternatives: impl IntoIterator<Item = S>) -> Self {
         let alternatives: Arc<[S]> = alternatives.into_iter().collect();
-        // RFC 6750 §3 has one `scope` attribute; for alternatives it names the
-        // union, which lists every scope that could satisfy the route.
-        let union = alternatives.iter().fold(S::empty(), |acc, s| acc.union(*s));
-        let attribute = union.scope_string().into();
+        // RFC 6750 §3 has one `scope` attribute; for alternatives it lists
+        // each alternative's scopes, so every scope that could satisfy the
+        // route is named (an alternative implied by another still shows).
+        let mut names: Vec<&str> = Vec::new();
+        for alternative in alternatives.iter() {
+            let own = alternative.scope_string();
+            for name in own.split(' ').filter(|n| !n.is_empty()) {
+                if let Some(known) = S::SCOPES.iter().find(|(n, _)| *n == name) {
+                    if !names.contains(&known.0) {
+                        names.push(known.0);
+                    }
+                }
+            }
+        }
+        let attribute = names.join(" ").into();
         Self {
             alternatives,
             attribute,

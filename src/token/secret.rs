@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 /// A token's plaintext. Returned once, at creation; never stored.
 ///
-/// `Debug` shows only the [hint](Self::hint); there is no `Display`. The
+/// `Debug` prints `TokenSecret("[redacted]")`; there is no `Display`. The
 /// memory is zeroed when the value is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSecret(Zeroizing<String>);

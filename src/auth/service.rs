@@ -2,6 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::{Entry, AUTHORIZATION};
 use http::{Request, Response};
 use tower_service::Service;
 
@@ -95,7 +96,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // Whatever logs headers further in (a trace layer, a handler) must
+        // not print the credential.
+        if let Entry::Occupied(mut values) = request.headers_mut().entry(AUTHORIZATION) {
+            values.iter_mut().for_each(|v| v.set_sensitive(true));
+        }
         let config = &self.config;
         if let Some(https) = &config.https {
             let (uri, headers, ext) = (request.uri(), request.headers(), request.extensions());

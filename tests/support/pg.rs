@@ -43,7 +43,7 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The server the tests of this binary share.
 pub enum Server {
     /// `DATABASE_URL`.
-    External(PgConnectOptions),
+    External(Box<PgConnectOptions>),
     /// A throwaway cluster.
     Local(Cluster),
 }
@@ -52,14 +52,14 @@ impl Server {
     /// Options to connect to `database` on this server.
     pub fn options(&self, database: &str) -> PgConnectOptions {
         match self {
-            Self::External(options) => options.clone().database(database),
+            Self::External(options) => (**options).clone().database(database),
             Self::Local(cluster) => cluster.options(database),
         }
     }
 
     fn admin(&self) -> PgConnectOptions {
         match self {
-            Self::External(options) => options.clone(),
+            Self::External(options) => (**options).clone(),
             Self::Local(cluster) => cluster.options("postgres"),
         }
     }
@@ -69,10 +69,10 @@ impl Server {
 pub fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(
+        Ok(url) if !url.is_empty() => Server::External(Box::new(
             PgConnectOptions::from_str(&url)
                 .unwrap_or_else(|e| panic!("DATABASE_URL is not a PostgreSQL URL: {e}")),
-        ),
+        )),
         _ => Server::Local(Cluster::start()),
     })
 }
@@ -374,6 +374,8 @@ impl Cluster {
             pid = std::process::id(),
             dir = self.dir.display()
         );
+        // Never waited for: it outlives this process on purpose.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::null())

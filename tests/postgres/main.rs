@@ -1,0 +1,604 @@
+//! `PgStore` on a real PostgreSQL, as several instances of a service use it:
+//! revocations reaching every instance's cache, a database outage and the
+//! recovery after it, concurrent refresh exchanges on two pools, the schema
+//! and its identifiers.
+//!
+//! The store behaviours shared with every backend are in `tests/store_suite`.
+#![cfg(all(feature = "postgres", feature = "cache"))]
+
+#[path = "../support/pg.rs"]
+mod pg;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::WWW_AUTHENTICATE;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::Row;
+use tower::util::BoxCloneService;
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_token_auth::audit::{Audit, AuditEvent, AuditObserver};
+use tower_token_auth::body::ResponseBody;
+use tower_token_auth::store::{
+    CachedStore, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, PgStore, StoreError,
+    TokenManager, TokenStore,
+};
+use tower_token_auth::token::TokenKind;
+use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
+
+/// How long a revocation may take to reach another instance.
+const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
+
+/// A cache TTL far longer than any test: whatever a cache forgets, it
+/// forgets because it was told to.
+const LONG_TTL: Duration = Duration::from_secs(600);
+
+type App = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
+
+/// A service behind `TokenAuthLayer` over `store`, built once per instance.
+fn app<St: TokenStore<Scopes = S> + Clone>(store: St) -> App {
+    BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(TokenAuthLayer::new(store))
+            .service(service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("invoices"))))
+            })),
+    )
+}
+
+/// What a request with `token` got: the status, the body's `error` and
+/// whether a challenge came with it.
+#[derive(Debug)]
+struct Outcome {
+    status: StatusCode,
+    error: Option<String>,
+    challenged: bool,
+}
+
+async fn send(app: &App, token: &str) -> Outcome {
+    let request = Request::get("/v1/invoices")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::default())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let challenged = response.headers().contains_key(WWW_AUTHENTICATE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let error = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    Outcome {
+        status,
+        error,
+        challenged,
+    }
+}
+
+/// Sends requests with `token` until one answers `status`, for at most
+/// `bound`; returns how long it took.
+async fn until_status(app: &App, token: &str, status: StatusCode, bound: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let outcome = send(app, token).await;
+        if outcome.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < bound,
+            "still {outcome:?} after {bound:?}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Names of audit events, in order.
+#[derive(Default)]
+struct Events(Mutex<Vec<&'static str>>);
+
+impl AuditObserver for Events {
+    fn observe(&self, event: &AuditEvent) {
+        self.0.lock().unwrap().push(event.name());
+    }
+}
+
+impl Events {
+    fn count(&self, name: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| **n == name)
+            .count()
+    }
+}
+
+async fn within<F: std::future::Future>(bound: Duration, what: &str, f: F) -> F::Output {
+    tokio::time::timeout(bound, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {bound:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_instance_is_refused_by_another_within_a_second() {
+    let db = pg::database().await;
+    let store_a = PgStore::new(db.pool().await);
+    store_a.migrate().await.unwrap();
+    let store_b = PgStore::new(db.pool().await);
+    let cache_a = CachedStore::builder(store_a.clone()).ttl(LONG_TTL).build();
+    let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
+    let mut listener_a = store_a.spawn_revocation_listener(cache_a.clone());
+    let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
+    within(Duration::from_secs(5), "listener A", listener_a.listening()).await;
+    within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
+    let app_b = app(cache_b.clone());
+
+    let issued = cache_a
+        .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
+        .await
+        .unwrap();
+    let token = issued.secret.expose_secret();
+    assert_eq!(send(&app_b, token).await.status, StatusCode::OK);
+
+    // Instance B serves the token from its cache: a revocation written
+    // behind the store's back (no notification) goes unseen.
+    sqlx::query(&format!(
+        "UPDATE {} SET revoked_at = now() WHERE digest = $1",
+        store_a.table()
+    ))
+    .bind(issued.record.digest.as_bytes().to_vec())
+    .execute(store_a.pool())
+    .await
+    .unwrap();
+    assert_eq!(send(&app_b, token).await.status, StatusCode::OK);
+    sqlx::query(&format!(
+        "UPDATE {} SET revoked_at = NULL WHERE digest = $1",
+        store_a.table()
+    ))
+    .bind(issued.record.digest.as_bytes().to_vec())
+    .execute(store_a.pool())
+    .await
+    .unwrap();
+
+    // A revocation through instance A reaches B by NOTIFY.
+    let started = Instant::now();
+    assert!(cache_a.revoke(issued.record.id).await.unwrap());
+    let committed = started.elapsed();
+    let refused = until_status(&app_b, token, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND).await;
+    let latency = started.elapsed();
+    println!(
+        "revocation through instance A refused by instance B after {latency:?} \
+         (revoke call {committed:?}, then B refused {refused:?} later)"
+    );
+    assert!(latency < PROPAGATION_BOUND, "took {latency:?}");
+    let outcome = send(&app_b, token).await;
+    assert_eq!(outcome.error.as_deref(), Some("invalid_token"));
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_then_recovers_by_itself() {
+    let cluster = tokio::task::spawn_blocking(pg::Cluster::start_owned)
+        .await
+        .unwrap();
+    let db = pg::database_on(&cluster).await;
+    let store_a = PgStore::new(db.pool().await);
+    store_a.migrate().await.unwrap();
+    let store_b = PgStore::new(db.pool().await);
+    let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
+    let mut listener_b = store_b
+        .revocation_listener()
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .spawn(cache_b.clone());
+    within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
+    // Instance A looks tokens up in the database directly, instance B
+    // through its cache; both services are built once.
+    let app_a = app(store_a.clone());
+    let app_b = app(cache_b.clone());
+
+    let first = store_a
+        .issue(IssueRequest::new(
+            TokenKind::PersonalAccess,
+            "first",
+            "user-1",
+        ))
+        .await
+        .unwrap();
+    let second = store_a
+        .issue(IssueRequest::new(
+            TokenKind::PersonalAccess,
+            "second",
+            "user-1",
+        ))
+        .await
+        .unwrap();
+    let (first, second) = (first.secret.expose_secret(), second.secret.expose_secret());
+    let mut transcript = Vec::new();
+    for (label, app, token) in [
+        ("A", &app_a, first),
+        ("B", &app_b, first),
+        ("B", &app_b, second),
+    ] {
+        let outcome = send(app, token).await;
+        transcript.push(format!("before: instance {label} -> {}", outcome.status));
+        assert_eq!(outcome.status, StatusCode::OK);
+    }
+
+    // The database goes down.
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop();
+        cluster
+    })
+    .await
+    .unwrap();
+    within(
+        Duration::from_secs(5),
+        "listener B notices the outage",
+        listener_b.disconnected(),
+    )
+    .await;
+    for (label, app, token) in [
+        ("A", &app_a, first),
+        ("B", &app_b, first),
+        ("B", &app_b, second),
+    ] {
+        let started = Instant::now();
+        let outcome = send(app, token).await;
+        transcript.push(format!(
+            "during: instance {label} -> {} {} in {:?}",
+            outcome.status,
+            outcome.error.as_deref().unwrap_or("-"),
+            started.elapsed()
+        ));
+        assert_eq!(
+            outcome.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.error.as_deref(), Some("temporarily_unavailable"));
+        assert!(!outcome.challenged, "a 503 carries no challenge");
+    }
+    assert!(matches!(
+        store_a
+            .find(&tower_token_auth::token::TokenDigest::of(first))
+            .await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store_a
+            .refresh(&tower_token_auth::token::TokenDigest::of(first), None)
+            .await,
+        Err(GrantError::Store(StoreError::Unavailable(_)))
+    ));
+
+    // It comes back: the same services recover on their own.
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_again();
+        cluster
+    })
+    .await
+    .unwrap();
+    for (label, app, token) in [
+        ("A", &app_a, first),
+        ("B", &app_b, first),
+        ("B", &app_b, second),
+    ] {
+        let took = until_status(app, token, StatusCode::OK, Duration::from_secs(10)).await;
+        transcript.push(format!("after: instance {label} -> 200 OK within {took:?}"));
+    }
+    within(
+        Duration::from_secs(10),
+        "listener B reconnects",
+        listener_b.listening(),
+    )
+    .await;
+
+    // The listener listens again: a revocation after the restart reaches
+    // instance B's cache.
+    let started = Instant::now();
+    assert!(store_a
+        .revoke_by_digest(&tower_token_auth::token::TokenDigest::of(first))
+        .await
+        .unwrap());
+    until_status(&app_b, first, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND).await;
+    transcript.push(format!(
+        "after: revoked through A, instance B -> 401 after {:?}",
+        started.elapsed()
+    ));
+    assert_eq!(send(&app_b, second).await.status, StatusCode::OK);
+    println!("outage transcript:\n  {}", transcript.join("\n  "));
+
+    listener_b.abort();
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refresh_on_two_instances_has_exactly_one_winner() {
+    let db = pg::database().await;
+    let events = Arc::new(Events::default());
+    let policy = IssuePolicy::default().audit(Audit::new().observer(events.clone()));
+    let store_a = PgStore::with_policy(db.pool().await, policy.clone());
+    store_a.migrate().await.unwrap();
+    let store_b = PgStore::<S>::with_policy(db.pool().await, policy);
+
+    for _ in 0..3 {
+        let pair = store_a.issue_pair("agent", "user-1", None).await.unwrap();
+        let digest = pair.refresh.secret.digest();
+        let before = events.count("refresh_rotated");
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    store_a.clone()
+                } else {
+                    store_b.clone()
+                };
+                tokio::spawn(async move { store.refresh(&digest, None).await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(pair) => winners.push(pair),
+                Err(GrantError::InvalidGrant(
+                    InvalidGrantReason::Reused | InvalidGrantReason::Revoked,
+                )) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one exchange wins");
+        assert_eq!(events.count("refresh_rotated") - before, 1);
+        // The losers were replays: the winner's tokens went with the family.
+        let won = store_b
+            .find(&winners[0].access.secret.digest())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(won.is_revoked());
+    }
+    assert!(events.count("family_revoked_on_reuse") >= 3);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_table_prefix_is_validated_and_names_table_and_channel() {
+    let pool = PgPoolOptions::new()
+        .connect_lazy("postgres://127.0.0.1:1/none")
+        .unwrap();
+    for bad in [
+        "",
+        "Tokens_",
+        "1x",
+        "x-y",
+        "x.y",
+        "x\"; DROP TABLE t; --",
+        &"x".repeat(47),
+    ] {
+        assert!(
+            matches!(
+                PgStore::new(pool.clone()).table_prefix(bad),
+                Err(StoreError::InvalidInput(_))
+            ),
+            "{bad:?} must be refused"
+        );
+    }
+
+    let db = pg::database().await;
+    let store = PgStore::new(db.pool().await)
+        .table_prefix("billing_")
+        .unwrap();
+    assert_eq!(store.table(), "billing_tokens");
+    assert_eq!(store.channel(), "billing_revoked");
+    store.migrate().await.unwrap();
+    let mut listener = PgListener::connect_with(store.pool()).await.unwrap();
+    listener.listen(store.channel()).await.unwrap();
+    let issued = store
+        .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
+        .await
+        .unwrap();
+    assert!(store.find(&issued.secret.digest()).await.unwrap().is_some());
+    let tables: Vec<String> = sqlx::query(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("tablename"))
+    .collect();
+    assert_eq!(tables, ["billing_migrations", "billing_tokens"]);
+    store.revoke(issued.record.id).await.unwrap();
+    let note = within(Duration::from_secs(5), "notification", listener.recv())
+        .await
+        .unwrap();
+    assert_eq!(note.channel(), "billing_revoked");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_safe_to_run_at_once() {
+    let db = pg::database().await;
+    let stores: Vec<PgStore> = stores_on(&db, 3).await;
+    let runs: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|s| tokio::spawn(async move { s.migrate().await }))
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    stores[0].migrate().await.unwrap();
+    let applied: i64 = sqlx::query("SELECT count(*) AS n FROM tower_token_auth_migrations")
+        .fetch_one(stores[0].pool())
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(applied, 1);
+    // The shipped SQL can also be applied by hand, again and again.
+    sqlx::raw_sql(include_str!("../../migrations/0001_tokens.sql"))
+        .execute(stores[0].pool())
+        .await
+        .unwrap();
+    db.finish().await;
+}
+
+async fn stores_on(db: &pg::TestDb, n: usize) -> Vec<PgStore> {
+    let mut stores = Vec::new();
+    for _ in 0..n {
+        stores.push(PgStore::new(db.pool().await));
+    }
+    stores
+}
+
+#[tokio::test]
+async fn rows_are_readable_in_sql() {
+    let db = pg::database().await;
+    let store = PgStore::new(db.pool().await);
+    store.migrate().await.unwrap();
+    let issued = store
+        .issue(
+            IssueRequest::new(TokenKind::PersonalAccess, "agent", "user-1")
+                .scopes(S::BILLING_AGENT | S::PRODUCTS_READ),
+        )
+        .await
+        .unwrap();
+    let row = sqlx::query(
+        "SELECT id, kind, scopes, scope_names, hint, digest = sha256($2::bytea) AS digest_ok \
+         FROM tower_token_auth_tokens WHERE digest = $1",
+    )
+    .bind(issued.record.digest.as_bytes().to_vec())
+    .bind(issued.secret.expose_secret().as_bytes().to_vec())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(row.get::<i64, _>("id") as u64, issued.record.id.as_u64());
+    assert_eq!(row.get::<String, _>("kind"), "personal_access");
+    assert_eq!(
+        row.get::<i64, _>("scopes") as u64,
+        (S::BILLING_AGENT | S::PRODUCTS_READ).bits()
+    );
+    assert_eq!(
+        row.get::<Vec<String>, _>("scope_names"),
+        [
+            "billing.read",
+            "billing.write",
+            "billing.agent",
+            "products.read"
+        ]
+    );
+    assert_eq!(row.get::<String, _>("hint"), issued.secret.hint());
+    assert!(
+        row.get::<bool, _>("digest_ok"),
+        "the digest is SHA-256 of the token"
+    );
+    // The plaintext is nowhere in the table.
+    let leaked: i64 = sqlx::query(
+        "SELECT count(*) AS n FROM tower_token_auth_tokens t WHERE t::text LIKE '%' || $1 || '%'",
+    )
+    .bind(issued.secret.expose_secret())
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .get("n");
+    assert_eq!(leaked, 0);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn family_revocations_publish_every_digest_and_other_payloads_flush_caches() {
+    let db = pg::database().await;
+    let store = PgStore::new(db.pool().await);
+    store.migrate().await.unwrap();
+    let mut listener = PgListener::connect_with(store.pool()).await.unwrap();
+    listener.listen(store.channel()).await.unwrap();
+    let pair = store.issue_pair("agent", "user-1", None).await.unwrap();
+    store
+        .revoke_by_digest(&pair.refresh.secret.digest())
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    for _ in 0..2 {
+        let note = within(Duration::from_secs(5), "notification", listener.recv())
+            .await
+            .unwrap();
+        heard.push(note.payload().to_owned());
+    }
+    heard.sort();
+    let mut expected: Vec<String> = [&pair.access, &pair.refresh]
+        .iter()
+        .map(|t| hex(t.record.digest.as_bytes()))
+        .collect();
+    expected.sort();
+    assert_eq!(heard, expected);
+
+    // An operator's `NOTIFY <channel>, 'all'` empties every cache.
+    let cache = CachedStore::builder(store.clone()).ttl(LONG_TTL).build();
+    let mut handle = store.spawn_revocation_listener(cache.clone());
+    within(Duration::from_secs(5), "listener", handle.listening()).await;
+    let pat = store
+        .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
+        .await
+        .unwrap();
+    let digest = pat.secret.digest();
+    assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
+    sqlx::query(&format!(
+        "UPDATE {} SET revoked_at = now() WHERE digest = $1",
+        store.table()
+    ))
+    .bind(digest.as_bytes().to_vec())
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
+    sqlx::query("SELECT pg_notify($1, 'all')")
+        .bind(store.channel())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !cache.find(&digest).await.unwrap().unwrap().is_revoked() {
+        assert!(started.elapsed() < PROPAGATION_BOUND, "cache not flushed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    handle.abort();
+    db.finish().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable_never_unknown() {
+    // Nothing listens on port 1.
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/none")
+        .unwrap();
+    let store = PgStore::new(pool);
+    let digest = tower_token_auth::token::TokenDigest::of("pr_pat_x");
+    assert!(matches!(
+        store.find(&digest).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let refused = store.refresh(&digest, None).await.unwrap_err();
+    assert_eq!(refused.error_code(), "temporarily_unavailable");
+    assert!(matches!(
+        store
+            .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "u"))
+            .await,
+        Err(StoreError::Unavailable(_))
+    ));
+    // Behind a cache too: errors are never cached.
+    let cache = CachedStore::new(store);
+    for _ in 0..2 {
+        assert!(matches!(
+            cache.find(&digest).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+}

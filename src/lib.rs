@@ -61,6 +61,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | no | [`Principal`] and `Option<Principal>` extractors (`extract` module) |
+//! | `postgres` | no | `store::PgStore`: tokens in PostgreSQL (sqlx 0.8, tokio), migrations shipped with the crate |
+//! | `postgres-tls-rustls` | no | `postgres` with TLS to the database through rustls |
+//! | `cache` | no | `store::CachedStore` in front of any store; with `postgres`, a revocation listener that evicts across instances |
 //!
 //! # Modules
 //!

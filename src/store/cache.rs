@@ -280,14 +280,17 @@ impl<St: TokenStore> CachedStore<St> {
     }
 
     /// Stops caching and forgets everything, until [`resume`](Self::resume):
-    /// for when revocations may be missed (a listener lost its connection).
-    pub(crate) fn suspend(&self) {
+    /// every lookup goes to the store. For a source of revocations that may
+    /// have missed some (a listener that lost its connection); PostgreSQL's
+    /// `RevocationListener` calls it and `resume` by itself.
+    pub fn suspend(&self) {
         self.inner.bypass.store(true, Ordering::SeqCst);
         self.invalidate_all();
     }
 
-    /// Forgets everything and caches again.
-    pub(crate) fn resume(&self) {
+    /// Forgets everything and caches again, once the source of revocations
+    /// is listening again.
+    pub fn resume(&self) {
         self.invalidate_all();
         self.inner.bypass.store(false, Ordering::SeqCst);
     }

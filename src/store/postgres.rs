@@ -199,15 +199,15 @@ impl<S: ScopeSet> PgStore<S> {
     ///
     /// ```
     /// # use tower_token_auth::store::PgStore;
-    /// # let pool = sqlx::postgres::PgPoolOptions::new()
-    /// #     .connect_lazy("postgres://localhost/app")
-    /// #     .unwrap();
-    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    /// # let _guard = rt.enter();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/app")?;
     /// let store = PgStore::new(pool.clone()).table_prefix("billing_")?;
     /// assert_eq!(store.table(), "billing_tokens");
+    /// assert_eq!(store.channel(), "billing_revoked");
     /// assert!(PgStore::new(pool).table_prefix("x; DROP TABLE users").is_err());
-    /// # Ok::<(), tower_token_auth::store::StoreError>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn table_prefix(self, prefix: &str) -> Result<Self, StoreError> {
         queries::validate_prefix(prefix)?;

@@ -1,0 +1,379 @@
+//! Time per request through `TokenAuthLayer` + `RequireScopeLayer`, and
+//! what it is compared with: the bare handler, one SHA-256, tower-http's
+//! single-token check and a JWT HS256 check, all over the same echo handler.
+//!
+//! Run with `scripts/bench.sh` (which also prints the ratios of
+//! `BENCHMARKS.md`), or `cargo bench --bench auth`. Each figure is the time
+//! of `ServiceExt::oneshot` on a clone of the stack, as a router does per
+//! request; building the request is not timed.
+
+mod support;
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{black_box, BatchSize, Criterion};
+use dashmap::DashMap;
+use futures_util::future::Either;
+use futures_util::FutureExt;
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tower_token_auth::auth::parse_authorization;
+use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
+use tower_token_auth::{Principal, TokenStore};
+
+use support::{auth_stack, cycle, fixture, request, test_mode, Body, Echo, Fixture};
+
+/// Requests per timed batch: small enough that a batch's requests stay in
+/// cache, large enough that reading the clock is noise.
+const BATCH: u64 = 128;
+
+/// Tokens of the large store the requests cycle through: far more than the
+/// CPU caches hold, as when many clients call.
+const LARGE_SAMPLE: usize = 65_536;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Benchmarks `id`: `service.clone().oneshot(request)` for requests made by
+/// `next`, after checking that the first answer has status `expected`.
+fn per_request<Svc, ResBody>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    id: &str,
+    service: &Svc,
+    expected: StatusCode,
+    mut next: impl FnMut() -> Request<Body>,
+) where
+    Svc: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible> + Clone,
+{
+    let response = rt
+        .block_on(service.clone().oneshot(next()))
+        .unwrap_or_else(|e| match e {});
+    assert_eq!(response.status(), expected, "{id}");
+    c.bench_function(id, |b| {
+        b.to_async(rt).iter_batched(
+            &mut next,
+            |request| service.clone().oneshot(request),
+            BatchSize::NumIterations(BATCH),
+        )
+    });
+}
+
+// ---- the accepted path and what bounds it ----
+
+fn accepted(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
+    per_request(
+        c,
+        rt,
+        "baseline",
+        &Echo,
+        StatusCode::OK,
+        cycle(&small.writers),
+    );
+
+    let token = small.writers[0].clone();
+    c.bench_function("sha256_floor", |b| {
+        b.iter(|| TokenDigest::of(black_box(&token)))
+    });
+
+    let stack = auth_stack(small.store.clone());
+    per_request(
+        c,
+        rt,
+        "token_auth/memory/1k",
+        &stack,
+        StatusCode::OK,
+        cycle(&small.writers),
+    );
+    let stack = auth_stack(large.store.clone());
+    per_request(
+        c,
+        rt,
+        "token_auth/memory/1m",
+        &stack,
+        StatusCode::OK,
+        cycle(&large.writers),
+    );
+}
+
+// ---- rejections: bad input must be cheap ----
+
+fn rejections(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
+    let stack = auth_stack(small.store.clone());
+
+    per_request(
+        c,
+        rt,
+        "rejections/missing_header",
+        &stack,
+        StatusCode::UNAUTHORIZED,
+        || request(None),
+    );
+
+    // Last character changed: the checksum no longer matches.
+    let mut typo = small.writers[0].clone();
+    let last = if typo.ends_with('0') { "1" } else { "0" };
+    typo.replace_range(typo.len() - 1.., last);
+    per_request(
+        c,
+        rt,
+        "rejections/bad_checksum",
+        &stack,
+        StatusCode::UNAUTHORIZED,
+        || request(Some(&typo)),
+    );
+
+    // Well-formed, but never stored.
+    let unknown: Vec<String> = (0..64)
+        .map(|_| {
+            let secret = TokenFormat::default()
+                .generate(TokenKind::PersonalAccess)
+                .expect("a token");
+            secret.expose_secret().to_owned()
+        })
+        .collect();
+    per_request(
+        c,
+        rt,
+        "rejections/unknown_token",
+        &stack,
+        StatusCode::UNAUTHORIZED,
+        cycle(&unknown),
+    );
+
+    per_request(
+        c,
+        rt,
+        "rejections/insufficient_scope",
+        &stack,
+        StatusCode::FORBIDDEN,
+        cycle(&small.readers),
+    );
+}
+
+// ---- what users compare us with ----
+
+/// The claims of the JWT alternative.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    scope: String,
+}
+
+/// A JWT HS256 bearer check as services write it with `jsonwebtoken`:
+/// signature and `exp` validated, the `scope` claim read, the claims put
+/// into the request for the handler.
+#[derive(Clone)]
+struct JwtAuth<Svc> {
+    inner: Svc,
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+    required: &'static str,
+}
+
+impl<Svc> Service<Request<Body>> for JwtAuth<Svc>
+where
+    Svc: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response<Body>, Infallible>>, Svc::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let claims = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| jsonwebtoken::decode::<Claims>(t, &self.key, &self.validation).ok());
+        let status = match claims {
+            Some(data) if data.claims.scope.split(' ').any(|s| s == self.required) => {
+                request.extensions_mut().insert(data.claims);
+                return Either::Right(self.inner.call(request));
+            }
+            Some(_) => StatusCode::FORBIDDEN,
+            None => StatusCode::UNAUTHORIZED,
+        };
+        let mut response = Response::new(Body::default());
+        *response.status_mut() = status;
+        Either::Left(ready(Ok(response)))
+    }
+}
+
+fn alternatives(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
+    let token = small.writers[0].clone();
+    // Deprecated by tower-http as too basic for real applications; it is
+    // the stock single-token check users compare with, so it is measured.
+    #[allow(deprecated)]
+    let check = ValidateRequestHeaderLayer::bearer(&token);
+    let bearer = ServiceBuilder::new().layer(check).service(Echo);
+    per_request(c, rt, "tower_http_bearer", &bearer, StatusCode::OK, || {
+        request(Some(&token))
+    });
+
+    let secret = b"a 256-bit secret for the HS256 benchmark";
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 3_600;
+    let jwts: Vec<String> = (0..64)
+        .map(|i| {
+            let claims = Claims {
+                sub: support::token_owner(i),
+                exp,
+                scope: "billing.read billing.write".to_owned(),
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret),
+            )
+            .expect("a JWT")
+        })
+        .collect();
+    let jwt = JwtAuth {
+        inner: Echo,
+        key: Arc::new(DecodingKey::from_secret(secret)),
+        validation: Arc::new(Validation::new(Algorithm::HS256)),
+        required: "billing.write",
+    };
+    per_request(c, rt, "jwt_hs256", &jwt, StatusCode::OK, cycle(&jwts));
+}
+
+// ---- PostgreSQL (not yet measured) ----
+
+// POSTGRES: `postgres/cached_hit`, `postgres/uncached` and `postgres/select_1`
+// belong here, behind `#[cfg(feature = "postgres")]` and a `DATABASE_URL`:
+// - `postgres/cached_hit`: the stack over `CachedStore<PgStore>` with the
+//   token already cached;
+// - `postgres/uncached`: the stack over `PgStore`, one query per request;
+// - `postgres/select_1`: `SELECT 1` on the same pool, the floor of any
+//   database round trip.
+// They are left out until `PgStore` is finished; BENCHMARKS.md marks the rows.
+
+// ---- the parts of the hot path, one by one ----
+
+fn parts(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
+    let value = format!("Bearer {}", small.writers[0]);
+    c.bench_function("parts/parse_authorization", |b| {
+        b.iter(|| parse_authorization(black_box(value.as_bytes())))
+    });
+
+    let format = TokenFormat::default();
+    let token = small.writers[0].clone();
+    c.bench_function("parts/format_check", |b| {
+        b.iter(|| format.check(black_box(&token)))
+    });
+
+    // `TokenStore::find` as the middleware calls it: an async-trait call,
+    // which boxes its future, finished at the first poll.
+    let digests = |f: &Fixture| -> Vec<TokenDigest> {
+        f.writers.iter().map(|t| TokenDigest::of(t)).collect()
+    };
+    for (id, fixture) in [
+        ("parts/store_find/1k", small),
+        ("parts/store_find/1m", large),
+    ] {
+        let digests = digests(fixture);
+        let store = fixture.store.clone();
+        let mut next = 0;
+        c.bench_function(id, |b| {
+            b.iter(|| {
+                next = (next + 1) % digests.len();
+                store.find(&digests[next]).now_or_never()
+            })
+        });
+    }
+
+    // The same lookup in a plain DashMap with its default hasher, without
+    // the async-trait box: what the map itself costs.
+    let map: DashMap<TokenDigest, Arc<_>> = DashMap::new();
+    let small_digests = digests(small);
+    for d in &small_digests {
+        let record = rt
+            .block_on(small.store.find(d))
+            .expect("store")
+            .expect("stored");
+        map.insert(*d, record);
+    }
+    let mut next = 0;
+    c.bench_function("parts/dashmap_get/1k", |b| {
+        b.iter(|| {
+            next = (next + 1) % small_digests.len();
+            map.get(&small_digests[next]).map(|r| Arc::clone(&r))
+        })
+    });
+
+    // Putting the principal into the request: http's extensions map is
+    // allocated on the first insert.
+    let record = map
+        .get(&small_digests[0])
+        .map(|r| Arc::clone(&r))
+        .expect("stored");
+    c.bench_function("parts/extensions_insert", |b| {
+        b.iter_batched(
+            || (request(Some(&token)), Principal::new(Arc::clone(&record))),
+            |(mut request, principal)| {
+                request.extensions_mut().insert(principal);
+                request
+            },
+            BatchSize::NumIterations(BATCH),
+        )
+    });
+
+    c.bench_function("parts/system_clock", |b| b.iter(SystemTime::now));
+}
+
+fn all(c: &mut Criterion) {
+    // In test mode (CI) every benchmark runs once: keep the large store small.
+    let (small_tokens, large_tokens) = if test_mode() {
+        (1_000, 10_000)
+    } else {
+        (1_000, 1_000_000)
+    };
+    let rt = runtime();
+    let small = fixture(small_tokens, small_tokens);
+    let started = std::time::Instant::now();
+    let large = fixture(large_tokens, LARGE_SAMPLE);
+    eprintln!(
+        "filled a memory store with {} tokens in {:.1?}",
+        large.store.len(),
+        started.elapsed()
+    );
+
+    accepted(c, &rt, &small, &large);
+    rejections(c, &rt, &small);
+    alternatives(c, &rt, &small);
+    parts(c, &rt, &small, &large);
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+fn main() {
+    let mut c = config().configure_from_args();
+    all(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,309 @@
+//! How the memory store scales: resident bytes per stored token, and the
+//! throughput of two threads against one.
+//!
+//! ```text
+//! cargo bench --bench scaling                  # both, written to <target>/bench-results/scaling.json
+//! cargo bench --bench scaling -- --test        # a quick run with small sizes (CI)
+//! cargo bench --bench scaling -- --profile accepted 100000
+//! ```
+//!
+//! `--profile <path> <requests>` only sends `requests` requests down one
+//! path of the stack (`accepted`, `baseline`, `missing_header`,
+//! `bad_checksum`, `unknown_token`, `insufficient_scope`) on one thread, for
+//! `valgrind --tool=callgrind` or `perf`: see BENCHMARKS.md.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::Barrier;
+use std::time::Instant;
+
+use http::{Request, Response};
+use tower::{Service, ServiceExt};
+use tower_token_auth::token::{TokenFormat, TokenKind};
+
+use support::{auth_stack, fixture, request, test_mode, Body, Echo, Fixture};
+
+/// Reads the resident set size of this process, in bytes, from
+/// `/proc/self/status` (`VmRSS`).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("VmRSS in /proc/self/status")
+}
+
+struct Memory {
+    tokens: usize,
+    before: u64,
+    after: u64,
+}
+
+impl Memory {
+    fn per_token(&self) -> f64 {
+        (self.after - self.before) as f64 / self.tokens as f64
+    }
+}
+
+/// Resident bytes before and after filling a memory store with `tokens`
+/// tokens (20-character names). The plaintexts are dropped as they are
+/// minted, so what remains is what the store keeps.
+fn memory(tokens: usize) -> (Memory, Fixture) {
+    let before = resident_bytes();
+    let fixture = fixture(tokens, 0);
+    let after = resident_bytes();
+    (
+        Memory {
+            tokens,
+            before,
+            after,
+        },
+        fixture,
+    )
+}
+
+/// Requests per second of `threads` threads, each sending `per_thread`
+/// requests through its own clone of `service` on a current-thread
+/// runtime, with its own share of `tokens`.
+fn throughput<Svc, ResBody>(
+    service: &Svc,
+    threads: usize,
+    per_thread: usize,
+    tokens: &[String],
+) -> f64
+where
+    Svc: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync,
+    Svc::Future: Send,
+{
+    let start = Barrier::new(threads);
+    // Each thread times itself from the common start to its own end: the
+    // span from the earliest start to the latest end is the run's duration.
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let service = service.clone();
+                let start = &start;
+                // Each thread its own tokens, as each connection has its own
+                // client.
+                let mine: Vec<&str> = tokens
+                    .iter()
+                    .skip(t)
+                    .step_by(threads)
+                    .map(String::as_str)
+                    .collect();
+                s.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .expect("a tokio runtime");
+                    start.wait();
+                    let began = Instant::now();
+                    rt.block_on(async {
+                        for i in 0..per_thread {
+                            let request = request(Some(mine[i % mine.len()]));
+                            let response = service.clone().oneshot(request).await;
+                            std::hint::black_box(response).unwrap_or_else(|e| match e {});
+                        }
+                    });
+                    (began, Instant::now())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a benchmark thread"))
+            .collect()
+    });
+    let began = spans.iter().map(|s| s.0).min().expect("a thread");
+    let ended = spans.iter().map(|s| s.1).max().expect("a thread");
+    let elapsed = ended - began;
+    (threads * per_thread) as f64 / elapsed.as_secs_f64()
+}
+
+struct Parallel {
+    one: Vec<f64>,
+    two: Vec<f64>,
+}
+
+impl Parallel {
+    fn ratio(&self) -> f64 {
+        median(&self.two) / median(&self.one)
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One thread, then two, `rounds` times alternately.
+fn parallel<Svc, ResBody>(
+    service: &Svc,
+    rounds: usize,
+    per_thread: usize,
+    tokens: &[String],
+) -> Parallel
+where
+    Svc: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync,
+    Svc::Future: Send,
+{
+    // Warm up: caches, allocator arenas of both threads.
+    throughput(service, 2, per_thread / 4 + 1, tokens);
+    let mut result = Parallel {
+        one: Vec::new(),
+        two: Vec::new(),
+    };
+    for _ in 0..rounds {
+        result.one.push(throughput(service, 1, per_thread, tokens));
+        result.two.push(throughput(service, 2, per_thread, tokens));
+    }
+    result
+}
+
+fn json_list(values: &[f64]) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `--profile <path> <requests>`: one path of the stack, nothing else.
+fn profile(path: &str, requests: usize) {
+    let fixture = fixture(1_000, 1_000);
+    let stack = auth_stack(fixture.store.clone());
+    let mut typo = fixture.writers[0].clone();
+    typo.replace_range(
+        typo.len() - 1..,
+        if typo.ends_with('0') { "1" } else { "0" },
+    );
+    let unknown = TokenFormat::default()
+        .generate(TokenKind::PersonalAccess)
+        .expect("a token");
+    let unknown = unknown.expose_secret().to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime");
+    let writers = &fixture.writers;
+    let make = |i: usize| -> Request<Body> {
+        match path {
+            "accepted" | "baseline" => request(Some(&writers[i % writers.len()])),
+            "missing_header" => request(None),
+            "bad_checksum" => request(Some(&typo)),
+            "unknown_token" => request(Some(&unknown)),
+            "insufficient_scope" => request(Some(&fixture.readers[i % fixture.readers.len()])),
+            other => panic!("unknown path {other:?}"),
+        }
+    };
+    rt.block_on(async {
+        for i in 0..requests {
+            let request = make(i);
+            if path == "baseline" {
+                let response = Echo.oneshot(request).await;
+                std::hint::black_box(response).unwrap_or_else(|e| match e {});
+            } else {
+                let response = stack.clone().oneshot(request).await;
+                std::hint::black_box(response).unwrap_or_else(|e| match e {});
+            }
+        }
+    });
+    println!("{path}: {requests} requests");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let path = args.get(i + 1).map_or("accepted", String::as_str);
+        let requests = args
+            .get(i + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        profile(path, requests);
+        return;
+    }
+
+    let quick = test_mode();
+    let (tokens, rounds, per_thread) = if quick {
+        (10_000, 1, 2_000)
+    } else {
+        (1_000_000, 5, 400_000)
+    };
+
+    // Memory first, while the heap holds nothing else.
+    let started = Instant::now();
+    let (memory, large) = memory(tokens);
+    println!(
+        "memory: {} tokens, resident {:.1} MiB -> {:.1} MiB: {:.0} bytes per token ({:.1?} to fill)",
+        memory.tokens,
+        memory.before as f64 / 1048576.0,
+        memory.after as f64 / 1048576.0,
+        memory.per_token(),
+        started.elapsed()
+    );
+    println!(
+        "  in memory: TokenRecord {} B (+16 B Arc counts), name/owner/hint on the heap",
+        std::mem::size_of::<tower_token_auth::store::TokenRecord<tower_token_auth::PayRequestScopes>>(
+        )
+    );
+    drop(large);
+
+    let small = fixture(1_000, 1_000);
+    let stack = auth_stack(small.store.clone());
+    let load = support::load_average();
+    let auth = parallel(&stack, rounds, per_thread, &small.writers);
+    let base = parallel(&Echo, rounds, per_thread, &small.writers);
+    println!(
+        "parallel (load average {load:.2} before): token_auth/memory/1k 1 thread {:.0} req/s, 2 threads {:.0} req/s: x{:.2}",
+        median(&auth.one),
+        median(&auth.two),
+        auth.ratio()
+    );
+    println!(
+        "parallel: baseline 1 thread {:.0} req/s, 2 threads {:.0} req/s: x{:.2}",
+        median(&base.one),
+        median(&base.two),
+        base.ratio()
+    );
+
+    let json = format!(
+        concat!(
+            "{{\n",
+            "  \"quick\": {quick},\n",
+            "  \"memory\": {{\"tokens\": {tokens}, \"rss_before\": {before}, \"rss_after\": {after}, \"bytes_per_token\": {per:.1}}},\n",
+            "  \"parallel\": {{\n",
+            "    \"load_average\": {load:.2},\n",
+            "    \"requests_per_thread\": {per_thread},\n",
+            "    \"token_auth\": {{\"one\": {a1}, \"two\": {a2}, \"ratio\": {ar:.3}}},\n",
+            "    \"baseline\": {{\"one\": {b1}, \"two\": {b2}, \"ratio\": {br:.3}}}\n",
+            "  }}\n",
+            "}}\n"
+        ),
+        quick = quick,
+        tokens = memory.tokens,
+        before = memory.before,
+        after = memory.after,
+        per = memory.per_token(),
+        load = load,
+        per_thread = per_thread,
+        a1 = json_list(&auth.one),
+        a2 = json_list(&auth.two),
+        ar = auth.ratio(),
+        b1 = json_list(&base.one),
+        b2 = json_list(&base.two),
+        br = base.ratio(),
+    );
+    let path = support::write_result("scaling", &json);
+    println!("written to {}", path.display());
+}

@@ -602,3 +602,161 @@ async fn an_unreachable_database_is_unavailable_never_unknown() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back() {
+    let db = pg::database().await;
+    let store_a = PgStore::new(db.pool().await);
+    store_a.migrate().await.unwrap();
+    let store_b = PgStore::new(db.pool().await);
+    let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
+    let app_b = app(cache_b.clone());
+    // Instance B's listener reaches the database through a proxy that can
+    // go silent, as a firewall that forgets an idle connection does.
+    let proxy = SilentProxy::start(db.options.get_port()).await;
+    let listener_pool = pg::pool_options()
+        .connect_with(db.options.clone().port(proxy.port))
+        .await
+        .unwrap();
+    let mut listener_b = PgStore::new(listener_pool)
+        .revocation_listener()
+        .heartbeat(Duration::from_millis(200))
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .spawn(cache_b.clone());
+    within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
+
+    let first = store_a
+        .issue(IssueRequest::new(
+            TokenKind::PersonalAccess,
+            "first",
+            "user-1",
+        ))
+        .await
+        .unwrap();
+    let second = store_a
+        .issue(IssueRequest::new(
+            TokenKind::PersonalAccess,
+            "second",
+            "user-1",
+        ))
+        .await
+        .unwrap();
+    for token in [&first, &second] {
+        assert_eq!(
+            send(&app_b, token.secret.expose_secret()).await.status,
+            StatusCode::OK
+        );
+    }
+
+    proxy.go_silent(true);
+    let started = Instant::now();
+    within(
+        Duration::from_secs(5),
+        "the heartbeat notices the silence",
+        listener_b.disconnected(),
+    )
+    .await;
+    println!(
+        "silent listener connection noticed after {:?}",
+        started.elapsed()
+    );
+    // The notification of this revocation cannot reach instance B, yet B
+    // refuses the token at once: its cache is bypassed.
+    store_a.revoke(first.record.id).await.unwrap();
+    assert_eq!(
+        send(&app_b, first.secret.expose_secret()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    proxy.go_silent(false);
+    within(
+        Duration::from_secs(10),
+        "listener B reconnects",
+        listener_b.listening(),
+    )
+    .await;
+    assert_eq!(
+        send(&app_b, second.secret.expose_secret()).await.status,
+        StatusCode::OK
+    );
+    store_a.revoke(second.record.id).await.unwrap();
+    until_status(
+        &app_b,
+        second.secret.expose_secret(),
+        StatusCode::UNAUTHORIZED,
+        PROPAGATION_BOUND,
+    )
+    .await;
+    listener_b.abort();
+    proxy.task.abort();
+    db.finish().await;
+}
+
+/// A TCP proxy to the PostgreSQL on 127.0.0.1:`target` that can go silent:
+/// it keeps every connection open but passes no more bytes.
+struct SilentProxy {
+    port: u16,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentProxy {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = silent.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, flag.clone()));
+                tokio::spawn(pump(server_read, client_write, flag.clone()));
+            }
+        });
+        Self { port, silent, task }
+    }
+
+    fn go_silent(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes from `from` to `to`, dropping them while `silent` is set.
+async fn pump(
+    from: tokio::net::tcp::OwnedReadHalf,
+    to: tokio::net::tcp::OwnedWriteHalf,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::ErrorKind::WouldBlock;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if from.readable().await.is_err() {
+            return;
+        }
+        let n = match from.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == WouldBlock => continue,
+            Err(_) => return,
+        };
+        if silent.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        let mut sent = 0;
+        while sent < n {
+            if to.writable().await.is_err() {
+                return;
+            }
+            match to.try_write(&buf[sent..n]) {
+                Ok(k) => sent += k,
+                Err(e) if e.kind() == WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
+use sqlx::Executor as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -15,6 +16,9 @@ const DEFAULT_MIN_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The longest wait between two reconnection attempts.
 const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long the listener stays silent before it checks its connection.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Listens for the revocations every [`PgStore`](super::PgStore) publishes
 /// and evicts them from a [`CachedStore`].
@@ -31,6 +35,11 @@ const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// again, the cache is emptied once more and caching resumes. It reconnects
 /// by itself, waiting a little longer after each failed attempt (100 ms,
 /// doubling, at most 5 s by default).
+///
+/// A connection can also die silently (a firewall or NAT forgetting an idle
+/// connection): after 15 s without a notification (by default), the
+/// listener sends a query on its connection, and one that gets no answer
+/// within as long again counts as lost.
 ///
 /// ```no_run
 /// use tower_token_auth::store::{CachedStore, PgStore};
@@ -51,6 +60,7 @@ pub struct RevocationListener {
     channel: String,
     min_backoff: Duration,
     max_backoff: Duration,
+    heartbeat: Duration,
 }
 
 impl RevocationListener {
@@ -60,7 +70,15 @@ impl RevocationListener {
             channel,
             min_backoff: DEFAULT_MIN_BACKOFF,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            heartbeat: DEFAULT_HEARTBEAT,
         }
+    }
+
+    /// Sets how long the listener waits without a notification before it
+    /// checks its connection, and how long it waits for the answer.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
     }
 
     /// Sets the first and the longest wait between reconnection attempts.
@@ -116,10 +134,19 @@ impl RevocationListener {
                 "revocation listener listening"
             );
             let lost = loop {
-                match listener.try_recv().await {
-                    Ok(Some(notification)) => evict(&cache, notification.payload()).await,
-                    Ok(None) => break None,
-                    Err(error) => break Some(error),
+                // Waiting for a message can be cancelled without losing one.
+                match tokio::time::timeout(self.heartbeat, listener.try_recv()).await {
+                    Ok(Ok(Some(notification))) => evict(&cache, notification.payload()).await,
+                    Ok(Ok(None)) => break "connection closed".to_owned(),
+                    Ok(Err(error)) => break error.to_string(),
+                    Err(_silence) => {
+                        let ping = listener.execute("SELECT 1");
+                        match tokio::time::timeout(self.heartbeat, ping).await {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(error)) => break error.to_string(),
+                            Err(_) => break "no answer to a heartbeat".to_owned(),
+                        }
+                    }
                 }
             };
             cache.suspend();
@@ -127,7 +154,7 @@ impl RevocationListener {
             drop(listener);
             tracing::warn!(
                 target: "tower_token_auth::store::postgres",
-                error = lost.as_ref().map(tracing::field::display),
+                error = %lost,
                 "revocation listener lost its connection; token cache bypassed until it reconnects"
             );
             tokio::time::sleep(backoff).await;

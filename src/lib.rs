@@ -60,7 +60,8 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `axum` | no | [`Principal`] and `Option<Principal>` extractors (`extract` module) |
+//! | `axum` | yes | [`Principal`] and `Option<Principal>` extractors (`extract` module); axum's `ConnectInfo` as the peer address |
+//! | `throttle` | no | `auth::Throttle`: brute-force throttling of failed authentications (governor) |
 //! | `postgres` | no | `store::PgStore`: tokens in PostgreSQL (sqlx 0.8, tokio), migrations shipped with the crate |
 //! | `postgres-tls-rustls` | no | `postgres` with TLS to the database through rustls |
 //! | `cache` | no | `store::CachedStore` in front of any store; with `postgres`, a revocation listener that evicts across instances |
@@ -71,8 +72,13 @@
 //! - [`token`]: token kinds, format, secrets, digests and clocks;
 //! - [`store`]: the [`TokenStore`] and [`TokenManager`](store::TokenManager)
 //!   traits and [`MemoryStore`];
-//! - [`auth`]: [`TokenAuthLayer`] and the header grammar;
-//! - [`error`]: [`AuthError`](error::AuthError) and the RFC 6750 responses.
+//! - [`auth`]: [`TokenAuthLayer`], the header grammar, HTTPS enforcement and
+//!   throttling;
+//! - [`error`]: [`AuthError`] and the RFC 6750 responses;
+//! - [`oauth`]: the refresh grant, revocation and resource metadata
+//!   endpoints;
+//! - [`audit`]: audit events and observers; [`usage`]: coalesced last-used
+//!   tracking.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

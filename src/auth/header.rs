@@ -70,9 +70,10 @@ fn is_b64token_char(b: u8) -> bool {
 /// Whether the URI query has an `access_token` parameter (RFC 6750 §2.3),
 /// which this crate never accepts.
 pub(crate) fn query_has_token(uri: &Uri) -> bool {
+    // Names are compared decoded, so `access%5Ftoken` is caught too. The
+    // parser borrows when nothing is escaped.
     uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split('=').next() == Some("access_token"))
+        form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token")
     })
 }
 
@@ -190,6 +191,8 @@ mod tests {
         assert!(query_has_token(&uri("/x?access_token=abc")));
         assert!(query_has_token(&uri("/x?a=1&access_token")));
         assert!(!query_has_token(&uri("/x?my_access_token=abc")));
+        assert!(query_has_token(&uri("/x?access%5Ftoken=abc")));
+        assert!(query_has_token(&uri("/x?a=1;b&access_token=")));
         assert!(!query_has_token(&uri("/x")));
     }
 

@@ -45,6 +45,7 @@ const REVOKE_TASKS: usize = 4;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// How late another instance may still accept a revoked token.
+#[cfg(all(feature = "postgres", feature = "cache"))]
 const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
 
 type App = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
@@ -255,6 +256,7 @@ fn figures(
 }
 
 /// Sends `token` to `app` until it is refused, for at most `bound`.
+#[cfg(all(feature = "postgres", feature = "cache"))]
 async fn refused_within(app: &App, token: &str, bound: Duration) {
     let started = Instant::now();
     loop {

@@ -176,7 +176,11 @@ async fn request_without_token_gets_the_billing_challenge() {
             .send(method.parse().unwrap(), path, None, Some("{}"))
             .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path}");
-        assert_eq!(reply.challenge(), r#"Bearer realm="billing""#);
+        // The realm, and where MCP clients find the metadata (RFC 9728).
+        assert_eq!(
+            reply.challenge(),
+            r#"Bearer realm="billing", resource_metadata="http://127.0.0.1:3000/.well-known/oauth-protected-resource""#
+        );
         assert_eq!(reply.json["error"], "missing_token");
     }
 }

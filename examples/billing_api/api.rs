@@ -178,6 +178,6 @@ fn create(id_prefix: &str, body: Result<Json<Value>, JsonRejection>) -> Response
     (StatusCode::CREATED, Json(Value::Object(record))).into_response()
 }
 
-fn rfc3339(time: SystemTime) -> String {
+pub(super) fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }

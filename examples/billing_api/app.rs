@@ -22,10 +22,15 @@
 mod api;
 #[path = "demo.rs"]
 pub mod demo;
+#[path = "oauth.rs"]
+mod oauth;
 #[path = "public.rs"]
 mod public;
+#[path = "settings.rs"]
+mod settings;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
@@ -33,13 +38,17 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_token_auth::{Challenge, MemoryStore, TokenAuthLayer};
+use tower_token_auth::store::TokenManager;
+use tower_token_auth::usage::UsageTracker;
+use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
 use tracing::Level;
 
 use demo::DashboardLogin;
 
-/// The token store of the service.
-pub type Store = MemoryStore;
+/// The token store of the service: in memory by default, PostgreSQL when
+/// `DATABASE_URL` is set (feature `postgres`). Chosen at start-up, so it is
+/// a trait object; the middleware and the endpoints are generic over it.
+pub type Store = Arc<dyn TokenManager<Scopes = PayRequestScopes>>;
 
 /// The authentication layer of the service, shared by every route group.
 pub type Auth = TokenAuthLayer<Store>;
@@ -48,7 +57,7 @@ pub type Auth = TokenAuthLayer<Store>;
 pub const REALM: &str = "billing";
 
 /// What the handlers share: the token store, the authentication layer built
-/// over it, and the dashboard login.
+/// over it, the dashboard login and the public URL of the service.
 #[derive(Clone)]
 pub struct AppState {
     /// Where tokens live. The middleware looks tokens up here; the
@@ -60,25 +69,49 @@ pub struct AppState {
     /// The dashboard login: a stand-in for the host application's own login
     /// (HTTP Basic), used by the routes that manage tokens.
     pub dashboard: Arc<DashboardLogin>,
+    /// The URL clients reach the service at, e.g. `http://127.0.0.1:3000`:
+    /// the resource of the RFC 9728 metadata.
+    pub base_url: Arc<str>,
 }
 
+/// The default public URL, for tests that serve no socket.
+#[allow(dead_code)] // used by the tests that include this file
+const DEFAULT_BASE_URL: &str = "http://127.0.0.1:3000";
+
 impl AppState {
-    /// A fresh in-memory store and a random dashboard password.
+    /// A fresh in-memory store and a random dashboard password, served at
+    /// the default URL.
+    #[allow(dead_code)] // used by the tests that include this file
     pub fn new() -> Result<Self, demo::DemoError> {
         Ok(Self::with_store(
-            MemoryStore::new(),
+            Arc::new(MemoryStore::new()),
             DashboardLogin::generate()?,
+            DEFAULT_BASE_URL,
         ))
     }
 
-    /// State over an existing store and login.
-    pub fn with_store(store: Store, dashboard: DashboardLogin) -> Self {
-        let auth = TokenAuthLayer::new(store.clone()).challenge(Challenge::new(REALM));
+    /// State over an existing store and login, served at `base_url`.
+    pub fn with_store(store: Store, dashboard: DashboardLogin, base_url: &str) -> Self {
+        let base_url: Arc<str> = base_url.trim_end_matches('/').into();
+        let challenge = Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&base_url));
+        let auth = TokenAuthLayer::new(store.clone()).challenge(challenge);
         Self {
             store,
             auth,
             dashboard: Arc::new(dashboard),
+            base_url,
         }
+    }
+
+    /// Records when tokens are used, at most once per token per `interval`,
+    /// written by a task spawned on the current tokio runtime; listings show
+    /// it as `last_used_at`.
+    #[allow(dead_code)] // not every test that includes this file tracks usage
+    pub fn track_usage(mut self, interval: Duration) -> Self {
+        let (tracker, worker) = UsageTracker::new(self.store.clone(), interval);
+        tokio::spawn(worker.run());
+        self.auth = self.auth.track_usage(tracker);
+        self
     }
 }
 
@@ -91,6 +124,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(public::router())
         .merge(api::router(&state.auth))
+        .merge(oauth::router(&state))
+        .merge(settings::router())
         .fallback(not_found)
         .layer(
             TraceLayer::new_for_http()

@@ -21,12 +21,11 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tower_token_auth::store::{IssueRequest, TokenManager, TokenRecord};
-use tower_token_auth::token::{ManualClock, TokenKind, TokenSecret};
+use tower_token_auth::token::{TokenKind, TokenSecret};
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
 use super::AppState;
@@ -36,8 +35,6 @@ pub type DemoError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The owner of every demo token.
 pub const DEMO_OWNER: &str = "demo-user";
-
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The dashboard login: a stand-in for the host application's own user
 /// login, checked with HTTP Basic. The password is random per process.
@@ -132,20 +129,27 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
         credentials.push(DemoCredential::token(name, &issued.secret, &issued.record));
     }
 
-    // Expired: minted as if two days ago with a one-day lifetime, by the
-    // store's own policy with its clock set back.
-    let two_days_ago = SystemTime::now() - 2 * DAY;
-    let past = store
-        .policy()
-        .clone()
-        .clock(Arc::new(ManualClock::new(two_days_ago)));
-    let (secret, record) = past.mint(
-        request(TokenKind::PersonalAccess, "expired")
-            .scopes(S::BILLING_READ)
-            .lifetime(DAY),
-    )?;
-    credentials.push(DemoCredential::token("expired", &secret, &record));
-    store.insert(record);
+    // Expired: issued through the store like any other token, with a
+    // lifetime of one millisecond, then left to run out. This works the same
+    // on every store (memory or PostgreSQL).
+    let issued = store
+        .issue(
+            request(TokenKind::PersonalAccess, "expired")
+                .scopes(S::BILLING_READ)
+                .lifetime(Duration::from_millis(1)),
+        )
+        .await?;
+    credentials.push(DemoCredential::token(
+        "expired",
+        &issued.secret,
+        &issued.record,
+    ));
+    let left = issued
+        .record
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(2)).await;
 
     // Revoked: a normal token, revoked through the management API.
     let issued = store

@@ -23,13 +23,16 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
 usage: billing_api [--addr ADDR] [--demo-tokens FILE]
 
-Serves the billing API example with an in-memory token store.
+Serves the billing API example with an in-memory token store, or with
+PostgreSQL when DATABASE_URL is set (build with --features postgres).
 
 options:
   --addr ADDR          address to listen on (default 127.0.0.1:3000)
@@ -38,7 +41,8 @@ options:
   -h, --help           print this help
 
 environment:
-  RUST_LOG             log filter (default info,tower_token_auth=debug)";
+  RUST_LOG             log filter (default info,tower_token_auth=debug)
+  DATABASE_URL         PostgreSQL connection string (with --features postgres)";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
@@ -143,8 +147,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// How often a token's last use is written to the store at most.
+const USAGE_INTERVAL: Duration = Duration::from_secs(60);
+
 async fn run(options: Options) -> Result<(), app::demo::DemoError> {
-    let state = app::AppState::new()?;
+    let store = open_store().await?;
+    let base_url = format!("http://{}", options.addr);
+    let state = app::AppState::with_store(store, app::demo::DashboardLogin::generate()?, &base_url)
+        .track_usage(USAGE_INTERVAL);
 
     // The demo file is complete before the listener exists, so a client
     // that waits for the port can read the file right away.
@@ -169,6 +179,55 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
         .await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The in-memory store, or PostgreSQL when `DATABASE_URL` is set and the
+/// example was built with `--features postgres` (plus a revocation-aware
+/// cache with `--features postgres,cache`).
+async fn open_store() -> Result<app::Store, app::demo::DemoError> {
+    if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        #[cfg(feature = "postgres")]
+        return postgres_store(&url).await;
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            tracing::warn!(
+                "DATABASE_URL is set, but this build has no PostgreSQL support: \
+                 using the in-memory store (run with --features postgres)"
+            );
+        }
+    }
+    tracing::info!("token store: in memory");
+    Ok(Arc::new(tower_token_auth::MemoryStore::new()))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_store(url: &str) -> Result<app::Store, app::demo::DemoError> {
+    use tower_token_auth::store::PgStore;
+
+    // A short acquire timeout: when the database is down, requests answer
+    // 503 quickly instead of hanging.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to DATABASE_URL: {e}"))?;
+    let store = PgStore::new(pool);
+    store.migrate().await?;
+    #[cfg(feature = "cache")]
+    {
+        let cache = tower_token_auth::store::CachedStore::new(store.clone());
+        // Revocations on any instance evict this instance's cache.
+        let _listener = store.spawn_revocation_listener(cache.clone());
+        tracing::info!("token store: PostgreSQL with a revocation-aware cache");
+        return Ok(Arc::new(cache));
+    }
+    #[cfg(not(feature = "cache"))]
+    {
+        tracing::info!("token store: PostgreSQL");
+        Ok(Arc::new(store))
+    }
 }
 
 /// Resolves on Ctrl-C (or SIGTERM on Unix); in-flight requests finish.

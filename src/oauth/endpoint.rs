@@ -309,7 +309,9 @@ fn success<S: ScopeSet>(pair: &TokenPair<S>, now: SystemTime) -> Response<Full<B
         .record
         .expires_at
         .duration_since(now)
-        .map_or(0, |d| d.as_secs());
+        // Rounded to the nearest second: a token issued a few microseconds
+        // ago still says 15 days.
+        .map_or(0, |d| d.as_secs() + u64::from(d.subsec_millis() >= 500));
     let mut body = String::with_capacity(256);
     body.push_str("{\"access_token\":\"");
     escape_into(&mut body, pair.access.secret.expose_secret());

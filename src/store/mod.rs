@@ -225,3 +225,63 @@ pub trait TokenManager: TokenStore {
     /// request). A later time than the stored one wins.
     async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError>;
 }
+
+/// Shares one store between many owners, including as
+/// `Arc<dyn TokenManager<Scopes = S>>` to pick a backend at run time.
+#[async_trait]
+impl<T: TokenManager + ?Sized> TokenManager for Arc<T> {
+    async fn issue(
+        &self,
+        request: IssueRequest<Self::Scopes>,
+    ) -> Result<IssuedToken<Self::Scopes>, StoreError> {
+        (**self).issue(request).await
+    }
+
+    async fn issue_pair(
+        &self,
+        name: &str,
+        owner: &str,
+        scopes: Option<Self::Scopes>,
+    ) -> Result<TokenPair<Self::Scopes>, StoreError> {
+        (**self).issue_pair(name, owner, scopes).await
+    }
+
+    async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<Self::Scopes>>, StoreError> {
+        (**self).list(owner).await
+    }
+
+    async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<Self::Scopes>>, StoreError> {
+        (**self).get(id).await
+    }
+
+    async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {
+        (**self).revoke(id).await
+    }
+
+    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
+        (**self).revoke_family(family).await
+    }
+
+    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        (**self).revoke_by_digest(digest).await
+    }
+
+    async fn regenerate(
+        &self,
+        id: TokenId,
+    ) -> Result<Option<IssuedToken<Self::Scopes>>, StoreError> {
+        (**self).regenerate(id).await
+    }
+
+    async fn refresh(
+        &self,
+        presented: &TokenDigest,
+        scopes: Option<Self::Scopes>,
+    ) -> Result<TokenPair<Self::Scopes>, GrantError> {
+        (**self).refresh(presented, scopes).await
+    }
+
+    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
+        (**self).record_use(uses).await
+    }
+}

@@ -7,7 +7,9 @@
 //! server must still serve good requests afterwards. Cases that hyper
 //! refuses before the router sees them (bytes no header may hold, obsolete
 //! line folding, too many or too large headers) are marked `hyper` and get
-//! hyper's own 400 or 431, without a challenge.
+//! hyper's own 400 or 431, without a challenge; the OAuth endpoints, which
+//! read tokens from a form body, answer with RFC 6749 errors and no
+//! challenge either.
 //!
 //! `cargo test --test hostile_http -- --nocapture` prints the table.
 
@@ -32,14 +34,38 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 // ---- the challenges of the example (realm `billing`) ----
 
-const MISSING: &str = r#"Bearer realm="billing""#;
-const MALFORMED: &str = r#"Bearer realm="billing", error="invalid_token", error_description="The access token is malformed.""#;
-const INVALID: &str = r#"Bearer realm="billing", error="invalid_token", error_description="The access token is invalid or has been revoked.""#;
-const REFRESH: &str = r#"Bearer realm="billing", error="invalid_token", error_description="A refresh token cannot be used as an API credential.""#;
-const EXPIRED: &str = r#"Bearer realm="billing", error="invalid_token", error_description="The access token expired.""#;
-const REPEATED: &str = r#"Bearer realm="billing", error="invalid_request", error_description="The request carries more than one access token.""#;
-const IN_URL: &str = r#"Bearer realm="billing", error="invalid_request", error_description="Access tokens are not accepted in the URL.""#;
-const NEEDS_BILLING_READ: &str = r#"Bearer realm="billing", error="insufficient_scope", error_description="The access token does not have the scope this request requires.", scope="billing.read""#;
+/// The example's challenge: realm, then `attrs`, then the RFC 9728
+/// metadata URL of the default base URL.
+macro_rules! challenge {
+    ($($attrs:literal)?) => {
+        concat!(
+            r#"Bearer realm="billing""#,
+            $($attrs,)?
+            r#", resource_metadata="http://127.0.0.1:3000/.well-known/oauth-protected-resource""#
+        )
+    };
+}
+
+const MISSING: &str = challenge!();
+const MALFORMED: &str =
+    challenge!(r#", error="invalid_token", error_description="The access token is malformed.""#);
+const INVALID: &str = challenge!(
+    r#", error="invalid_token", error_description="The access token is invalid or has been revoked.""#
+);
+const REFRESH: &str = challenge!(
+    r#", error="invalid_token", error_description="A refresh token cannot be used as an API credential.""#
+);
+const EXPIRED: &str =
+    challenge!(r#", error="invalid_token", error_description="The access token expired.""#);
+const REPEATED: &str = challenge!(
+    r#", error="invalid_request", error_description="The request carries more than one access token.""#
+);
+const IN_URL: &str = challenge!(
+    r#", error="invalid_request", error_description="Access tokens are not accepted in the URL.""#
+);
+const NEEDS_BILLING_READ: &str = challenge!(
+    r#", error="insufficient_scope", error_description="The access token does not have the scope this request requires.", scope="billing.read""#
+);
 
 // ---- the server ----
 
@@ -143,6 +169,17 @@ fn authorization(value: impl AsRef<[u8]>) -> Vec<u8> {
 /// `GET /v1/invoices` with one `Authorization` header.
 fn invoices_with(value: impl AsRef<[u8]>) -> Vec<u8> {
     get("/v1/invoices", &[&authorization(value)])
+}
+
+/// `POST path` with a form body.
+fn post_form(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// `Bearer <token>`.
@@ -291,6 +328,16 @@ fn case(
     }
 }
 
+fn endpoint(name: &'static str, request: Vec<u8>, status: u16) -> Case {
+    Case {
+        name,
+        request,
+        status,
+        challenge: None,
+        by: "endpoint",
+    }
+}
+
 fn hyper(name: &'static str, request: Vec<u8>, status: u16) -> Case {
     Case {
         name,
@@ -402,6 +449,13 @@ fn cases(server: &Server) -> Vec<Case> {
         case("URL token and a malformed header", get(&url(&read), &[&authorization("Bearer ===")]), 400, Some(REPEATED)),
         case("absolute-form URI with a URL token", get(&format!("http://127.0.0.1{}", url(&read)), &[]), 400, Some(IN_URL)),
         case("parameter name in upper case", get(&format!("/v1/invoices?ACCESS_TOKEN={read}"), &[]), 401, Some(MISSING)),
+        // The OAuth endpoints, which read tokens from the body.
+        endpoint("token endpoint: access token as refresh_token", post_form("/oauth/token", &format!("grant_type=refresh_token&refresh_token={access}")), 400),
+        endpoint("token endpoint: refresh_token twice", post_form("/oauth/token", &format!("grant_type=refresh_token&refresh_token={refresh}&refresh_token={refresh}")), 400),
+        endpoint("token endpoint: refresh token in the query", post_form(&format!("/oauth/token?grant_type=refresh_token&refresh_token={refresh}"), ""), 400),
+        endpoint("token endpoint: 9 KiB body", post_form("/oauth/token", &format!("grant_type=refresh_token&refresh_token={refresh}&pad={}", "x".repeat(9 * 1024))), 400),
+        endpoint("token endpoint: GET", get(&format!("/oauth/token?grant_type=refresh_token&refresh_token={refresh}"), &[]), 405),
+        endpoint("revocation endpoint: no token", post_form("/oauth/revoke", "token_type_hint=access_token"), 400),
         // Elsewhere in the router.
         case("HTTP/1.0 without Host", format!("GET /v1/me HTTP/1.0\r\nAuthorization: Bearer {bad_sum}\r\n\r\n").into_bytes(), 401, Some(MALFORMED)),
         Case {
@@ -431,7 +485,7 @@ async fn hostile_requests_get_exact_rejections_and_the_server_keeps_serving() {
         let challenges = reply.all("www-authenticate");
         let challenge = challenges.first().copied();
         table.push(format!(
-            "{:<42} {:>3}  {:<10} {}",
+            "{:<48} {:>3}  {:<10} {}",
             case.name,
             reply.status,
             case.by,
@@ -507,6 +561,19 @@ async fn hostile_requests_get_exact_rejections_and_the_server_keeps_serving() {
         assert_eq!(replies[0].status, 200, "{name}: {:?}", replies[0]);
         println!("  still served: {name:<50} 200");
     }
+    // The demo refresh token survived the abuse of the token endpoint.
+    let refresh = server.token("refresh");
+    let body = format!("grant_type=refresh_token&refresh_token={refresh}");
+    let replies = server.exchange(&post_form("/oauth/token", &body)).await;
+    assert_eq!(replies[0].status, 200, "{:?}", replies[0]);
+    let granted: serde_json::Value = serde_json::from_slice(&replies[0].body).unwrap();
+    let access = granted["access_token"].as_str().unwrap();
+    let replies = server.exchange(&invoices_with(bearer(access))).await;
+    assert_eq!(replies[0].status, 200);
+    println!(
+        "  still served: {:<50} 200",
+        "refresh exchange, then its access token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,24 +96,34 @@ impl RequireHttps {
 }
 
 /// Whether the nearest proxy said the client used HTTPS. Only the last
-/// value counts: earlier ones were written by whoever sent the request.
+/// value of a header counts: earlier ones were written by whoever sent the
+/// request. When both `X-Forwarded-Proto` and `Forwarded` are present, both
+/// must say `https`, since a proxy that writes one may pass the client's
+/// other one through.
 fn forwarded_https(headers: &HeaderMap) -> bool {
-    if let Some(last) = headers.get_all(&X_FORWARDED_PROTO).iter().next_back() {
-        let value = last.to_str().unwrap_or("");
-        let nearest = value.rsplit(',').next().unwrap_or("").trim();
-        return nearest.eq_ignore_ascii_case("https");
-    }
-    if let Some(last) = headers.get_all(&FORWARDED).iter().next_back() {
+    let x_forwarded = headers
+        .get_all(&X_FORWARDED_PROTO)
+        .iter()
+        .next_back()
+        .map(|last| {
+            let value = last.to_str().unwrap_or("");
+            let nearest = value.rsplit(',').next().unwrap_or("").trim();
+            nearest.eq_ignore_ascii_case("https")
+        });
+    let forwarded = headers.get_all(&FORWARDED).iter().next_back().map(|last| {
         let value = last.to_str().unwrap_or("");
         let nearest = value.rsplit(',').next().unwrap_or("");
-        return nearest.split(';').any(|pair| {
+        nearest.split(';').any(|pair| {
             let mut kv = pair.splitn(2, '=');
             let key = kv.next().unwrap_or("").trim();
             let val = kv.next().unwrap_or("").trim().trim_matches('"');
             key.eq_ignore_ascii_case("proto") && val.eq_ignore_ascii_case("https")
-        });
+        })
+    });
+    match (x_forwarded, forwarded) {
+        (None, None) => false,
+        (a, b) => a.unwrap_or(true) && b.unwrap_or(true),
     }
-    false
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::DefaultClock;
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use http::{Extensions, HeaderMap};
 
 use super::peer::{ClientKey, PeerResolver};
@@ -43,9 +46,17 @@ pub struct Throttle {
     inner: Arc<Inner>,
 }
 
+/// A keyed limiter whose successful checks report the remaining budget.
+type Limiter = RateLimiter<
+    ClientKey,
+    DefaultKeyedStateStore<ClientKey>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
 struct Inner {
     quota: Quota,
-    limiter: DefaultKeyedRateLimiter<ClientKey>,
+    limiter: Limiter,
     blocked: DashMap<ClientKey, Instant>,
     max_clients: usize,
     key_fn: Option<Box<KeyFn>>,
@@ -80,7 +91,7 @@ impl Throttle {
         Self {
             inner: Arc::new(Inner {
                 quota,
-                limiter: RateLimiter::dashmap(quota),
+                limiter: RateLimiter::dashmap(quota).with_middleware(),
                 blocked: DashMap::new(),
                 max_clients,
                 key_fn,
@@ -147,11 +158,17 @@ impl Throttle {
                 return;
             }
         }
-        if let Err(not_until) = inner.limiter.check_key(key) {
-            inner
-                .blocked
-                .insert(key.clone(), not_until.earliest_possible());
-        }
+        // Block as soon as the budget is empty, not when a failure overflows
+        // it: otherwise each refilled cell would let one more guess through
+        // before the block, twice the quota.
+        let until = match inner.limiter.check_key(key) {
+            Ok(state) if state.remaining_burst_capacity() == 0 => {
+                Instant::now() + inner.quota.replenish_interval()
+            }
+            Ok(_) => return,
+            Err(not_until) => not_until.earliest_possible(),
+        };
+        inner.blocked.insert(key.clone(), until);
     }
 }
 
@@ -215,7 +232,8 @@ mod tests {
                 assert!((1..=60).contains(&retry), "{retry}");
             }
         }
-        assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+        // Three failures spend the budget; the fourth attempt is refused.
+        assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
         // Throttled before the token is read: even garbage gets 429.
         let r = svc
             .clone()

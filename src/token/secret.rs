@@ -47,6 +47,9 @@ pub(crate) fn hint_of(token: &str) -> String {
     format!("{}…{}", &token[..prefix_end], &token[tail_start..])
 }
 
+/// The plaintext is zeroed when the secret is dropped (`Zeroizing`).
+impl zeroize::ZeroizeOnDrop for TokenSecret {}
+
 impl fmt::Debug for TokenSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("TokenSecret").field(&"[redacted]").finish()

@@ -215,19 +215,23 @@ async fn postgres_store(url: &str) -> Result<app::Store, app::demo::DemoError> {
         .map_err(|e| format!("cannot connect to DATABASE_URL: {e}"))?;
     let store = PgStore::new(pool);
     store.migrate().await?;
-    #[cfg(feature = "cache")]
-    {
-        let cache = tower_token_auth::store::CachedStore::new(store.clone());
-        // Revocations on any instance evict this instance's cache.
-        let _listener = store.spawn_revocation_listener(cache.clone());
-        tracing::info!("token store: PostgreSQL with a revocation-aware cache");
-        return Ok(Arc::new(cache));
-    }
-    #[cfg(not(feature = "cache"))]
-    {
-        tracing::info!("token store: PostgreSQL");
-        Ok(Arc::new(store))
-    }
+    Ok(with_cache(store))
+}
+
+/// With `cache`: a revocation-aware cache in front of PostgreSQL.
+#[cfg(all(feature = "postgres", feature = "cache"))]
+fn with_cache(store: tower_token_auth::store::PgStore) -> app::Store {
+    let cache = tower_token_auth::store::CachedStore::new(store.clone());
+    // Revocations on any instance evict this instance's cache.
+    let _listener = store.spawn_revocation_listener(cache.clone());
+    tracing::info!("token store: PostgreSQL with a revocation-aware cache");
+    Arc::new(cache)
+}
+
+#[cfg(all(feature = "postgres", not(feature = "cache")))]
+fn with_cache(store: tower_token_auth::store::PgStore) -> app::Store {
+    tracing::info!("token store: PostgreSQL");
+    Arc::new(store)
 }
 
 /// Resolves on Ctrl-C (or SIGTERM on Unix); in-flight requests finish.

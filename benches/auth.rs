@@ -10,24 +10,17 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::{ready, Ready};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use criterion::{black_box, BatchSize, Criterion};
 use dashmap::DashMap;
-use futures_util::future::Either;
 use futures_util::FutureExt;
-use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
-use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tower::{Service, ServiceExt};
 use tower_token_auth::auth::parse_authorization;
-use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
+use tower_token_auth::token::{TokenDigest, TokenFormat};
 use tower_token_auth::{Principal, TokenStore};
 
 use support::{auth_stack, cycle, fixture, request, test_mode, Body, Echo, Fixture};
@@ -123,9 +116,7 @@ fn rejections(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
     );
 
     // Last character changed: the checksum no longer matches.
-    let mut typo = small.writers[0].clone();
-    let last = if typo.ends_with('0') { "1" } else { "0" };
-    typo.replace_range(typo.len() - 1.., last);
+    let typo = support::typo(&small.writers[0]);
     per_request(
         c,
         rt,
@@ -136,14 +127,7 @@ fn rejections(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
     );
 
     // Well-formed, but never stored.
-    let unknown: Vec<String> = (0..64)
-        .map(|_| {
-            let secret = TokenFormat::default()
-                .generate(TokenKind::PersonalAccess)
-                .expect("a token");
-            secret.expose_secret().to_owned()
-        })
-        .collect();
+    let unknown = support::unknown_tokens(64);
     per_request(
         c,
         rt,
@@ -165,97 +149,19 @@ fn rejections(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
 
 // ---- what users compare us with ----
 
-/// The claims of the JWT alternative.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    exp: u64,
-    scope: String,
-}
-
-/// A JWT HS256 bearer check as services write it with `jsonwebtoken`:
-/// signature and `exp` validated, the `scope` claim read, the claims put
-/// into the request for the handler.
-#[derive(Clone)]
-struct JwtAuth<Svc> {
-    inner: Svc,
-    key: Arc<DecodingKey>,
-    validation: Arc<Validation>,
-    required: &'static str,
-}
-
-impl<Svc> Service<Request<Body>> for JwtAuth<Svc>
-where
-    Svc: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<Body>, Infallible>>, Svc::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let claims = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| jsonwebtoken::decode::<Claims>(t, &self.key, &self.validation).ok());
-        let status = match claims {
-            Some(data) if data.claims.scope.split(' ').any(|s| s == self.required) => {
-                request.extensions_mut().insert(data.claims);
-                return Either::Right(self.inner.call(request));
-            }
-            Some(_) => StatusCode::FORBIDDEN,
-            None => StatusCode::UNAUTHORIZED,
-        };
-        let mut response = Response::new(Body::default());
-        *response.status_mut() = status;
-        Either::Left(ready(Ok(response)))
-    }
-}
-
 fn alternatives(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
-    let token = small.writers[0].clone();
-    // Deprecated by tower-http as too basic for real applications; it is
-    // the stock single-token check users compare with, so it is measured.
-    #[allow(deprecated)]
-    let check = ValidateRequestHeaderLayer::bearer(&token);
-    let bearer = ServiceBuilder::new().layer(check).service(Echo);
-    per_request(c, rt, "tower_http_bearer", &bearer, StatusCode::OK, || {
-        request(Some(&token))
-    });
+    let token = &small.writers[0];
+    per_request(
+        c,
+        rt,
+        "tower_http_bearer",
+        &support::tower_http_bearer(token),
+        StatusCode::OK,
+        || request(Some(token)),
+    );
 
-    let secret = b"a 256-bit secret for the HS256 benchmark";
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-        + 3_600;
-    let jwts: Vec<String> = (0..64)
-        .map(|i| {
-            let claims = Claims {
-                sub: support::token_owner(i),
-                exp,
-                scope: "billing.read billing.write".to_owned(),
-            };
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                &claims,
-                &EncodingKey::from_secret(secret),
-            )
-            .expect("a JWT")
-        })
-        .collect();
-    let jwt = JwtAuth {
-        inner: Echo,
-        key: Arc::new(DecodingKey::from_secret(secret)),
-        validation: Arc::new(Validation::new(Algorithm::HS256)),
-        required: "billing.write",
-    };
-    per_request(c, rt, "jwt_hs256", &jwt, StatusCode::OK, cycle(&jwts));
+    let (jwt, tokens) = support::jwt_hs256(64);
+    per_request(c, rt, "jwt_hs256", &jwt, StatusCode::OK, cycle(&tokens));
 }
 
 // ---- PostgreSQL (not yet measured) ----

@@ -7,17 +7,27 @@
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::AUTHORIZATION;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
 use tower::{Service, ServiceBuilder};
+// Deprecated by tower-http as too basic for real applications; it is the
+// stock single-token check users compare with, so it is measured.
+#[allow(deprecated)]
+use tower_http::auth::require_authorization::Bearer;
+use tower_http::validate_request::{ValidateRequestHeader, ValidateRequestHeaderLayer};
 use tower_token_auth::auth::TokenAuth;
 use tower_token_auth::scope::RequireScope;
 use tower_token_auth::store::{IssuePolicy, IssueRequest};
-use tower_token_auth::token::TokenKind;
+use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
 
 /// The request and response body of every benchmark.
@@ -126,6 +136,119 @@ pub fn request(token: Option<&str>) -> Request<Body> {
         builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
     }
     builder.body(Body::default()).expect("a valid request")
+}
+
+/// `token` with its last character changed: the checksum no longer matches.
+pub fn typo(token: &str) -> String {
+    let mut typo = token.to_owned();
+    let last = if typo.ends_with('0') { "1" } else { "0" };
+    typo.replace_range(typo.len() - 1.., last);
+    typo
+}
+
+/// `n` well-formed tokens that no store holds.
+pub fn unknown_tokens(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let secret = TokenFormat::default()
+                .generate(TokenKind::PersonalAccess)
+                .expect("a token");
+            secret.expose_secret().to_owned()
+        })
+        .collect()
+}
+
+/// tower-http's stock single-token check over [`Echo`].
+#[allow(deprecated)]
+pub fn tower_http_bearer(token: &str) -> ValidateRequestHeader<Echo, Bearer<Body>> {
+    ServiceBuilder::new()
+        .layer(ValidateRequestHeaderLayer::bearer(token))
+        .service(Echo)
+}
+
+/// The claims of the JWT alternative.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    sub: String,
+    exp: u64,
+    scope: String,
+}
+
+/// A JWT HS256 bearer check as services write it with `jsonwebtoken`:
+/// signature and `exp` validated, the `scope` claim read, the claims put
+/// into the request for the handler.
+#[derive(Clone)]
+pub struct JwtAuth<Svc> {
+    inner: Svc,
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+    required: &'static str,
+}
+
+impl<Svc> Service<Request<Body>> for JwtAuth<Svc>
+where
+    Svc: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response<Body>, Infallible>>, Svc::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let claims = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| jsonwebtoken::decode::<Claims>(t, &self.key, &self.validation).ok());
+        let status = match claims {
+            Some(data) if data.claims.scope.split(' ').any(|s| s == self.required) => {
+                request.extensions_mut().insert(data.claims);
+                return Either::Right(self.inner.call(request));
+            }
+            Some(_) => StatusCode::FORBIDDEN,
+            None => StatusCode::UNAUTHORIZED,
+        };
+        let mut response = Response::new(Body::default());
+        *response.status_mut() = status;
+        Either::Left(ready(Ok(response)))
+    }
+}
+
+/// The JWT check over [`Echo`] requiring `billing.write`, and `n` tokens
+/// it accepts (`billing.read billing.write`, valid for an hour).
+pub fn jwt_hs256(n: usize) -> (JwtAuth<Echo>, Vec<String>) {
+    let secret = b"a 256-bit secret for the HS256 benchmark";
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 3_600;
+    let tokens = (0..n)
+        .map(|i| {
+            let claims = Claims {
+                sub: token_owner(i),
+                exp,
+                scope: "billing.read billing.write".to_owned(),
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret),
+            )
+            .expect("a JWT")
+        })
+        .collect();
+    let service = JwtAuth {
+        inner: Echo,
+        key: Arc::new(DecodingKey::from_secret(secret)),
+        validation: Arc::new(Validation::new(Algorithm::HS256)),
+        required: "billing.write",
+    };
+    (service, tokens)
 }
 
 /// Requests bearing each of `tokens` in turn, round and round.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of BENCHMARKS.md and prints their figures and ratios.
+#
+#   scripts/bench.sh              # criterion benches + store scaling (about 3 minutes)
+#   scripts/bench.sh --loopback   # also the end-to-end wrk run over 127.0.0.1 (needs wrk)
+#
+# Every figure is compared with others of the same run only: on a shared,
+# noisy machine an absolute time is not a result. Set CARGO_TARGET_DIR to
+# keep the release build apart from a development one.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+target="${CARGO_TARGET_DIR:-target}"
+
+loopback=false
+for arg in "$@"; do
+    case "$arg" in
+        --loopback) loopback=true ;;
+        *) echo "usage: scripts/bench.sh [--loopback]" >&2; exit 2 ;;
+    esac
+done
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(rustc --version)"
+
+cargo bench --bench auth
+cargo bench --bench paired
+cargo bench --bench scaling
+if $loopback; then
+    cargo bench --bench loopback
+fi
+
+python3 scripts/bench-ratios.py --target-dir "$target"

@@ -160,6 +160,15 @@ fn alternatives(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
         || request(Some(token)),
     );
 
+    per_request(
+        c,
+        rt,
+        "minimal_auth",
+        &support::minimal_auth(&small.store, &small.writers),
+        StatusCode::OK,
+        cycle(&small.writers),
+    );
+
     let (jwt, tokens) = support::jwt_hs256(64);
     per_request(c, rt, "jwt_hs256", &jwt, StatusCode::OK, cycle(&tokens));
 }
@@ -246,6 +255,12 @@ fn parts(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
     });
 
     c.bench_function("parts/system_clock", |b| b.iter(SystemTime::now));
+
+    // What `oneshot` on a clone of the stack costs beyond the echo: cloning
+    // and dropping it (reference counts of the store, the settings, the
+    // scope requirement and the challenge).
+    let stack = auth_stack(small.store.clone());
+    c.bench_function("parts/stack_clone", |b| b.iter(|| black_box(stack.clone())));
 }
 
 fn all(c: &mut Criterion) {

@@ -171,6 +171,15 @@ fn main() {
                 || request(Some(&bearer)),
             ),
         ),
+        (
+            "minimal_auth",
+            timer(
+                &rt,
+                support::minimal_auth(&small.store, &small.writers),
+                StatusCode::OK,
+                cycle(&small.writers),
+            ),
+        ),
         ("jwt_hs256", timer(&rt, jwt, StatusCode::OK, cycle(&jwts))),
     ];
     let load = support::load_average();

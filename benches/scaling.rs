@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench scaling                  # both, written to <target>/bench-results/scaling.json
 //! cargo bench --bench scaling -- --test        # a quick run with small sizes (CI)
+//! cargo bench --bench scaling -- --parallel-only
 //! cargo bench --bench scaling -- --profile accepted 100000
 //! ```
 //!
@@ -20,7 +21,9 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use tower::{Service, ServiceExt};
+use tower_token_auth::store::TokenRecord;
 use tower_token_auth::token::{TokenFormat, TokenKind};
+use tower_token_auth::PayRequestScopes;
 
 use support::{auth_stack, fixture, request, test_mode, Body, Echo, Fixture};
 
@@ -74,6 +77,7 @@ fn throughput<Svc, ResBody>(
     threads: usize,
     per_thread: usize,
     tokens: &[String],
+    clone_per_request: bool,
 ) -> f64
 where
     Svc: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>
@@ -88,7 +92,7 @@ where
     let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let service = service.clone();
+                let mut service = service.clone();
                 let start = &start;
                 // Each thread its own tokens, as each connection has its own
                 // client.
@@ -107,7 +111,16 @@ where
                     rt.block_on(async {
                         for i in 0..per_thread {
                             let request = request(Some(mine[i % mine.len()]));
-                            let response = service.clone().oneshot(request).await;
+                            let response = if clone_per_request {
+                                // As a router does: a clone per request.
+                                service.clone().oneshot(request).await
+                            } else {
+                                // One service per thread, readied and called.
+                                match service.ready().await {
+                                    Ok(ready) => ready.call(request).await,
+                                    Err(e) => Err(e),
+                                }
+                            };
                             std::hint::black_box(response).unwrap_or_else(|e| match e {});
                         }
                     });
@@ -154,6 +167,7 @@ fn parallel<Svc, ResBody>(
     rounds: usize,
     per_thread: usize,
     tokens: &[String],
+    clone_per_request: bool,
 ) -> Parallel
 where
     Svc: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>
@@ -163,14 +177,26 @@ where
     Svc::Future: Send,
 {
     // Warm up: caches, allocator arenas of both threads.
-    throughput(service, 2, per_thread / 4 + 1, tokens);
+    throughput(service, 2, per_thread / 4 + 1, tokens, clone_per_request);
     let mut result = Parallel {
         one: Vec::new(),
         two: Vec::new(),
     };
     for _ in 0..rounds {
-        result.one.push(throughput(service, 1, per_thread, tokens));
-        result.two.push(throughput(service, 2, per_thread, tokens));
+        result.one.push(throughput(
+            service,
+            1,
+            per_thread,
+            tokens,
+            clone_per_request,
+        ));
+        result.two.push(throughput(
+            service,
+            2,
+            per_thread,
+            tokens,
+            clone_per_request,
+        ));
     }
     result
 }
@@ -242,67 +268,75 @@ fn main() {
     };
 
     // Memory first, while the heap holds nothing else.
-    let started = Instant::now();
-    let (memory, large) = memory(tokens);
-    println!(
-        "memory: {} tokens, resident {:.1} MiB -> {:.1} MiB: {:.0} bytes per token ({:.1?} to fill)",
-        memory.tokens,
-        memory.before as f64 / 1048576.0,
-        memory.after as f64 / 1048576.0,
-        memory.per_token(),
-        started.elapsed()
-    );
-    println!(
-        "  in memory: TokenRecord {} B (+16 B Arc counts), name/owner/hint on the heap",
-        std::mem::size_of::<tower_token_auth::store::TokenRecord<tower_token_auth::PayRequestScopes>>(
-        )
-    );
-    drop(large);
+    let memory = (!args.iter().any(|a| a == "--parallel-only")).then(|| {
+        let started = Instant::now();
+        let (memory, large) = memory(tokens);
+        println!(
+            "memory: {} tokens, resident {:.1} MiB -> {:.1} MiB: {:.0} bytes per token ({:.1?} to fill)",
+            memory.tokens,
+            memory.before as f64 / 1048576.0,
+            memory.after as f64 / 1048576.0,
+            memory.per_token(),
+            started.elapsed()
+        );
+        println!(
+            "  TokenRecord is {} B (+16 B of Arc counts); name, owner and hint are on the heap",
+            std::mem::size_of::<TokenRecord<PayRequestScopes>>()
+        );
+        drop(large);
+        memory
+    });
 
     let small = fixture(1_000, 1_000);
     let stack = auth_stack(small.store.clone());
     let load = support::load_average();
-    let auth = parallel(&stack, rounds, per_thread, &small.writers);
-    let base = parallel(&Echo, rounds, per_thread, &small.writers);
-    println!(
-        "parallel (load average {load:.2} before): token_auth/memory/1k 1 thread {:.0} req/s, 2 threads {:.0} req/s: x{:.2}",
-        median(&auth.one),
-        median(&auth.two),
-        auth.ratio()
-    );
-    println!(
-        "parallel: baseline 1 thread {:.0} req/s, 2 threads {:.0} req/s: x{:.2}",
-        median(&base.one),
-        median(&base.two),
-        base.ratio()
-    );
-
-    let json = format!(
-        concat!(
-            "{{\n",
-            "  \"quick\": {quick},\n",
-            "  \"memory\": {{\"tokens\": {tokens}, \"rss_before\": {before}, \"rss_after\": {after}, \"bytes_per_token\": {per:.1}}},\n",
-            "  \"parallel\": {{\n",
-            "    \"load_average\": {load:.2},\n",
-            "    \"requests_per_thread\": {per_thread},\n",
-            "    \"token_auth\": {{\"one\": {a1}, \"two\": {a2}, \"ratio\": {ar:.3}}},\n",
-            "    \"baseline\": {{\"one\": {b1}, \"two\": {b2}, \"ratio\": {br:.3}}}\n",
-            "  }}\n",
-            "}}\n"
+    let runs = [
+        (
+            "token_auth",
+            parallel(&stack, rounds, per_thread, &small.writers, true),
         ),
-        quick = quick,
-        tokens = memory.tokens,
-        before = memory.before,
-        after = memory.after,
-        per = memory.per_token(),
-        load = load,
-        per_thread = per_thread,
-        a1 = json_list(&auth.one),
-        a2 = json_list(&auth.two),
-        ar = auth.ratio(),
-        b1 = json_list(&base.one),
-        b2 = json_list(&base.two),
-        br = base.ratio(),
+        (
+            "baseline",
+            parallel(&Echo, rounds, per_thread, &small.writers, true),
+        ),
+        (
+            "token_auth_ready",
+            parallel(&stack, rounds, per_thread, &small.writers, false),
+        ),
+    ];
+    println!("parallel (load average {load:.2} before):");
+    for (name, run) in &runs {
+        println!(
+            "  {name:18} 1 thread {:9.0} req/s, 2 threads {:9.0} req/s: x{:.2}",
+            median(&run.one),
+            median(&run.two),
+            run.ratio()
+        );
+    }
+    println!("  (token_auth_ready: one readied service per thread instead of a clone per request)");
+    let parallel_json: Vec<String> = runs
+        .iter()
+        .map(|(name, run)| {
+            format!(
+                "    \"{name}\": {{\"one\": {}, \"two\": {}, \"ratio\": {:.3}}}",
+                json_list(&run.one),
+                json_list(&run.two),
+                run.ratio()
+            )
+        })
+        .collect();
+    let memory_json = memory.map_or("null".to_owned(), |m| {
+        format!(
+            "{{\"tokens\": {}, \"rss_before\": {}, \"rss_after\": {}, \"bytes_per_token\": {:.1}}}",
+            m.tokens,
+            m.before,
+            m.after,
+            m.per_token()
+        )
+    });
+    let json = format!(
+        "{{\n  \"quick\": {quick},\n  \"memory\": {memory_json},\n  \"parallel\": {{\n    \"load_average\": {load:.2},\n    \"requests_per_thread\": {per_thread},\n{}\n  }}\n}}\n",
+        parallel_json.join(",\n")
     );
     let path = support::write_result("scaling", &json);
     println!("written to {}", path.display());

@@ -85,7 +85,7 @@ def main():
         """The per-request ratios from one set of medians (name -> ns)."""
         base, floor = t.get("baseline"), t.get("sha256_floor")
         small, large = t.get("token_auth/memory/1k"), t.get("token_auth/memory/1m")
-        jwt = t.get("jwt_hs256")
+        jwt, minimal = t.get("jwt_hs256"), t.get("minimal_auth")
         overhead = small - base if None not in (small, base) else None
         jwt_overhead = jwt - base if None not in (jwt, base) else None
         out = {
@@ -93,6 +93,8 @@ def main():
             "overhead_floor": overhead / floor if overhead and floor else None,
             "scale": large / small if large and small else None,
             "jwt": overhead / jwt_overhead if overhead and jwt_overhead else None,
+            "minimal_floor": (minimal - base) / floor if None not in (minimal, base, floor) else None,
+            "vs_minimal": overhead / (minimal - base) if None not in (overhead, minimal, base) else None,
         }
         for name in REJECTIONS:
             out[name] = t[name] / small if name in t and small else None
@@ -121,6 +123,11 @@ def main():
         lambda v: True, "judged by the next row")
     rows[-1] = rows[-1][:4] + ("—",) + rows[-1][5:]
     row("overhead ÷ `sha256_floor`", "overhead_floor", ".2f", "≤ 3", lambda v: v <= 3)
+    row("(`minimal_auth` − `baseline`) ÷ `sha256_floor`: the least a principal-setting check costs", "minimal_floor", ".2f",
+        "(reference)", lambda v: True, "see BENCHMARKS.md")
+    rows[-1] = rows[-1][:4] + ("—",) + rows[-1][5:]
+    row("overhead ÷ (`minimal_auth` − `baseline`)", "vs_minimal", ".2f", "(reference)", lambda v: True)
+    rows[-1] = rows[-1][:4] + ("—",) + rows[-1][5:]
     row("scale: `memory/1m` ÷ `memory/1k`", "scale", ".2f", "≤ 2.0", lambda v: v <= 2.0)
     row("against JWT: overhead ÷ (`jwt_hs256` − `baseline`)", "jwt", ".3f", "≤ 0.25",
         lambda v: v <= 0.25)
@@ -135,7 +142,9 @@ def main():
     par = scaling["parallel"] if scaling else None
     single("parallel: 2 threads ÷ 1 thread, memory/1k stack",
            par["token_auth"]["ratio"] if par else None, ".2f", "≥ 1.8", lambda v: v >= 1.8,
-           f"bare echo: {par['baseline']['ratio']:.2f}; load average {par['load_average']:.2f}{quick}"
+           f"bare echo: {par['baseline']['ratio']:.2f}"
+           + (f"; one readied service per thread: {par['token_auth_ready']['ratio']:.2f}" if "token_auth_ready" in par else "")
+           + f"; load average {par['load_average']:.2f}{quick}"
            if par else "cargo bench --bench scaling")
     mem = scaling["memory"] if scaling else None
     single(f"memory: resident bytes per token ({mem['tokens']:,} tokens)" if mem
@@ -174,7 +183,7 @@ REJECTIONS = [
     "rejections/insufficient_scope",
 ]
 
-ORDER = ["baseline", "sha256_floor", "token_auth/", "rejections/", "tower_http_bearer", "jwt_hs256", "postgres/", "parts/"]
+ORDER = ["baseline", "sha256_floor", "token_auth/", "rejections/", "tower_http_bearer", "minimal_auth", "jwt_hs256", "postgres/", "parts/"]
 
 
 def order(name):

@@ -4,8 +4,10 @@
 // Each bench binary uses a different part of this module.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{ready, Ready};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,11 +15,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::future::Either;
+use futures_util::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tower::{Service, ServiceBuilder};
 // Deprecated by tower-http as too basic for real applications; it is the
 // stock single-token check users compare with, so it is measured.
@@ -26,9 +30,9 @@ use tower_http::auth::require_authorization::Bearer;
 use tower_http::validate_request::{ValidateRequestHeader, ValidateRequestHeaderLayer};
 use tower_token_auth::auth::TokenAuth;
 use tower_token_auth::scope::RequireScope;
-use tower_token_auth::store::{IssuePolicy, IssueRequest};
-use tower_token_auth::token::{TokenFormat, TokenKind};
-use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
+use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenRecord};
+use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
+use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer, TokenStore};
 
 /// The request and response body of every benchmark.
 pub type Body = Full<Bytes>;
@@ -249,6 +253,96 @@ pub fn jwt_hs256(n: usize) -> (JwtAuth<Echo>, Vec<String>) {
         required: "billing.write",
     };
     (service, tokens)
+}
+
+/// The least a hashed-at-rest bearer check that hands the handler a
+/// principal can do, written for the benchmark alone: no checksum, no
+/// rejection bodies, no audit, no scope check. It reads the header, hashes
+/// the token, looks the digest up in a plain `HashMap` (the digest's first
+/// eight bytes as the hash), checks the expiry against the clock and puts
+/// the record into the request extensions.
+#[derive(Clone)]
+pub struct MinimalAuth<Svc> {
+    inner: Svc,
+    tokens: Arc<DigestMap>,
+}
+
+/// Records by the bytes of their digest.
+type DigestMap = HashMap<[u8; 32], Arc<TokenRecord<S>>, BuildHasherDefault<DigestHasher>>;
+
+/// A hasher that takes a digest's first eight bytes as they are.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes its length first, then its bytes.
+        if let Some(head) = bytes.get(..8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(head);
+            self.0 = u64::from_le_bytes(word);
+        }
+    }
+}
+
+impl<Svc> Service<Request<Body>> for MinimalAuth<Svc>
+where
+    Svc: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response<Body>, Infallible>>, Svc::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let record = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .and_then(|token| {
+                let digest = Sha256::digest(token);
+                self.tokens.get(digest.as_slice()).cloned()
+            })
+            .filter(|record| SystemTime::now() < record.expires_at);
+        match record {
+            Some(record) => {
+                request.extensions_mut().insert(record);
+                Either::Right(self.inner.call(request))
+            }
+            None => {
+                let mut response = Response::new(Body::default());
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                Either::Left(ready(Ok(response)))
+            }
+        }
+    }
+}
+
+/// [`MinimalAuth`] over [`Echo`], holding the records of `tokens` from
+/// `store`.
+pub fn minimal_auth(store: &MemoryStore<S>, tokens: &[String]) -> MinimalAuth<Echo> {
+    let mut map = HashMap::default();
+    for token in tokens {
+        let digest = TokenDigest::of(token);
+        let record = store
+            .find(&digest)
+            .now_or_never()
+            .expect("the memory store never waits")
+            .expect("the memory store never fails")
+            .expect("a stored token");
+        map.insert(*digest.as_bytes(), record);
+    }
+    MinimalAuth {
+        inner: Echo,
+        tokens: Arc::new(map),
+    }
 }
 
 /// Requests bearing each of `tokens` in turn, round and round.

@@ -200,7 +200,6 @@ fn main() {
         list(&auth),
         total_auth / total_open,
     );
-    let path = support::write_result("loopback", &json);
-    println!("written to {}", path.display());
+    support::write_result("loopback", &json);
     rt.shutdown_timeout(Duration::from_secs(1));
 }

@@ -224,6 +224,5 @@ fn main() {
         "{{\n  \"quick\": {quick},\n  \"rounds\": {rounds},\n  \"batch\": {BATCH},\n  \"load_average\": {load:.2},\n  \"scale_ratio\": {ratio:.4},\n  \"median_ns\": {{\n{}\n  }}\n}}\n",
         entries.join(",\n")
     );
-    let path = support::write_result("paired", &json);
-    println!("written to {}", path.display());
+    support::write_result("paired", &json);
 }

@@ -338,6 +338,5 @@ fn main() {
         "{{\n  \"quick\": {quick},\n  \"memory\": {memory_json},\n  \"parallel\": {{\n    \"load_average\": {load:.2},\n    \"requests_per_thread\": {per_thread},\n{}\n  }}\n}}\n",
         parallel_json.join(",\n")
     );
-    let path = support::write_result("scaling", &json);
-    println!("written to {}", path.display());
+    support::write_result("scaling", &json);
 }

@@ -375,13 +375,18 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Writes `json` to `<target>/bench-results/<name>.json`, where
-/// `scripts/bench-ratios.py` reads it, and returns the path.
-pub fn write_result(name: &str, json: &str) -> PathBuf {
+/// `scripts/bench-ratios.py` reads it, and says where. In test mode it
+/// writes nothing, so that a CI-style run leaves the last real results.
+pub fn write_result(name: &str, json: &str) {
+    if test_mode() {
+        println!("test mode: {name}.json not written");
+        return;
+    }
     let dir = target_dir().join("bench-results");
     std::fs::create_dir_all(&dir).expect("creating the results directory");
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, json).expect("writing the results");
-    path
+    println!("written to {}", path.display());
 }
 
 /// The 1-minute load average, to judge how busy the machine was.

@@ -319,7 +319,11 @@ impl Challenge {
         if !error.has_challenge() {
             return None;
         }
-        let mut value = self.inner.head.clone();
+        // One allocation: room for the longest error code and description
+        // and a scope list, so the pushes below do not reallocate.
+        let mut value =
+            String::with_capacity(self.inner.head.len() + self.inner.metadata.len() + 256);
+        value.push_str(&self.inner.head);
         if !matches!(error, AuthError::MissingToken) {
             value.push_str(", error=\"");
             value.push_str(error.error_code());

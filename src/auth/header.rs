@@ -59,12 +59,58 @@ pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
 }
 
 /// `tchar` of RFC 9110 §5.6.2: the characters of an auth-scheme.
+/// `tchar` of RFC 9110 §5.6.2: the characters of the scheme name.
+const TCHAR: u8 = 1;
+/// The characters of `b64token` before its `=` padding (RFC 6750 §2.1).
+const B64TOKEN: u8 = 2;
+
+/// The class bits of every byte: one table load per byte on the hot path
+/// instead of a search through the punctuation lists.
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric() {
+            class |= TCHAR | B64TOKEN;
+        }
+        if matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        ) {
+            class |= TCHAR;
+        }
+        if matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
+            class |= B64TOKEN;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+}
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    CLASSES[usize::from(b)] & TCHAR != 0
 }
 
 fn is_b64token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+    CLASSES[usize::from(b)] & B64TOKEN != 0
 }
 
 /// Whether the URI query has an `access_token` parameter (RFC 6750 §2.3),
@@ -110,6 +156,23 @@ pub(crate) fn bearer_token<'a>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn byte_classes_follow_the_rfc_character_lists() {
+        for b in 0..=u8::MAX {
+            let alnum = b.is_ascii_alphanumeric();
+            assert_eq!(
+                is_tchar(b),
+                alnum || b"!#$%&'*+-.^_`|~".contains(&b),
+                "tchar {b:#04x}"
+            );
+            assert_eq!(
+                is_b64token_char(b),
+                alnum || b"-._~+/".contains(&b),
+                "b64token {b:#04x}"
+            );
+        }
+    }
 
     #[test]
     fn scheme_is_case_insensitive_and_needs_spaces() {

@@ -79,9 +79,26 @@ impl TokenDigest {
     }
 }
 
+impl TokenDigest {
+    /// The digest as four machine words, for the comparison.
+    fn words(&self) -> [u64; 4] {
+        let mut words = [0u64; 4];
+        for (word, chunk) in words.iter_mut().zip(self.0.chunks_exact(8)) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            *word = u64::from_ne_bytes(bytes);
+        }
+        words
+    }
+}
+
 impl ConstantTimeEq for TokenDigest {
+    /// Compares all 32 bytes without an early exit. The bytes are compared
+    /// as four `u64` words with `subtle`: the same constant-time guarantee
+    /// as a byte-wise comparison, at an eighth of the steps.
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
-        self.0.ct_eq(&other.0)
+        let (a, b) = (self.words(), other.words());
+        a[0].ct_eq(&b[0]) & a[1].ct_eq(&b[1]) & a[2].ct_eq(&b[2]) & a[3].ct_eq(&b[3])
     }
 }
 
@@ -145,5 +162,23 @@ mod tests {
         assert_eq!(format!("{d:?}"), "TokenDigest(ba7816bf…)");
         assert_eq!(d, TokenDigest::from_bytes(*d.as_bytes()));
         assert_ne!(d, TokenDigest::of("abd"));
+    }
+
+    #[test]
+    fn digests_differing_in_any_one_byte_are_unequal() {
+        let d = TokenDigest::of("abc");
+        for i in 0..32 {
+            for flip in [0x01, 0x80] {
+                let mut bytes = *d.as_bytes();
+                bytes[i] ^= flip;
+                let other = TokenDigest::from_bytes(bytes);
+                assert!(
+                    !bool::from(d.ct_eq(&other)),
+                    "byte {i} flipped by {flip:#x}"
+                );
+                assert_ne!(d, other);
+            }
+        }
+        assert!(bool::from(d.ct_eq(&TokenDigest::from_bytes(*d.as_bytes()))));
     }
 }

@@ -46,14 +46,11 @@ pin_project! {
         Rejected {
             response: Option<Response<Bytes>>,
         },
-        /// Waiting for the store.
+        /// Waiting for the store. Boxed: this state exists only for stores
+        /// that cannot answer at once, which allocate for their lookup anyway,
+        /// and it keeps the future small (and cheap to move) for the others.
         Lookup {
-            lookup: LookupFuture<S>,
-            digest: TokenDigest,
-            request: Option<Request<ReqBody>>,
-            inner: Option<Svc>,
-            config: Arc<AuthConfig>,
-            key: Option<ClientKey>,
+            pending: Option<Box<Pending<Svc, ReqBody, S>>>,
         },
         /// Authenticated: polling the inner service.
         Inner {
@@ -61,6 +58,16 @@ pin_project! {
             future: Svc::Future,
         },
     }
+}
+
+/// What a lookup that has to wait carries until the store answers.
+struct Pending<Svc, ReqBody, S> {
+    lookup: LookupFuture<S>,
+    digest: TokenDigest,
+    request: Request<ReqBody>,
+    inner: Svc,
+    config: Arc<AuthConfig>,
+    key: Option<ClientKey>,
 }
 
 impl<Svc, ReqBody, S> ResponseFuture<Svc, ReqBody, S>
@@ -91,12 +98,14 @@ where
     ) -> Self {
         Self {
             state: State::Lookup {
-                lookup,
-                digest,
-                request: Some(request),
-                inner: Some(inner),
-                config,
-                key,
+                pending: Some(Box::new(Pending {
+                    lookup,
+                    digest,
+                    request,
+                    inner,
+                    config,
+                    key,
+                })),
             },
         }
     }
@@ -104,7 +113,7 @@ where
 
 /// Judges a looked-up record: the principal to let through, or the error
 /// (already audited).
-fn judge<S: ScopeSet>(
+pub(crate) fn judge<S: ScopeSet>(
     found: Result<Option<Arc<TokenRecord<S>>>, StoreError>,
     digest: &TokenDigest,
     config: &AuthConfig,
@@ -185,34 +194,34 @@ where
                         .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                 }
-                StateProj::Lookup {
-                    lookup,
-                    digest,
-                    request,
-                    inner,
-                    config,
-                    key,
-                } => {
-                    let found = ready!(lookup.as_mut().poll(cx));
-                    match judge(found, digest, config) {
+                StateProj::Lookup { pending } => {
+                    let Some(waiting) = pending.as_mut() else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    let found = ready!(waiting.lookup.as_mut().poll(cx));
+                    let Some(waiting) = pending.take() else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    let Pending {
+                        digest,
+                        mut request,
+                        mut inner,
+                        config,
+                        key,
+                        ..
+                    } = *waiting;
+                    let next = match judge(found, &digest, &config) {
                         Ok(principal) => {
-                            let (Some(mut request), Some(mut inner)) =
-                                (request.take(), inner.take())
-                            else {
-                                panic!("ResponseFuture polled after completion");
-                            };
                             request.extensions_mut().insert(principal);
-                            let future = inner.call(request);
-                            this.state.set(State::Inner { future });
+                            State::Inner {
+                                future: inner.call(request),
+                            }
                         }
-                        Err(error) => {
-                            config.count_failure(key.as_ref(), &error);
-                            let response = config.challenge.render(&error);
-                            this.state.set(State::Rejected {
-                                response: Some(response),
-                            });
-                        }
-                    }
+                        Err(error) => State::Rejected {
+                            response: Some(config.refuse(key.as_ref(), &error)),
+                        },
+                    };
+                    this.state.set(next);
                 }
                 StateProj::Inner { future } => {
                     return future

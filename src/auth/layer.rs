@@ -5,7 +5,8 @@ use tower_layer::Layer;
 
 use std::net::IpAddr;
 
-use http::{Extensions, HeaderMap};
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, Response};
 
 use super::https::RequireHttps;
 use super::peer::{ClientKey, PeerResolver};
@@ -78,6 +79,13 @@ impl AuthConfig {
                 throttle.failure(key);
             }
         }
+    }
+
+    /// The response for a request refused after the lookup (the error is
+    /// already audited): counted against `key`, then rendered.
+    pub(crate) fn refuse(&self, key: Option<&ClientKey>, error: &AuthError) -> Response<Bytes> {
+        self.count_failure(key, error);
+        self.challenge.render(error)
     }
 }
 

@@ -6,7 +6,7 @@ use http::header::{Entry, AUTHORIZATION};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::future::{LookupFuture, ResponseFuture};
+use super::future::{judge, LookupFuture, ResponseFuture};
 use super::header::bearer_token;
 use super::layer::AuthConfig;
 use super::peer::ClientKey;
@@ -133,6 +133,18 @@ where
             }
         }
         let digest = TokenDigest::of(token);
+        // A store that answers from memory is judged here and now: no boxed
+        // lookup, no clones, and the inner service `poll_ready` readied is
+        // called directly.
+        if let Some(found) = self.store.find_now(&digest) {
+            return match judge(found, &digest, config) {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    ResponseFuture::inner(self.inner.call(request))
+                }
+                Err(error) => ResponseFuture::rejected(config.refuse(key.as_ref(), &error)),
+            };
+        }
         let store = self.store.clone();
         let lookup: LookupFuture<St::Scopes> = Box::pin(async move { store.find(&digest).await });
         // The service that `poll_ready` readied is the one that must be

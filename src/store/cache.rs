@@ -52,6 +52,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use futures_util::FutureExt as _;
 use moka::future::Cache;
 use moka::Expiry;
 
@@ -358,6 +359,15 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
         }
         Ok(loaded)
     }
+
+    /// A cache hit answers at once; a miss (or a cache busy with its own
+    /// housekeeping) leaves it to [`find`](TokenStore::find).
+    fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
+        // moka's `get` completes without waiting unless it has to run
+        // maintenance first; then the lookup goes the asynchronous way.
+        let entry = self.inner.cache.get(digest).now_or_never()??;
+        Some(Ok(entry))
+    }
 }
 
 #[async_trait]
@@ -491,6 +501,38 @@ mod tests {
             // ...until someone tells it.
             cache.invalidate(&digest).await;
             assert!(cache.find(&digest).await.unwrap().unwrap().is_revoked());
+        });
+    }
+
+    #[test]
+    fn find_now_answers_cache_hits_only_and_follows_invalidation() {
+        block_on(async {
+            let store = MemoryStore::<S>::new();
+            let cache = CachedStore::new(store.clone());
+            let issued = store
+                .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
+                .await
+                .unwrap();
+            let digest = issued.secret.digest();
+            // Not cached yet: the lookup must go to `find`.
+            assert!(cache.find_now(&digest).is_none());
+            let found = cache.find(&digest).await.unwrap().unwrap();
+            let now = cache.find_now(&digest).expect("a hit").unwrap().unwrap();
+            assert!(Arc::ptr_eq(&found, &now), "the cached record itself");
+            // A revocation through the cache evicts: no stale answer.
+            assert!(cache.revoke(issued.record.id).await.unwrap());
+            assert!(cache.find_now(&digest).is_none());
+            assert!(cache.find(&digest).await.unwrap().unwrap().is_revoked());
+            assert!(cache
+                .find_now(&digest)
+                .unwrap()
+                .unwrap()
+                .unwrap()
+                .is_revoked());
+            // A cached miss is an answer too.
+            let unknown = TokenDigest::of("never issued");
+            assert!(cache.find(&unknown).await.unwrap().is_none());
+            assert!(matches!(cache.find_now(&unknown), Some(Ok(None))));
         });
     }
 

@@ -100,6 +100,10 @@ use async_trait::async_trait;
 use crate::scope::ScopeSet;
 use crate::token::TokenDigest;
 
+/// What a lookup answers: the record of the digest, `None` when there is
+/// none, or the error that kept the store from answering.
+pub type FindResult<S> = Result<Option<Arc<TokenRecord<S>>>, StoreError>;
+
 /// A boxed error from a store backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -139,6 +143,21 @@ pub trait TokenStore: Send + Sync + 'static {
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError>;
+
+    /// Answers [`find`](Self::find) at once, without a future, when the
+    /// store can.
+    ///
+    /// The middleware asks this first. A store whose lookup is a read of
+    /// its own memory (as [`MemoryStore`]'s is, or a cache hit of
+    /// `CachedStore`) returns `Some` with exactly what `find` would return,
+    /// and the request goes on to the inner service with no boxed future in
+    /// between. `None`, the default, means "call `find`"; a store that would
+    /// have to wait (for a database, a lock, a channel) must say `None`
+    /// rather than block.
+    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>> {
+        let _ = digest;
+        None
+    }
 }
 
 #[async_trait]
@@ -150,6 +169,10 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         digest: &TokenDigest,
     ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
         (**self).find(digest).await
+    }
+
+    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>> {
+        (**self).find_now(digest)
     }
 }
 

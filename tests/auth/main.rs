@@ -646,7 +646,27 @@ impl<B> Service<Request<B>> for Strict {
 
 #[tokio::test]
 async fn the_inner_service_readied_by_poll_ready_is_the_one_called() {
+    // The memory store answers at once (`find_now`): the request is judged
+    // inside `call`.
     let fixture = Fixture::new();
+    readied_service_is_called(&fixture, fixture.layer()).await;
+}
+
+#[tokio::test]
+async fn the_readied_service_is_called_after_a_lookup_that_waits() {
+    // The counting wrapper only answers through `find`: the request waits
+    // in the response future for the lookup.
+    let fixture = Fixture::new();
+    let store = CountingStore::new(fixture.store.clone());
+    let layer = TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone());
+    readied_service_is_called(&fixture, layer).await;
+    assert_eq!(store.finds(), 3, "three well-formed tokens, three lookups");
+}
+
+async fn readied_service_is_called<St>(fixture: &Fixture, layer: TokenAuthLayer<St>)
+where
+    St: tower_token_auth::store::TokenStore<Scopes = S> + Clone,
+{
     let issued = fixture.pat(S::BILLING_READ).await;
     let token = issued.secret.expose_secret();
     let strict = Strict {
@@ -656,7 +676,7 @@ async fn the_inner_service_readied_by_poll_ready_is_the_one_called() {
     };
     let calls = Arc::clone(&strict.calls);
     let mut service = ServiceBuilder::new()
-        .layer(fixture.layer())
+        .layer(layer)
         .layer(fixture.layer().require(S::BILLING_READ))
         .service(strict);
 
@@ -720,6 +740,68 @@ async fn the_readied_service_is_called_behind_optional_auth_too() {
         StatusCode::OK
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+// ---- lookups that answer at once and lookups that wait ----
+
+#[tokio::test]
+async fn lookups_that_answer_at_once_and_lookups_that_wait_give_the_same_responses() {
+    let fixture = Fixture::new();
+    let valid = fixture.pat(S::BILLING_READ).await;
+    let revoked = fixture.pat(S::BILLING_READ).await;
+    fixture.store.revoke(revoked.record.id).await.unwrap();
+    let expired = expiring_token(&fixture).await;
+    fixture.clock.advance(Duration::from_secs(3600));
+    let refresh = fixture.issue(TokenKind::Refresh, S::BILLING_READ).await;
+    let unknown = TokenFormat::default()
+        .generate(TokenKind::PersonalAccess)
+        .unwrap();
+    let cases = [
+        ("valid", &valid.secret, StatusCode::OK),
+        ("revoked", &revoked.secret, StatusCode::UNAUTHORIZED),
+        ("expired", &expired.secret, StatusCode::UNAUTHORIZED),
+        ("refresh", &refresh.secret, StatusCode::UNAUTHORIZED),
+        ("unknown", &unknown, StatusCode::UNAUTHORIZED),
+    ];
+
+    let now_inner = Inner::<S>::new();
+    let at_once = ServiceBuilder::new()
+        .layer(fixture.layer())
+        .service(now_inner.clone());
+    let (waiting, counted_store, waiting_inner) = counted(&fixture);
+    for (label, secret, status) in cases {
+        use tower_token_auth::store::TokenStore;
+        assert!(
+            fixture.store.find_now(&secret.digest()).is_some(),
+            "{label}: the memory store answers at once"
+        );
+        let token = secret.expose_secret();
+        let a = at_once.clone().oneshot(bearer(token)).await.unwrap();
+        let b = waiting.clone().oneshot(bearer(token)).await.unwrap();
+        assert_eq!(a.status(), status, "{label}, at once");
+        assert_eq!(b.status(), status, "{label}, waiting");
+        assert_eq!(a.headers(), b.headers(), "{label}: same headers");
+        assert_eq!(
+            body_bytes(a.into_body()).await,
+            body_bytes(b.into_body()).await,
+            "{label}: same body"
+        );
+    }
+    assert_eq!(
+        counted_store.finds(),
+        4,
+        "every waiting lookup went to find; the refresh token is refused by its prefix first"
+    );
+    let (a, b) = (now_inner.seen(), waiting_inner.seen());
+    assert_eq!(
+        (a.len(), b.len()),
+        (1, 1),
+        "only the valid token got through"
+    );
+    let (a, b) = (a[0].as_ref().unwrap(), b[0].as_ref().unwrap());
+    assert_eq!(a.token_id(), valid.record.id);
+    assert_eq!(b.token_id(), valid.record.id);
+    assert_eq!(a.scopes(), b.scopes());
 }
 
 // ---- body types ----

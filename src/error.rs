@@ -237,6 +237,58 @@ struct ChallengeInner {
     metadata: String,
     realm: String,
     replace: Option<Arc<Replace>>,
+    /// The rejections that do not depend on the route, rendered once at
+    /// construction, by [`fixed_slot`].
+    prepared: Box<[Prepared]>,
+}
+
+/// A rejection's challenge and body, rendered once and then shared by every
+/// response for the same error (cloning either is a reference count).
+#[derive(Clone, Debug)]
+pub(crate) struct Prepared {
+    challenge: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// One error of each kind whose response does not depend on the request or
+/// the route, in [`fixed_slot`] order. The payloads are placeholders: no
+/// response shows a store error's text or a retry delay in its body or
+/// challenge (the delay goes into `Retry-After`, set per response).
+fn fixed_errors() -> [AuthError; 11] {
+    [
+        AuthError::MissingToken,
+        AuthError::InvalidRequest(InvalidRequestReason::RepeatedCredentials),
+        AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl),
+        AuthError::InvalidToken(InvalidTokenReason::Malformed),
+        AuthError::InvalidToken(InvalidTokenReason::Unknown),
+        AuthError::InvalidToken(InvalidTokenReason::Revoked),
+        AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential),
+        AuthError::ExpiredToken,
+        AuthError::StoreUnavailable(Arc::new(StoreError::InvalidInput(String::new()))),
+        AuthError::HttpsRequired,
+        AuthError::TooManyRequests {
+            retry_after: std::time::Duration::ZERO,
+        },
+    ]
+}
+
+/// Where `error`'s prepared rejection sits in [`fixed_errors`], or `None`
+/// when its response names the route's requirement.
+fn fixed_slot(error: &AuthError) -> Option<usize> {
+    Some(match error {
+        AuthError::MissingToken => 0,
+        AuthError::InvalidRequest(InvalidRequestReason::RepeatedCredentials) => 1,
+        AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl) => 2,
+        AuthError::InvalidToken(InvalidTokenReason::Malformed) => 3,
+        AuthError::InvalidToken(InvalidTokenReason::Unknown) => 4,
+        AuthError::InvalidToken(InvalidTokenReason::Revoked) => 5,
+        AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential) => 6,
+        AuthError::ExpiredToken => 7,
+        AuthError::StoreUnavailable(_) => 8,
+        AuthError::HttpsRequired => 9,
+        AuthError::TooManyRequests { .. } => 10,
+        AuthError::InsufficientScope { .. } => return None,
+    })
 }
 
 impl fmt::Debug for Challenge {
@@ -264,14 +316,23 @@ impl Challenge {
 
     fn build(realm: String, metadata: String, replace: Option<Arc<Replace>>) -> Self {
         let head = format!("Bearer realm=\"{}\"", quote(&realm));
-        Self {
+        let mut challenge = Self {
             inner: Arc::new(ChallengeInner {
                 head,
                 metadata,
                 realm,
                 replace,
+                prepared: Box::default(),
             }),
+        };
+        let prepared = fixed_errors()
+            .iter()
+            .map(|e| challenge.prepare(e))
+            .collect();
+        if let Some(inner) = Arc::get_mut(&mut challenge.inner) {
+            inner.prepared = prepared;
         }
+        challenge
     }
 
     fn rebuild(self, metadata: Option<String>, replace: Option<Arc<Replace>>) -> Self {
@@ -344,6 +405,15 @@ impl Challenge {
     /// `Cache-Control: no-store`, and the error in the extensions; or what
     /// the [`on_rejection`](Self::on_rejection) function makes of it.
     pub fn render(&self, error: &AuthError) -> Response<Bytes> {
+        match fixed_slot(error).and_then(|i| self.inner.prepared.get(i)) {
+            Some(prepared) => self.respond(error, prepared),
+            None => self.respond(error, &self.prepare(error)),
+        }
+    }
+
+    /// Renders `error`'s challenge and body, for [`respond`](Self::respond)
+    /// to reuse on every response for the same error.
+    pub(crate) fn prepare(&self, error: &AuthError) -> Prepared {
         let mut body = String::with_capacity(256);
         body.push_str("{\"error\":\"");
         body.push_str(error.error_code());
@@ -358,14 +428,21 @@ impl Challenge {
             body.push('"');
         }
         body.push('}');
+        Prepared {
+            challenge: self.header_value(error),
+            body: Bytes::from(body),
+        }
+    }
 
-        let mut response = Response::new(Bytes::from(body));
+    /// The response for `error` from its prepared parts.
+    pub(crate) fn respond(&self, error: &AuthError, prepared: &Prepared) -> Response<Bytes> {
+        let mut response = Response::new(prepared.body.clone());
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self.header_value(error) {
-            headers.insert(WWW_AUTHENTICATE, challenge);
+        if let Some(challenge) = &prepared.challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge.clone());
         }
         if let AuthError::TooManyRequests { retry_after } = error {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
@@ -414,6 +491,39 @@ mod tests {
                 retry_after: std::time::Duration::from_millis(1500),
             },
         ]
+    }
+
+    #[test]
+    fn prepared_rejections_match_a_fresh_rendering_of_every_error() {
+        let plain = Challenge::new("billing");
+        let with_metadata = Challenge::new("billing")
+            .resource_metadata("https://api.example/.well-known/oauth-protected-resource");
+        for challenge in [plain, with_metadata] {
+            for error in every_error() {
+                let fresh = challenge.prepare(&error);
+                if let Some(slot) = fixed_slot(&error) {
+                    let prepared = &challenge.inner.prepared[slot];
+                    assert_eq!(prepared.challenge, fresh.challenge, "{error:?}");
+                    assert_eq!(prepared.body, fresh.body, "{error:?}");
+                }
+                let rendered = challenge.render(&error);
+                assert_eq!(
+                    rendered.headers().get(WWW_AUTHENTICATE),
+                    fresh.challenge.as_ref(),
+                    "{error:?}"
+                );
+                assert_eq!(rendered.body(), &fresh.body, "{error:?}");
+                assert_eq!(rendered.status(), error.status());
+            }
+        }
+        // Every error of a fixed kind has its slot filled.
+        assert_eq!(
+            Challenge::default().inner.prepared.len(),
+            fixed_errors().len()
+        );
+        for (i, error) in fixed_errors().iter().enumerate() {
+            assert_eq!(fixed_slot(error), Some(i), "{error:?}");
+        }
     }
 
     #[test]

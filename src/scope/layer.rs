@@ -2,6 +2,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use tower_service::Service;
 use super::{Requirement, ScopeSet};
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
-use crate::error::{AuthError, Challenge};
+use crate::error::{AuthError, Challenge, Prepared};
 use crate::principal::Principal;
 
 /// Requires the request's [`Principal`] to hold scopes: per route or per
@@ -60,17 +61,34 @@ use crate::principal::Principal;
 /// # }
 /// ```
 pub struct RequireScopeLayer<S> {
+    /// Shared by every clone: a router clones the service per request, and
+    /// this is one reference count.
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
     requirement: Requirement<S>,
     challenge: Challenge,
     audit: Audit,
+    /// The 403 of this requirement, rendered once.
+    denied: Prepared,
 }
 
-impl<S> Clone for RequireScopeLayer<S> {
+impl<S> Clone for Shared<S> {
     fn clone(&self) -> Self {
         Self {
             requirement: self.requirement.clone(),
             challenge: self.challenge.clone(),
             audit: self.audit.clone(),
+            denied: self.denied.clone(),
+        }
+    }
+}
+
+impl<S> Clone for RequireScopeLayer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -78,8 +96,8 @@ impl<S> Clone for RequireScopeLayer<S> {
 impl<S: fmt::Debug> fmt::Debug for RequireScopeLayer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireScopeLayer")
-            .field("requirement", &self.requirement)
-            .field("challenge", &self.challenge)
+            .field("requirement", &self.shared.requirement)
+            .field("challenge", &self.shared.challenge)
             .finish()
     }
 }
@@ -88,24 +106,32 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
     /// Requires `requirement` (a scope set, meaning all of it, or a
     /// [`Requirement`]) with the default challenge (realm `api`).
     pub fn new(requirement: impl Into<Requirement<S>>) -> Self {
+        let requirement = requirement.into();
+        let challenge = Challenge::default();
+        let denied = challenge.prepare(&requirement.denial());
         Self {
-            requirement: requirement.into(),
-            challenge: Challenge::default(),
-            audit: Audit::default(),
+            shared: Arc::new(Shared {
+                requirement,
+                challenge,
+                audit: Audit::default(),
+                denied,
+            }),
         }
     }
 
     /// Sends scope denials to `audit`; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
     /// does this for you.
     pub fn audit(mut self, audit: Audit) -> Self {
-        self.audit = audit;
+        Arc::make_mut(&mut self.shared).audit = audit;
         self
     }
 
     /// Sets the challenge; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
     /// does this for you.
     pub fn challenge(mut self, challenge: Challenge) -> Self {
-        self.challenge = challenge;
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.denied = challenge.prepare(&shared.requirement.denial());
+        shared.challenge = challenge;
         self
     }
 }
@@ -189,29 +215,41 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let error = match request.extensions().get::<Principal<S>>() {
-            Some(principal) if self.layer.requirement.is_satisfied_by(principal.scopes()) => {
+            Some(principal)
+                if self
+                    .layer
+                    .shared
+                    .requirement
+                    .is_satisfied_by(principal.scopes()) =>
+            {
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Some(principal) => {
-                self.layer.audit.emit(AuditEvent::ScopeDenied {
+                self.layer.shared.audit.emit(AuditEvent::ScopeDenied {
                     id: principal.token_id(),
                     owner: principal.owner().to_owned(),
-                    required: self.layer.requirement.attribute_arc(),
+                    required: self.layer.shared.requirement.attribute_arc(),
                 });
-                AuthError::InsufficientScope {
-                    required: self.layer.requirement.attribute_arc(),
-                }
+                self.layer.shared.requirement.denial()
             }
             None => {
                 let error = AuthError::MissingToken;
-                self.layer.audit.emit(AuditEvent::AuthenticationRejected {
-                    id: None,
-                    error: error.clone(),
-                });
-                error
+                self.layer
+                    .shared
+                    .audit
+                    .emit(AuditEvent::AuthenticationRejected {
+                        id: None,
+                        error: error.clone(),
+                    });
+                return ResponseFuture::rejected(self.layer.shared.challenge.render(&error));
             }
         };
-        ResponseFuture::rejected(self.layer.challenge.render(&error))
+        ResponseFuture::rejected(
+            self.layer
+                .shared
+                .challenge
+                .respond(&error, &self.layer.shared.denied),
+        )
     }
 }
 

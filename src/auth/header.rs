@@ -46,9 +46,15 @@ pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
         return Authorization::Malformed;
     }
     let token = &rest[spaces..];
-    let chars = token.iter().take_while(|b| is_b64token_char(**b)).count();
-    let padding = token[chars..].iter().take_while(|b| **b == b'=').count();
-    if chars == 0 || chars + padding != token.len() {
+    // b64token = 1*( b64 characters ) *"=": without its trailing `=`s, the
+    // token must be one or more b64 characters. The check is a fold rather
+    // than a search for the first bad byte: no branch per byte.
+    let padding = token.iter().rev().take_while(|b| **b == b'=').count();
+    let chars = &token[..token.len() - padding];
+    let invalid = chars
+        .iter()
+        .fold(0u8, |acc, b| acc | (!CLASSES[usize::from(*b)] & B64TOKEN));
+    if chars.is_empty() || invalid != 0 {
         return Authorization::Malformed;
     }
     // Every byte checked above is ASCII.
@@ -109,6 +115,7 @@ fn is_tchar(b: u8) -> bool {
     CLASSES[usize::from(b)] & TCHAR != 0
 }
 
+#[cfg(test)]
 fn is_b64token_char(b: u8) -> bool {
     CLASSES[usize::from(b)] & B64TOKEN != 0
 }

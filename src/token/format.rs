@@ -119,7 +119,12 @@ impl TokenFormat {
         if body.len() != RANDOM_LEN + CHECKSUM_LEN {
             return Err(FormatError::WrongLength);
         }
-        if !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // Branch-free: random base62 characters would defeat the branch
+        // predictor of a per-byte range test.
+        let invalid = body
+            .bytes()
+            .fold(0u8, |acc, b| acc | (DIGITS[usize::from(b)] & NOT_A_DIGIT));
+        if invalid != 0 {
             return Err(FormatError::InvalidCharacter);
         }
         let (signed, checksum) = token.split_at(token.len() - CHECKSUM_LEN);
@@ -140,15 +145,26 @@ fn push_base62(out: &mut String, value: u32) {
     out.extend(digits.iter().map(|d| char::from(*d)));
 }
 
+/// The value of each base62 digit of [`ALPHABET`], or [`NOT_A_DIGIT`].
+static DIGITS: [u8; 256] = digit_values();
+
+/// The bit that marks a byte of [`DIGITS`] as not a base62 digit.
+const NOT_A_DIGIT: u8 = 0x80;
+
+const fn digit_values() -> [u8; 256] {
+    let mut table = [NOT_A_DIGIT; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+}
+
 fn decode_base62(digits: &str) -> Option<u64> {
     digits.bytes().try_fold(0u64, |acc, b| {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'A'..=b'Z' => b - b'A' + 10,
-            b'a'..=b'z' => b - b'a' + 36,
-            _ => return None,
-        };
-        Some(acc * 62 + u64::from(d))
+        let d = DIGITS[usize::from(b)];
+        (d & NOT_A_DIGIT == 0).then(|| acc * 62 + u64::from(d))
     })
 }
 
@@ -156,6 +172,22 @@ fn decode_base62(digits: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn digit_table_is_the_base62_alphabet() {
+        for b in 0..=u8::MAX {
+            let expected = ALPHABET.iter().position(|a| *a == b);
+            let d = DIGITS[usize::from(b)];
+            match expected {
+                Some(i) => assert_eq!(usize::from(d), i, "{:?}", char::from(b)),
+                None => assert_ne!(d & NOT_A_DIGIT, 0, "{b:#04x} is not a digit"),
+            }
+            assert_eq!(expected.is_some(), b.is_ascii_alphanumeric());
+        }
+        assert_eq!(decode_base62("10"), Some(62));
+        assert_eq!(decode_base62("zz"), Some(61 * 62 + 61));
+        assert_eq!(decode_base62("1-"), None);
+    }
 
     #[test]
     fn generated_tokens_pass_the_check_for_every_kind() {

@@ -10,6 +10,10 @@ Reads what the last benchmark run left in the Cargo target directory:
 - <target>/bench-results/scaling.json (`cargo bench --bench scaling`);
 - <target>/bench-results/loopback.json (`cargo bench --bench loopback`).
 
+The PostgreSQL rows (`postgres/...`) exist only when the auth bench ran with
+`--features postgres,cache` (or `--all-features`); their ratios are to
+figures of the same run, and are flagged when they are not.
+
 Usage: scripts/bench-ratios.py [--target-dir DIR]   (default: $CARGO_TARGET_DIR or target)
 
 Prints Markdown tables; a missing input leaves its rows as "not run".
@@ -155,9 +159,27 @@ def main():
            loopback["ratio"] if loopback else None, ".3f", "≥ 0.97", lambda v: v >= 0.97,
            f"median round {loopback['median_round_ratio']:.3f}; {when(loopback_at)}"
            if loopback else "cargo bench --bench loopback")
-    for name in ("postgres/cached_hit", "postgres/uncached", "postgres/select_1"):
-        if name not in times:
-            rows.append((f"`{name}`", "not measured yet", "", "—", "—", "PgStore in progress"))
+    def pg_ratio(measure, top, bottom, target_text, limit, extra=""):
+        """A ratio of two criterion figures of the PostgreSQL rows."""
+        if top not in times or bottom not in times:
+            rows.append((measure, "not run", "", target_text, "—",
+                         "cargo bench --all-features --bench auth (needs PostgreSQL, see BENCHMARKS.md)"))
+            return
+        (a, _, _, a_at), (b, _, _, b_at) = times[top], times[bottom]
+        note = extra
+        if abs(a_at - b_at) > SAME_RUN_SECONDS:
+            note = (f"measured {abs(a_at - b_at) / 60:.0f} min apart: not one run; "
+                    + note).rstrip("; ")
+        single(measure, a / b, ".2f", target_text, lambda v: v <= limit, note)
+
+    pg_ratio("PostgreSQL, cached: `postgres/cached_hit` ÷ `memory/1k`",
+             "postgres/cached_hit", "token_auth/memory/1k", "≤ 1.2", 1.2)
+    gap = (f"`uncached` − `select_1` = {(t('postgres/uncached') - t('postgres/select_1')) / 1000:.1f} µs"
+           if t("postgres/uncached") and t("postgres/select_1") else "")
+    if gap and t("postgres/store_find"):
+        gap += f"; `store_find` ÷ `select_1` = {t('postgres/store_find') / t('postgres/select_1'):.2f}"
+    pg_ratio("PostgreSQL, uncached: `postgres/uncached` ÷ `postgres/select_1`",
+             "postgres/uncached", "postgres/select_1", "≤ 1.3", 1.3, gap)
 
     if paired:
         print(f"## Interleaved (`benches/paired.rs`, median ns, {when(paired_at)})\n")
@@ -175,6 +197,10 @@ def main():
     if scaling_at:
         print(f"\nscaling.json written {when(scaling_at)}")
 
+
+# Two criterion figures written further apart than this did not come from
+# one run of the auth bench (a whole run takes a few minutes).
+SAME_RUN_SECONDS = 15 * 60
 
 REJECTIONS = [
     "rejections/missing_header",

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of BENCHMARKS.md and prints their figures and ratios.
 #
-#   scripts/bench.sh              # criterion benches + store scaling (about 3 minutes)
-#   scripts/bench.sh --loopback   # also the end-to-end wrk run over 127.0.0.1 (needs wrk)
+#   scripts/bench.sh               # criterion benches + store scaling (about 6 minutes)
+#   scripts/bench.sh --loopback    # also the end-to-end wrk run over 127.0.0.1 (needs wrk)
+#   scripts/bench.sh --no-postgres # leave out the postgres/ rows (no PostgreSQL at hand)
+#
+# The postgres/ rows use DATABASE_URL, or start a throwaway cluster from the
+# machine's initdb/pg_ctl as the tests do (tests/support/pg.rs).
 #
 # Every figure is compared with others of the same run only: on a shared,
 # noisy machine an absolute time is not a result. Set CARGO_TARGET_DIR to
@@ -13,17 +17,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target="${CARGO_TARGET_DIR:-target}"
 
 loopback=false
+features=(--all-features)
 for arg in "$@"; do
     case "$arg" in
         --loopback) loopback=true ;;
-        *) echo "usage: scripts/bench.sh [--loopback]" >&2; exit 2 ;;
+        --no-postgres) features=() ;;
+        *) echo "usage: scripts/bench.sh [--loopback] [--no-postgres]" >&2; exit 2 ;;
     esac
 done
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(rustc --version)"
 
-cargo bench --bench auth
+cargo bench "${features[@]}" --bench auth
 cargo bench --bench paired
 cargo bench --bench scaling
 if $loopback; then

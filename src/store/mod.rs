@@ -44,12 +44,16 @@
 //! (`Ok(None)`): either way the client sees `invalid_token`. `Err` means the
 //! store could not answer, and the middleware fails closed with 503.
 //!
+//! A store that holds its tokens in memory (as below) can also implement
+//! [`TokenStore::find_now`] with the same answer: the middleware then skips
+//! the boxed future of `find` on every request.
+//!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Arc;
 //! use tower_token_auth::async_trait;
 //! use tower_token_auth::scope::PayRequestScopes;
-//! use tower_token_auth::store::{StoreError, TokenRecord, TokenStore};
+//! use tower_token_auth::store::{FindResult, StoreError, TokenRecord, TokenStore};
 //! use tower_token_auth::token::TokenDigest;
 //!
 //! /// A fixed set of tokens loaded at start-up.
@@ -65,7 +69,16 @@
 //!     ) -> Result<Option<Arc<TokenRecord<PayRequestScopes>>>, StoreError> {
 //!         Ok(self.0.get(digest.as_bytes()).cloned())
 //!     }
+//!
+//!     // A map read never waits: answer without a future.
+//!     fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<PayRequestScopes>> {
+//!         Some(Ok(self.0.get(digest.as_bytes()).cloned()))
+//!     }
 //! }
+//!
+//! let store = StaticStore(HashMap::new());
+//! let unknown = TokenDigest::of("pr_pat_never_issued");
+//! assert!(matches!(store.find_now(&unknown), Some(Ok(None))));
 //! ```
 
 #[cfg(feature = "cache")]

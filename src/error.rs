@@ -472,25 +472,20 @@ fn quote(value: &str) -> String {
 mod tests {
     use super::*;
 
+    /// One error of every kind, and the kinds with a payload again with
+    /// another payload than [`fixed_errors`]' placeholders.
     fn every_error() -> Vec<AuthError> {
-        vec![
-            AuthError::MissingToken,
-            AuthError::InvalidRequest(InvalidRequestReason::RepeatedCredentials),
-            AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl),
-            AuthError::InvalidToken(InvalidTokenReason::Malformed),
-            AuthError::InvalidToken(InvalidTokenReason::Unknown),
-            AuthError::InvalidToken(InvalidTokenReason::Revoked),
-            AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential),
-            AuthError::ExpiredToken,
+        let mut errors = fixed_errors().to_vec();
+        errors.extend([
             AuthError::InsufficientScope {
                 required: "billing.write".into(),
             },
             AuthError::StoreUnavailable(Arc::new(StoreError::InvalidInput("down".into()))),
-            AuthError::HttpsRequired,
             AuthError::TooManyRequests {
                 retry_after: std::time::Duration::from_millis(1500),
             },
-        ]
+        ]);
+        errors
     }
 
     #[test]

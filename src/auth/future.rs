@@ -61,13 +61,14 @@ pin_project! {
 }
 
 /// What a lookup that has to wait carries until the store answers.
-struct Pending<Svc, ReqBody, S> {
-    lookup: LookupFuture<S>,
-    digest: TokenDigest,
-    request: Request<ReqBody>,
-    inner: Svc,
-    config: Arc<AuthConfig>,
-    key: Option<ClientKey>,
+pub(crate) struct Pending<Svc, ReqBody, S> {
+    pub(crate) lookup: LookupFuture<S>,
+    pub(crate) digest: TokenDigest,
+    pub(crate) request: Request<ReqBody>,
+    /// The inner service `poll_ready` readied.
+    pub(crate) inner: Svc,
+    pub(crate) config: Arc<AuthConfig>,
+    pub(crate) key: Option<ClientKey>,
 }
 
 impl<Svc, ReqBody, S> ResponseFuture<Svc, ReqBody, S>
@@ -88,24 +89,10 @@ where
         }
     }
 
-    pub(crate) fn lookup(
-        lookup: LookupFuture<S>,
-        digest: TokenDigest,
-        request: Request<ReqBody>,
-        inner: Svc,
-        config: Arc<AuthConfig>,
-        key: Option<ClientKey>,
-    ) -> Self {
+    pub(crate) fn lookup(pending: Pending<Svc, ReqBody, S>) -> Self {
         Self {
             state: State::Lookup {
-                pending: Some(Box::new(Pending {
-                    lookup,
-                    digest,
-                    request,
-                    inner,
-                    config,
-                    key,
-                })),
+                pending: Some(Box::new(pending)),
             },
         }
     }

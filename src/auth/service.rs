@@ -6,7 +6,7 @@ use http::header::{Entry, AUTHORIZATION};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::future::{judge, LookupFuture, ResponseFuture};
+use super::future::{judge, LookupFuture, Pending, ResponseFuture};
 use super::header::bearer_token;
 use super::layer::AuthConfig;
 use super::peer::ClientKey;
@@ -152,14 +152,14 @@ where
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::lookup(
+        ResponseFuture::lookup(Pending {
             lookup,
             digest,
             request,
             inner,
-            Arc::clone(&self.config),
+            config: Arc::clone(&self.config),
             key,
-        )
+        })
     }
 }
 

@@ -484,15 +484,22 @@ mod tests {
             .block_on(f)
     }
 
+    /// A memory store, a cache in front of it, and one token issued.
+    async fn issued_behind_a_cache() -> (MemoryStore<S>, CachedStore<MemoryStore<S>>, IssuedToken<S>)
+    {
+        let store = MemoryStore::<S>::new();
+        let cache = CachedStore::new(store.clone());
+        let issued = store
+            .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
+            .await
+            .unwrap();
+        (store, cache, issued)
+    }
+
     #[test]
     fn a_revocation_behind_the_cache_is_seen_after_invalidate() {
         block_on(async {
-            let store = MemoryStore::<S>::new();
-            let cache = CachedStore::new(store.clone());
-            let issued = store
-                .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
-                .await
-                .unwrap();
+            let (store, cache, issued) = issued_behind_a_cache().await;
             let digest = issued.secret.digest();
             assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
             store.revoke(issued.record.id).await.unwrap();
@@ -507,12 +514,7 @@ mod tests {
     #[test]
     fn find_now_answers_cache_hits_only_and_follows_invalidation() {
         block_on(async {
-            let store = MemoryStore::<S>::new();
-            let cache = CachedStore::new(store.clone());
-            let issued = store
-                .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
-                .await
-                .unwrap();
+            let (_store, cache, issued) = issued_behind_a_cache().await;
             let digest = issued.secret.digest();
             // Not cached yet: the lookup must go to `find`.
             assert!(cache.find_now(&digest).is_none());
@@ -539,12 +541,7 @@ mod tests {
     #[test]
     fn unknown_digests_are_cached_briefly_and_forgotten_on_issue() {
         block_on(async {
-            let store = MemoryStore::<S>::new();
-            let cache = CachedStore::new(store.clone());
-            let issued = store
-                .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
-                .await
-                .unwrap();
+            let (store, cache, issued) = issued_behind_a_cache().await;
             let digest = issued.secret.digest();
             let unknown = TokenDigest::of("pr_pat_unknown");
             assert!(cache.find(&unknown).await.unwrap().is_none());
@@ -656,12 +653,7 @@ mod tests {
     #[test]
     fn a_suspended_cache_asks_the_store_every_time() {
         block_on(async {
-            let store = MemoryStore::<S>::new();
-            let cache = CachedStore::new(store.clone());
-            let issued = store
-                .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
-                .await
-                .unwrap();
+            let (store, cache, issued) = issued_behind_a_cache().await;
             let digest = issued.secret.digest();
             cache.suspend();
             assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());

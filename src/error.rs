@@ -291,6 +291,52 @@ fn fixed_slot(error: &AuthError) -> Option<usize> {
     })
 }
 
+impl ChallengeInner {
+    fn header_value(&self, error: &AuthError) -> Option<HeaderValue> {
+        if !error.has_challenge() {
+            return None;
+        }
+        // Room for the longest code and description and a scope list.
+        let mut value = String::with_capacity(self.head.len() + self.metadata.len() + 256);
+        value.push_str(&self.head);
+        if !matches!(error, AuthError::MissingToken) {
+            value.push_str(", error=\"");
+            value.push_str(error.error_code());
+            value.push_str("\", error_description=\"");
+            value.push_str(error.description());
+            value.push('"');
+        }
+        if let AuthError::InsufficientScope { required } = error {
+            value.push_str(", scope=\"");
+            value.push_str(&quote(required));
+            value.push('"');
+        }
+        value.push_str(&self.metadata);
+        HeaderValue::from_str(&value).ok()
+    }
+
+    fn prepare(&self, error: &AuthError) -> Prepared {
+        let mut body = String::with_capacity(256);
+        body.push_str("{\"error\":\"");
+        body.push_str(error.error_code());
+        body.push_str("\",\"error_description\":\"");
+        body.push_str(error.description());
+        body.push_str("\",\"solution\":\"");
+        body.push_str(error.solution());
+        body.push('"');
+        if let AuthError::InsufficientScope { required } = error {
+            body.push_str(",\"scope\":\"");
+            escape_into(&mut body, required);
+            body.push('"');
+        }
+        body.push('}');
+        Prepared {
+            challenge: self.header_value(error),
+            body: Bytes::from(body),
+        }
+    }
+}
+
 impl fmt::Debug for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Challenge")
@@ -316,23 +362,18 @@ impl Challenge {
 
     fn build(realm: String, metadata: String, replace: Option<Arc<Replace>>) -> Self {
         let head = format!("Bearer realm=\"{}\"", quote(&realm));
-        let mut challenge = Self {
-            inner: Arc::new(ChallengeInner {
-                head,
-                metadata,
-                realm,
-                replace,
-                prepared: Box::default(),
-            }),
+        let mut inner = ChallengeInner {
+            head,
+            metadata,
+            realm,
+            replace,
+            prepared: Box::default(),
         };
-        let prepared = fixed_errors()
-            .iter()
-            .map(|e| challenge.prepare(e))
-            .collect();
-        if let Some(inner) = Arc::get_mut(&mut challenge.inner) {
-            inner.prepared = prepared;
+        let prepared = fixed_errors().iter().map(|e| inner.prepare(e)).collect();
+        inner.prepared = prepared;
+        Self {
+            inner: Arc::new(inner),
         }
-        challenge
     }
 
     fn rebuild(self, metadata: Option<String>, replace: Option<Arc<Replace>>) -> Self {
@@ -377,28 +418,7 @@ impl Challenge {
     /// The `WWW-Authenticate` value for `error`, or `None` for errors that
     /// have no challenge (503).
     pub fn header_value(&self, error: &AuthError) -> Option<HeaderValue> {
-        if !error.has_challenge() {
-            return None;
-        }
-        // One allocation: room for the longest error code and description
-        // and a scope list, so the pushes below do not reallocate.
-        let mut value =
-            String::with_capacity(self.inner.head.len() + self.inner.metadata.len() + 256);
-        value.push_str(&self.inner.head);
-        if !matches!(error, AuthError::MissingToken) {
-            value.push_str(", error=\"");
-            value.push_str(error.error_code());
-            value.push_str("\", error_description=\"");
-            value.push_str(error.description());
-            value.push('"');
-        }
-        if let AuthError::InsufficientScope { required } = error {
-            value.push_str(", scope=\"");
-            value.push_str(&quote(required));
-            value.push('"');
-        }
-        value.push_str(&self.inner.metadata);
-        HeaderValue::from_str(&value).ok()
+        self.inner.header_value(error)
     }
 
     /// The response for `error`: status, challenge, JSON body,
@@ -414,24 +434,7 @@ impl Challenge {
     /// Renders `error`'s challenge and body, for [`respond`](Self::respond)
     /// to reuse on every response for the same error.
     pub(crate) fn prepare(&self, error: &AuthError) -> Prepared {
-        let mut body = String::with_capacity(256);
-        body.push_str("{\"error\":\"");
-        body.push_str(error.error_code());
-        body.push_str("\",\"error_description\":\"");
-        body.push_str(error.description());
-        body.push_str("\",\"solution\":\"");
-        body.push_str(error.solution());
-        body.push('"');
-        if let AuthError::InsufficientScope { required } = error {
-            body.push_str(",\"scope\":\"");
-            escape_into(&mut body, required);
-            body.push('"');
-        }
-        body.push('}');
-        Prepared {
-            challenge: self.header_value(error),
-            body: Bytes::from(body),
-        }
+        self.inner.prepare(error)
     }
 
     /// The response for `error` from its prepared parts.

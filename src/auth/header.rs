@@ -65,7 +65,6 @@ pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
 }
 
 /// `tchar` of RFC 9110 §5.6.2: the characters of an auth-scheme.
-/// `tchar` of RFC 9110 §5.6.2: the characters of the scheme name.
 const TCHAR: u8 = 1;
 /// The characters of `b64token` before its `=` padding (RFC 6750 §2.1).
 const B64TOKEN: u8 = 2;

@@ -35,9 +35,10 @@ struct Inner<S> {
 /// The hasher of the digest-keyed map. [`TokenDigest`]'s `Hash` writes the
 /// digest's first eight bytes as one `u64`; a SHA-256 output is already
 /// uniformly distributed, so they are used as the hash as they are, with no
-/// SipHash rounds on the hot path. Flooding is no concern: a key is the digest
-/// of a token minted from the OS CSPRNG, and a client presenting tokens
-/// cannot choose the digest it looks up.
+/// SipHash rounds on the hot path. Flooding is no concern: the keys are the
+/// digests of tokens the service issued (minted from the OS CSPRNG, or
+/// imported with [`MemoryStore::insert`]), a lookup inserts nothing, and a
+/// client cannot choose the digest of what it presents.
 #[derive(Default)]
 struct DigestHasher(u64);
 

@@ -522,9 +522,14 @@ impl<S: ScopeSet> TokenManager for PgStore<S> {
     }
 
     async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
-        let (owner, tokens) = self
-            .revoke_family_now(&self.inner.pool, family, self.now())
-            .await?;
+        let mut tx = self.begin().await?;
+        sqlx::query(&self.q().lock_family)
+            .bind(id_to_db(family.as_u64()))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let (owner, tokens) = self.revoke_family_now(&mut *tx, family, self.now()).await?;
+        tx.commit().await.map_err(store_error)?;
         let owner = match owner {
             Some(owner) => Some(owner),
             None => self.family_owner(family).await?,
@@ -586,6 +591,15 @@ impl<S: ScopeSet> TokenManager for PgStore<S> {
     ) -> Result<TokenPair<S>, GrantError> {
         let now = self.now();
         let mut tx = self.begin().await?;
+        // The family's lock first: a revocation of the family (or a replay
+        // revoking it) waits for this exchange to commit and then revokes
+        // the new pair too, or this exchange waits and finds the token
+        // revoked. A token of no family has only its row to lock.
+        sqlx::query(&self.q().lock_family_of)
+            .bind(presented.as_bytes().to_vec())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         // The row lock makes the exchange atomic: a concurrent exchange of
         // the same token waits here, then sees it spent.
         let row = sqlx::query(&self.q().find_for_update)

@@ -364,6 +364,48 @@ async fn concurrent_refresh_on_two_instances_has_exactly_one_winner() {
     db.finish().await;
 }
 
+/// Last-used batches from two instances, naming the same tokens in
+/// opposite orders, racing each other and a family revocation: every call
+/// succeeds (none is chosen as a deadlock victim).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_last_used_batches_and_family_revocations_never_fail() {
+    let db = pg::database().await;
+    let store_a = PgStore::<S>::new(db.pool().await);
+    store_a.migrate().await.unwrap();
+    let store_b = PgStore::<S>::new(db.pool().await);
+
+    for round in 0..20 {
+        // Every rotation leaves the previous access token live: a family
+        // of several tokens in use at once.
+        let mut pair = store_a.issue_pair("agent", "user-1", None).await.unwrap();
+        let family = pair.refresh.record.family.expect("a grant's family").id;
+        let mut ids = vec![pair.access.record.id];
+        for _ in 0..7 {
+            pair = store_a
+                .refresh(&pair.refresh.secret.digest(), None)
+                .await
+                .unwrap();
+            ids.push(pair.access.record.id);
+        }
+        let at = std::time::SystemTime::now();
+        let forward: Vec<_> = ids.iter().map(|id| (*id, at)).collect();
+        let backward: Vec<_> = forward.iter().rev().copied().collect();
+        let (a, b, revoked) = tokio::join!(
+            store_a.record_use(&forward),
+            store_b.record_use(&backward),
+            store_b.revoke_family(family),
+        );
+        a.unwrap_or_else(|e| panic!("round {round}: instance A's batch failed: {e:?}"));
+        b.unwrap_or_else(|e| panic!("round {round}: instance B's batch failed: {e:?}"));
+        assert_eq!(
+            revoked.unwrap_or_else(|e| panic!("round {round}: the revocation failed: {e:?}")),
+            2 * ids.len(),
+            "round {round}: every access token, and every refresh token (spent or live)"
+        );
+    }
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn a_table_prefix_is_validated_and_names_table_and_channel() {
     let pool = PgPoolOptions::new()

@@ -60,6 +60,8 @@ pub(super) struct Queries {
     pub(super) revoke: String,
     pub(super) revoke_pat_for_regeneration: String,
     pub(super) revoke_family: String,
+    pub(super) lock_family: String,
+    pub(super) lock_family_of: String,
     pub(super) family_owner: String,
     pub(super) kind_and_revocation: String,
     pub(super) spend: String,
@@ -102,13 +104,32 @@ impl Queries {
                  ) \
                  SELECT {COLUMNS}, {notify} FROM revoked"
             ),
+            // Rows are locked in `id` order, as `record_use` locks them: two
+            // statements that lock several rows each cannot wait on each
+            // other in a cycle.
             revoke_family: format!(
                 "WITH revoked AS (\
                      UPDATE {t} SET revoked_at = $2 \
-                     WHERE family_id = $1 AND revoked_at IS NULL \
+                     WHERE id IN (\
+                         SELECT id FROM {t} \
+                         WHERE family_id = $1 AND revoked_at IS NULL \
+                         ORDER BY id FOR UPDATE\
+                     ) AND revoked_at IS NULL \
                      RETURNING owner, digest\
                  ) \
                  SELECT owner, {notify} FROM revoked"
+            ),
+            // A transaction that rotates or revokes a family holds this lock
+            // until it ends, so the two never interleave: a family revoked
+            // while one of its tokens is exchanged also loses the new pair.
+            // The two-key form cannot collide with single-key advisory locks
+            // (the migration lock, or the application's own).
+            lock_family: format!(
+                "SELECT pg_advisory_xact_lock(hashtext('{t}'), hashint8($1::bigint))"
+            ),
+            lock_family_of: format!(
+                "SELECT pg_advisory_xact_lock(hashtext('{t}'), hashint8(family_id)) \
+                 FROM {t} WHERE digest = $1 AND family_id IS NOT NULL"
             ),
             family_owner: format!(
                 "SELECT owner FROM {t} WHERE family_id = $1 ORDER BY created_at LIMIT 1"
@@ -121,13 +142,20 @@ impl Queries {
                  SELECT {notify} FROM spent"
             ),
             // Duplicate ids in one batch collapse to their latest time, and
-            // a stored time that is already later wins.
+            // a stored time that is already later wins. Rows are locked in
+            // `id` order (see `revoke_family`): two instances flushing
+            // overlapping batches cannot deadlock.
             record_use: format!(
                 "UPDATE {t} AS t SET last_used_at = u.at \
                  FROM (\
-                     SELECT id, max(at) AS at \
-                     FROM unnest($1::bigint[], $2::timestamptz[]) AS x(id, at) \
-                     GROUP BY id\
+                     SELECT l.id, x.at FROM {t} AS l \
+                     JOIN (\
+                         SELECT id, max(at) AS at \
+                         FROM unnest($1::bigint[], $2::timestamptz[]) AS x(id, at) \
+                         GROUP BY id\
+                     ) AS x ON l.id = x.id \
+                     WHERE l.last_used_at IS NULL OR l.last_used_at < x.at \
+                     ORDER BY l.id FOR UPDATE OF l\
                  ) AS u \
                  WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)"
             ),

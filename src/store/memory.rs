@@ -132,29 +132,42 @@ impl<S: ScopeSet> MemoryStore<S> {
     }
 
     fn store(&self, record: Arc<TokenRecord<S>>) {
+        match record.family {
+            Some(family) => {
+                let mut members = self.inner.by_family.entry(family.id).or_default();
+                self.store_member(record, Some(&mut members));
+            }
+            None => self.store_member(record, None),
+        }
+    }
+
+    /// Stores `record`, adding it to `members`: its family's list, whose
+    /// entry the caller holds. The family's entry is always locked before
+    /// the other maps' entries, never after.
+    fn store_member(&self, record: Arc<TokenRecord<S>>, members: Option<&mut Vec<TokenId>>) {
         self.inner.by_id.insert(record.id, record.digest);
-        if let Some(family) = record.family {
-            self.inner
-                .by_family
-                .entry(family.id)
-                .or_default()
-                .push(record.id);
+        if let Some(members) = members {
+            members.push(record.id);
         }
         self.inner.by_digest.insert(record.digest, record);
     }
 
-    fn store_issued(&self, (secret, record): (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
-        let record = Arc::new(record);
-        self.store(Arc::clone(&record));
+    fn store_issued(&self, minted: (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
+        let issued = issued(minted);
+        self.store(Arc::clone(&issued.record));
+        self.announce_created(&issued);
+        issued
+    }
+
+    fn announce_created(&self, issued: &IssuedToken<S>) {
         self.inner
             .policy
             .audit_sink()
             .emit(AuditEvent::TokenCreated {
-                id: record.id,
-                owner: record.owner.clone(),
-                kind: record.kind,
+                id: issued.record.id,
+                owner: issued.record.owner.clone(),
+                kind: issued.record.kind,
             });
-        IssuedToken { secret, record }
     }
 
     /// Marks `id` revoked at `now`; `None` when unknown or already revoked.
@@ -168,16 +181,25 @@ impl<S: ScopeSet> MemoryStore<S> {
     }
 
     /// Revokes every token of `family`; returns how many were revoked now.
+    ///
+    /// The family's entry stays read-locked throughout, and an exchange in
+    /// the family write-locks it until its new pair is stored: a pair is
+    /// either stored before the revocation starts, and revoked with the
+    /// rest, or the exchange finds its token revoked.
     fn revoke_family_now(&self, family: FamilyId) -> usize {
-        let now = self.inner.policy.now();
-        let ids = self
-            .inner
+        self.inner
             .by_family
             .get(&family)
-            .map(|ids| ids.clone())
-            .unwrap_or_default();
-        ids.into_iter()
-            .filter(|id| self.revoke_now(*id, now).is_some())
+            .map_or(0, |members| self.revoke_members(&members))
+    }
+
+    /// Revokes each of `members`, a family's list whose entry the caller
+    /// holds; returns how many were revoked now.
+    fn revoke_members(&self, members: &[TokenId]) -> usize {
+        let now = self.inner.policy.now();
+        members
+            .iter()
+            .filter(|id| self.revoke_now(**id, now).is_some())
             .count()
     }
 
@@ -192,6 +214,14 @@ impl<S: ScopeSet> MemoryStore<S> {
         let updated = Arc::new(update(&entry)?);
         *entry = Arc::clone(&updated);
         Some(updated)
+    }
+}
+
+/// A freshly minted token, its record shared.
+fn issued<S>((secret, record): (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
+    IssuedToken {
+        secret,
+        record: Arc::new(record),
     }
 }
 
@@ -335,7 +365,16 @@ impl<S: ScopeSet> TokenManager for MemoryStore<S> {
     ) -> Result<TokenPair<S>, GrantError> {
         let policy = &self.inner.policy;
         let now = policy.now();
-        // Check and spend under the entry's lock: of two concurrent
+        let Some(found) = self.lookup(presented) else {
+            return Err(GrantError::InvalidGrant(InvalidGrantReason::Unknown));
+        };
+        // The family's entry stays locked until the new pair is stored (see
+        // `revoke_family_now`): a revocation of the family, or a replay
+        // revoking it, never runs halfway through this exchange.
+        let members = found
+            .family
+            .map(|family| self.inner.by_family.entry(family.id).or_default());
+        // Check and spend under the token's entry lock: of two concurrent
         // exchanges, the second sees the token spent.
         let checked = {
             let Some(mut entry) = self.inner.by_digest.get_mut(presented) else {
@@ -357,7 +396,12 @@ impl<S: ScopeSet> TokenManager for MemoryStore<S> {
             Ok(ok) => ok,
             Err((old, GrantError::InvalidGrant(InvalidGrantReason::Reused))) => {
                 if let Some(family) = old.family {
-                    let tokens = self.revoke_family_now(family.id);
+                    // `members` is the family's entry unless the record was
+                    // replaced in between (`insert`) with another family.
+                    let tokens = match members.filter(|m| *m.key() == family.id) {
+                        Some(members) => self.revoke_members(&members),
+                        None => self.revoke_family_now(family.id),
+                    };
                     policy.audit_sink().emit(AuditEvent::FamilyRevokedOnReuse {
                         family: family.id,
                         presented: old.id,
@@ -376,9 +420,21 @@ impl<S: ScopeSet> TokenManager for MemoryStore<S> {
         let [access, refresh] =
             policy.mint_pair(&old.name, &old.owner, access_scopes, old.scopes, family)?;
         let pair = TokenPair {
-            access: self.store_issued(access),
-            refresh: self.store_issued(refresh),
+            access: issued(access),
+            refresh: issued(refresh),
         };
+        {
+            // A family's entry is locked before another's is taken: the
+            // held one is released by `filter` when it is not this family's.
+            let mut members = match members.filter(|m| *m.key() == family.id) {
+                Some(members) => members,
+                None => self.inner.by_family.entry(family.id).or_default(),
+            };
+            self.store_member(Arc::clone(&pair.access.record), Some(&mut members));
+            self.store_member(Arc::clone(&pair.refresh.record), Some(&mut members));
+        }
+        self.announce_created(&pair.access);
+        self.announce_created(&pair.refresh);
         policy.audit_sink().emit(AuditEvent::RefreshRotated {
             old: old.id,
             access: pair.access.record.id,

@@ -181,6 +181,7 @@ macro_rules! store_suite {
                 reusing_a_spent_refresh_token_revokes_the_family,
                 refresh_scope_may_narrow_but_not_widen,
                 concurrent_exchanges_have_exactly_one_winner,
+                replays_exchanges_and_family_revocations_race_safely,
                 record_use_keeps_the_latest_time,
                 expiry_is_judged_at_the_boundary,
                 refresh_tokens_expire_and_families_age_out,
@@ -650,6 +651,68 @@ where
         }
     }
     assert_eq!(wins, 1, "exactly one exchange wins");
+}
+
+/// Replays of spent refresh tokens, an exchange of the live one and
+/// revocations of the family, all at once and through both handles: every
+/// call ends as a grant answer (never a store error, such as a deadlock
+/// victim), and the family ends revoked, including a pair the exchange may
+/// have won while it was being revoked.
+async fn replays_exchanges_and_family_revocations_race_safely<St>(ctx: &Ctx<St>)
+where
+    St: TokenManager<Scopes = S> + Clone,
+{
+    for round in 0..30 {
+        let first = ctx.store.issue_pair("agent", "u1", None).await.unwrap();
+        let spent_0 = first.refresh.secret.digest();
+        let second = ctx.store.refresh(&spent_0, None).await.unwrap();
+        let spent_1 = second.refresh.secret.digest();
+        let third = ctx.twin.refresh(&spent_1, None).await.unwrap();
+        let live = third.refresh.secret.digest();
+        let family = third.refresh.record.family.expect("a grant's family").id;
+
+        let handle = |i: usize| if i % 2 == 0 { &ctx.store } else { &ctx.twin }.clone();
+        let exchanges: Vec<_> = [spent_0, live, spent_1, spent_0]
+            .into_iter()
+            .enumerate()
+            .map(|(i, digest)| {
+                let store = handle(i);
+                tokio::spawn(async move { store.refresh(&digest, None).await })
+            })
+            .collect();
+        let revocations: Vec<_> = (0..2)
+            .map(|i| {
+                let store = handle(i);
+                tokio::spawn(async move { store.revoke_family(family).await })
+            })
+            .collect();
+        let mut issued = vec![first, second, third];
+        for task in exchanges {
+            match task.await.unwrap() {
+                Ok(pair) => issued.push(pair),
+                Err(GrantError::InvalidGrant(
+                    InvalidGrantReason::Reused | InvalidGrantReason::Revoked,
+                )) => {}
+                Err(other) => panic!("round {round}: an exchange failed with {other:?}"),
+            }
+        }
+        for task in revocations {
+            if let Err(error) = task.await.unwrap() {
+                panic!("round {round}: a family revocation failed with {error:?}");
+            }
+        }
+        for pair in &issued {
+            for token in [&pair.access, &pair.refresh] {
+                let info = ctx.store.get(token.record.id).await.unwrap().unwrap();
+                assert!(
+                    info.revoked_at.is_some(),
+                    "round {round}: {:?} {} of the revoked family is still live",
+                    info.kind,
+                    info.id
+                );
+            }
+        }
+    }
 }
 
 async fn record_use_keeps_the_latest_time<St: TokenManager<Scopes = S>>(ctx: &Ctx<St>) {

@@ -497,3 +497,99 @@ async fn dashboard_password_never_shows_in_debug() {
         demo.dashboard.1.as_str()
     );
 }
+
+/// The production profile: every route but `/health` refuses plain HTTP,
+/// bearer routes and the token, revocation and dashboard endpoints alike;
+/// a trusted proxy's `X-Forwarded-Proto: https` counts, anyone else's not.
+#[tokio::test]
+async fn production_profile_refuses_plain_http_except_health() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use tower_token_auth::auth::{PeerAddr, RequireHttps};
+
+    let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    let state = app::AppState::new()
+        .unwrap()
+        .require_https(RequireHttps::new().trust_proxy(proxy));
+    let issued = app::demo::issue(&state).await.unwrap();
+    let issued = serde_json::to_value(&issued).unwrap();
+    let token = issued
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "billing.read")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (user, password) = (
+        state.dashboard.username.clone(),
+        state.dashboard.password.clone(),
+    );
+    let router = app::app(state);
+    let request = |method: Method, path: &str, peer: [u8; 4], forwarded: Option<&str>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(proto) = forwarded {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(peer)), 40_000);
+        request.extensions_mut().insert(PeerAddr(peer));
+        request
+    };
+    let proxy_ip = [10, 0, 0, 2];
+
+    let health = send(
+        &router,
+        request(Method::GET, "/health", [192, 0, 2, 7], None),
+    )
+    .await;
+    assert_eq!(health.status, StatusCode::OK);
+
+    for (method, path) in [
+        (Method::GET, "/v1/invoices"),
+        (Method::POST, "/oauth/token"),
+        (Method::POST, "/oauth/revoke"),
+        (Method::GET, "/settings/api-tokens"),
+    ] {
+        for (peer, forwarded) in [
+            (proxy_ip, None),
+            (proxy_ip, Some("http")),
+            ([192, 0, 2, 7], Some("https")),
+        ] {
+            let reply = send(&router, request(method.clone(), path, peer, forwarded)).await;
+            assert_eq!(
+                (reply.status, reply.json["error"].as_str()),
+                (StatusCode::FORBIDDEN, Some("https_required")),
+                "{method} {path} from {peer:?} with X-Forwarded-Proto {forwarded:?}"
+            );
+        }
+    }
+
+    // Through the trusted proxy over TLS, each route does its own work.
+    let via_tls = |method, path| request(method, path, proxy_ip, Some("https"));
+    let invoices = send(&router, via_tls(Method::GET, "/v1/invoices")).await;
+    assert_eq!(invoices.status, StatusCode::OK);
+    let grant = send(&router, via_tls(Method::POST, "/oauth/token")).await;
+    assert_eq!(grant.status, StatusCode::BAD_REQUEST, "{:?}", grant.json);
+    assert_ne!(grant.json["error"], "https_required");
+    let mut listing = via_tls(Method::GET, "/settings/api-tokens");
+    let basic = base64_basic(&user, &password);
+    listing
+        .headers_mut()
+        .insert(header::AUTHORIZATION, basic.parse().unwrap());
+    let listing = send(&router, listing).await;
+    assert_eq!(listing.status, StatusCode::OK, "{:?}", listing.json);
+}
+
+/// `Basic <base64(user:password)>` (RFC 7617).
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}

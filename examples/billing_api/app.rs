@@ -32,12 +32,14 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::MatchedPath;
+use axum::extract::{MatchedPath, State};
 use axum::http::{Request, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_token_auth::auth::RequireHttps;
 use tower_token_auth::store::TokenManager;
 use tower_token_auth::usage::UsageTracker;
 use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
@@ -72,6 +74,10 @@ pub struct AppState {
     /// The URL clients reach the service at, e.g. `http://127.0.0.1:3000`:
     /// the resource of the RFC 9728 metadata.
     pub base_url: Arc<str>,
+    /// The production profile's HTTPS rule, also applied to the token,
+    /// revocation and dashboard endpoints (the bearer routes get it from
+    /// `auth`).
+    pub https: Option<RequireHttps>,
 }
 
 /// The default public URL, for tests that serve no socket.
@@ -100,7 +106,18 @@ impl AppState {
             auth,
             dashboard: Arc::new(dashboard),
             base_url,
+            https: None,
         }
+    }
+
+    /// The production profile: every route but `/health` refuses requests
+    /// not known to arrive over TLS (403 `https_required`), before any token
+    /// is read.
+    #[allow(dead_code)] // not every test that includes this file needs it
+    pub fn require_https(mut self, https: RequireHttps) -> Self {
+        self.auth = self.auth.require_https(https.clone());
+        self.https = Some(https);
+        self
     }
 
     /// Records when tokens are used, at most once per token per `interval`,
@@ -121,11 +138,14 @@ impl AppState {
 /// Authentication is added with `route_layer`, so it runs only for requests
 /// that match a route: an unknown path is a 404 with or without a token.
 pub fn app(state: AppState) -> Router {
+    let mut endpoints = oauth::router(&state).merge(settings::router());
+    if let Some(https) = state.https.clone() {
+        endpoints = endpoints.route_layer(middleware::from_fn_with_state(https, https_only));
+    }
     Router::new()
         .merge(public::router())
         .merge(api::router(&state.auth))
-        .merge(oauth::router(&state))
-        .merge(settings::router())
+        .merge(endpoints)
         .fallback(not_found)
         .layer(
             TraceLayer::new_for_http()
@@ -145,6 +165,24 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("<no route>", MatchedPath::as_str);
     tracing::info_span!("request", method = %request.method(), route)
+}
+
+/// Holds the endpoints outside the bearer layer to the layer's HTTPS rule,
+/// with the same status and error code.
+async fn https_only(
+    State(https): State<RequireHttps>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    if https.allows(&request) {
+        next.run(request).await
+    } else {
+        error_response(
+            StatusCode::FORBIDDEN,
+            "https_required",
+            "This API is served over HTTPS only.",
+        )
+    }
 }
 
 async fn not_found() -> Response {

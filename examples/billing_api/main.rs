@@ -20,12 +20,13 @@
 mod app;
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tower_token_auth::auth::RequireHttps;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
@@ -42,7 +43,13 @@ options:
 
 environment:
   RUST_LOG             log filter (default info,tower_token_auth=debug)
-  DATABASE_URL         PostgreSQL connection string (with --features postgres)";
+  DATABASE_URL         PostgreSQL connection string (with --features postgres)
+  BILLING_API_PROFILE  `development` (default) or `production`: production
+                       refuses requests not known to arrive over TLS on every
+                       route but /health (403 https_required)
+  TRUSTED_PROXIES      with production: comma-separated IP addresses of the
+                       TLS-terminating proxies whose X-Forwarded-Proto or
+                       Forwarded header is believed";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
@@ -151,10 +158,16 @@ fn main() -> ExitCode {
 const USAGE_INTERVAL: Duration = Duration::from_secs(60);
 
 async fn run(options: Options) -> Result<(), app::demo::DemoError> {
+    let https = production_https()?;
     let store = open_store().await?;
     let base_url = format!("http://{}", options.addr);
-    let state = app::AppState::with_store(store, app::demo::DashboardLogin::generate()?, &base_url)
-        .track_usage(USAGE_INTERVAL);
+    let mut state =
+        app::AppState::with_store(store, app::demo::DashboardLogin::generate()?, &base_url)
+            .track_usage(USAGE_INTERVAL);
+    if let Some(https) = https {
+        tracing::info!(?https, "production profile: HTTPS required");
+        state = state.require_https(https);
+    }
 
     // The demo file is complete before the listener exists, so a client
     // that waits for the port can read the file right away.
@@ -174,11 +187,41 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
 
-    axum::serve(listener, app::app(state))
+    // The peer's address is what `TRUSTED_PROXIES` is checked against.
+    let service = app::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The production profile's HTTPS rule, from `BILLING_API_PROFILE` and
+/// `TRUSTED_PROXIES`; `None` for development.
+fn production_https() -> Result<Option<RequireHttps>, String> {
+    let profile = std::env::var("BILLING_API_PROFILE").unwrap_or_default();
+    let proxies = std::env::var("TRUSTED_PROXIES").unwrap_or_default();
+    https_for_profile(&profile, &proxies)
+}
+
+fn https_for_profile(profile: &str, proxies: &str) -> Result<Option<RequireHttps>, String> {
+    match profile {
+        "" | "development" => Ok(None),
+        "production" => proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .try_fold(RequireHttps::new(), |https, proxy| {
+                let ip = proxy.parse::<IpAddr>().map_err(|_| {
+                    format!("TRUSTED_PROXIES: `{proxy}` is not an IP address such as 10.0.0.2")
+                })?;
+                Ok(https.trust_proxy(ip))
+            })
+            .map(Some),
+        other => Err(format!(
+            "BILLING_API_PROFILE: `{other}` is neither `development` nor `production`"
+        )),
+    }
 }
 
 /// The in-memory store, or PostgreSQL when `DATABASE_URL` is set and the
@@ -266,6 +309,20 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_choose_the_https_rule() {
+        assert!(https_for_profile("", "10.0.0.2").unwrap().is_none());
+        assert!(https_for_profile("development", "").unwrap().is_none());
+        assert!(https_for_profile("production", "").unwrap().is_some());
+        assert!(https_for_profile("production", " 10.0.0.2, ::1 ,")
+            .unwrap()
+            .is_some());
+        let bad_proxy = https_for_profile("production", "10.0.0.2,proxy.local").unwrap_err();
+        assert!(bad_proxy.contains("`proxy.local`"), "{bad_proxy}");
+        let bad_profile = https_for_profile("prod", "").unwrap_err();
+        assert!(bad_profile.contains("`prod`"), "{bad_profile}");
+    }
 
     fn parse(args: &[&str]) -> Result<Command, String> {
         parse_args(args.iter().map(|s| (*s).to_owned()))

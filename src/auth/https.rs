@@ -74,6 +74,41 @@ impl RequireHttps {
         self
     }
 
+    /// Whether `request` counts as HTTPS by this policy, with the peer found
+    /// as the layer finds it by default ([`PeerAddr`](super::PeerAddr), or
+    /// axum's `ConnectInfo` with the `axum` feature).
+    ///
+    /// The layer checks this on its own; call it to hold routes that sit
+    /// outside [`TokenAuthLayer`](crate::TokenAuthLayer), such as a token or
+    /// revocation endpoint, to the same rule.
+    ///
+    /// ```
+    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    /// use http::Request;
+    /// use tower_token_auth::auth::{PeerAddr, RequireHttps};
+    ///
+    /// let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    /// let https = RequireHttps::new().trust_proxy(proxy);
+    ///
+    /// let plain = Request::post("/oauth/token").body(()).unwrap();
+    /// assert!(!https.allows(&plain));
+    ///
+    /// let mut proxied = Request::post("/oauth/token")
+    ///     .header("x-forwarded-proto", "https")
+    ///     .body(())
+    ///     .unwrap();
+    /// proxied.extensions_mut().insert(PeerAddr(SocketAddr::new(proxy, 41000)));
+    /// assert!(https.allows(&proxied));
+    /// ```
+    pub fn allows<B>(&self, request: &http::Request<B>) -> bool {
+        self.is_https(
+            request.uri(),
+            request.headers(),
+            request.extensions(),
+            &PeerResolver::default(),
+        )
+    }
+
     pub(crate) fn is_https(
         &self,
         uri: &Uri,

@@ -548,6 +548,7 @@ async fn production_profile_refuses_plain_http_except_health() {
     .await;
     assert_eq!(health.status, StatusCode::OK);
 
+    let mut rejections = None;
     for (method, path) in [
         (Method::GET, "/v1/invoices"),
         (Method::POST, "/oauth/token"),
@@ -565,6 +566,10 @@ async fn production_profile_refuses_plain_http_except_health() {
                 (StatusCode::FORBIDDEN, Some("https_required")),
                 "{method} {path} from {peer:?} with X-Forwarded-Proto {forwarded:?}"
             );
+            // The endpoints outside the bearer layer answer as the layer does.
+            let rejection = rejections.get_or_insert_with(|| reply.json.clone());
+            assert_eq!(&reply.json, rejection, "{method} {path}");
+            assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
         }
     }
 

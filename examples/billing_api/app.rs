@@ -42,7 +42,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_token_auth::auth::RequireHttps;
 use tower_token_auth::store::TokenManager;
 use tower_token_auth::usage::UsageTracker;
-use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
+use tower_token_auth::{AuthError, Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
 use tracing::Level;
 
 use demo::DashboardLogin;
@@ -140,7 +140,8 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let mut endpoints = oauth::router(&state).merge(settings::router());
     if let Some(https) = state.https.clone() {
-        endpoints = endpoints.route_layer(middleware::from_fn_with_state(https, https_only));
+        let rule = (https, Challenge::new(REALM));
+        endpoints = endpoints.route_layer(middleware::from_fn_with_state(rule, https_only));
     }
     Router::new()
         .merge(public::router())
@@ -168,20 +169,18 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 }
 
 /// Holds the endpoints outside the bearer layer to the layer's HTTPS rule,
-/// with the same status and error code.
+/// with the layer's rejection.
 async fn https_only(
-    State(https): State<RequireHttps>,
+    State((https, challenge)): State<(RequireHttps, Challenge)>,
     request: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
     if https.allows(&request) {
         next.run(request).await
     } else {
-        error_response(
-            StatusCode::FORBIDDEN,
-            "https_required",
-            "This API is served over HTTPS only.",
-        )
+        challenge
+            .render(&AuthError::HttpsRequired)
+            .map(axum::body::Body::from)
     }
 }
 

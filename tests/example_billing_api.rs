@@ -27,7 +27,11 @@ struct Demo {
 
 impl Demo {
     async fn new() -> Self {
-        let state = app::AppState::new().unwrap();
+        Self::with_state(app::AppState::new().unwrap()).await
+    }
+
+    /// The demo over `state`, e.g. one with the production profile.
+    async fn with_state(state: app::AppState) -> Self {
         let issued = app::demo::issue(&state).await.unwrap();
         let credentials = serde_json::to_value(&issued)
             .unwrap()
@@ -510,22 +514,8 @@ async fn production_profile_refuses_plain_http_except_health() {
     let state = app::AppState::new()
         .unwrap()
         .require_https(RequireHttps::new().trust_proxy(proxy));
-    let issued = app::demo::issue(&state).await.unwrap();
-    let issued = serde_json::to_value(&issued).unwrap();
-    let token = issued
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["label"] == "billing.read")
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (user, password) = (
-        state.dashboard.username.clone(),
-        state.dashboard.password.clone(),
-    );
-    let router = app::app(state);
+    let demo = Demo::with_state(state).await;
+    let (token, router) = (demo.token("billing.read"), &demo.router);
     let request = |method: Method, path: &str, peer: [u8; 4], forwarded: Option<&str>| {
         let mut request = Request::builder()
             .method(method)
@@ -542,7 +532,7 @@ async fn production_profile_refuses_plain_http_except_health() {
     let proxy_ip = [10, 0, 0, 2];
 
     let health = send(
-        &router,
+        router,
         request(Method::GET, "/health", [192, 0, 2, 7], None),
     )
     .await;
@@ -560,7 +550,7 @@ async fn production_profile_refuses_plain_http_except_health() {
             (proxy_ip, Some("http")),
             ([192, 0, 2, 7], Some("https")),
         ] {
-            let reply = send(&router, request(method.clone(), path, peer, forwarded)).await;
+            let reply = send(router, request(method.clone(), path, peer, forwarded)).await;
             assert_eq!(
                 (reply.status, reply.json["error"].as_str()),
                 (StatusCode::FORBIDDEN, Some("https_required")),
@@ -575,17 +565,17 @@ async fn production_profile_refuses_plain_http_except_health() {
 
     // Through the trusted proxy over TLS, each route does its own work.
     let via_tls = |method, path| request(method, path, proxy_ip, Some("https"));
-    let invoices = send(&router, via_tls(Method::GET, "/v1/invoices")).await;
+    let invoices = send(router, via_tls(Method::GET, "/v1/invoices")).await;
     assert_eq!(invoices.status, StatusCode::OK);
-    let grant = send(&router, via_tls(Method::POST, "/oauth/token")).await;
+    let grant = send(router, via_tls(Method::POST, "/oauth/token")).await;
     assert_eq!(grant.status, StatusCode::BAD_REQUEST, "{:?}", grant.json);
     assert_ne!(grant.json["error"], "https_required");
     let mut listing = via_tls(Method::GET, "/settings/api-tokens");
-    let basic = base64_basic(&user, &password);
+    let basic = base64_basic(&demo.dashboard.0, &demo.dashboard.1);
     listing
         .headers_mut()
         .insert(header::AUTHORIZATION, basic.parse().unwrap());
-    let listing = send(&router, listing).await;
+    let listing = send(router, listing).await;
     assert_eq!(listing.status, StatusCode::OK, "{:?}", listing.json);
 }
 

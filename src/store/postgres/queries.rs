@@ -78,6 +78,8 @@ impl Queries {
         // the same statement (and so the same transaction) as the update:
         // listeners hear of it exactly when it commits.
         let notify = "pg_notify($3, encode(digest, 'hex'))";
+        let family_lock =
+            |family: &str| format!("pg_advisory_xact_lock(hashtext('{t}'), hashint8({family}))");
         Self {
             prefix: prefix.to_owned(),
             migrations_table: format!("{prefix}migrations"),
@@ -124,12 +126,10 @@ impl Queries {
             // while one of its tokens is exchanged also loses the new pair.
             // The two-key form cannot collide with single-key advisory locks
             // (the migration lock, or the application's own).
-            lock_family: format!(
-                "SELECT pg_advisory_xact_lock(hashtext('{t}'), hashint8($1::bigint))"
-            ),
+            lock_family: format!("SELECT {}", family_lock("$1::bigint")),
             lock_family_of: format!(
-                "SELECT pg_advisory_xact_lock(hashtext('{t}'), hashint8(family_id)) \
-                 FROM {t} WHERE digest = $1 AND family_id IS NOT NULL"
+                "SELECT {} FROM {t} WHERE digest = $1 AND family_id IS NOT NULL",
+                family_lock("family_id")
             ),
             family_owner: format!(
                 "SELECT owner FROM {t} WHERE family_id = $1 ORDER BY created_at LIMIT 1"

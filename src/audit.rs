@@ -107,6 +107,17 @@ pub enum AuditEvent {
         /// The owner.
         owner: String,
     },
+    /// A personal access token's scopes were changed.
+    ScopesChanged {
+        /// The token.
+        id: TokenId,
+        /// Its owner.
+        owner: String,
+        /// The scopes it held (RFC 6749 §3.3 form).
+        old: String,
+        /// The scopes it holds now.
+        new: String,
+    },
     /// A request was refused by the authentication layer.
     AuthenticationRejected {
         /// The token, when the store knew it.
@@ -135,6 +146,7 @@ impl AuditEvent {
             Self::FamilyRevoked { .. } => "family_revoked",
             Self::FamilyRevokedOnReuse { .. } => "family_revoked_on_reuse",
             Self::RefreshRotated { .. } => "refresh_rotated",
+            Self::ScopesChanged { .. } => "scopes_changed",
             Self::AuthenticationRejected { .. } => "authentication_rejected",
             Self::ScopeDenied { .. } => "scope_denied",
         }

@@ -9,14 +9,15 @@
 //! ```
 //! use std::time::Duration;
 //! use tower_token_auth::{MemoryStore, TokenAuthLayer};
+//! use tower_token_auth::store::TokenManager;
 //! use tower_token_auth::usage::UsageTracker;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let store = MemoryStore::new();
-//! let (tracker, worker) = UsageTracker::new(store.clone(), Duration::from_secs(60));
+//! let tokens = TokenManager::new(MemoryStore::new());
+//! let (tracker, worker) = UsageTracker::new(tokens.clone(), Duration::from_secs(60));
 //! tokio::spawn(worker.run());
-//! let layer = TokenAuthLayer::new(store).track_usage(tracker);
+//! let layer = TokenAuthLayer::new(tokens).track_usage(tracker);
 //! # drop(layer);
 //! # }
 //! ```
@@ -31,7 +32,7 @@ use dashmap::DashMap;
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 
-use crate::store::{TokenId, TokenManager};
+use crate::store::{TokenBackend, TokenId, TokenManager};
 
 /// The default interval between two recorded uses of one token.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -63,9 +64,12 @@ impl fmt::Debug for UsageTracker {
 
 impl UsageTracker {
     /// A tracker that lets one use per token per `interval` through, and the
-    /// worker that writes them to `store`. Spawn the worker on your runtime;
+    /// worker that writes them through `tokens`. Spawn the worker on your runtime;
     /// it ends when every clone of the tracker is dropped.
-    pub fn new<M: TokenManager>(store: M, interval: Duration) -> (Self, UsageWorker<M>) {
+    pub fn new<B: TokenBackend>(
+        tokens: TokenManager<B>,
+        interval: Duration,
+    ) -> (Self, UsageWorker<B>) {
         let (tx, rx) = mpsc::unbounded();
         let inner = Arc::new(Tracker {
             last: DashMap::new(),
@@ -74,7 +78,7 @@ impl UsageTracker {
         });
         let worker = UsageWorker {
             rx,
-            store,
+            tokens,
             tracker: Arc::clone(&inner),
         };
         (Self { inner }, worker)
@@ -114,19 +118,19 @@ fn millis(t: SystemTime) -> u64 {
 }
 
 /// Writes coalesced uses to the store. Run it with [`run`](Self::run).
-pub struct UsageWorker<M> {
+pub struct UsageWorker<B> {
     rx: mpsc::UnboundedReceiver<(TokenId, SystemTime)>,
-    store: M,
+    tokens: TokenManager<B>,
     tracker: Arc<Tracker>,
 }
 
-impl<M> fmt::Debug for UsageWorker<M> {
+impl<B> fmt::Debug for UsageWorker<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UsageWorker").finish_non_exhaustive()
     }
 }
 
-impl<M: TokenManager> UsageWorker<M> {
+impl<B: TokenBackend> UsageWorker<B> {
     /// Writes uses as they come, in batches of whatever has queued up, until
     /// every tracker is dropped. A failed write is logged and dropped: the
     /// next use after the interval is written again.
@@ -141,7 +145,7 @@ impl<M: TokenManager> UsageWorker<M> {
                     Err(_) => break,
                 }
             }
-            if let Err(error) = self.store.record_use(&batch).await {
+            if let Err(error) = self.tokens.record_use(&batch).await {
                 tracing::warn!(
                     target: "tower_token_auth::usage",
                     %error,

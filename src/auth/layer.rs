@@ -16,7 +16,7 @@ use crate::error::AuthError;
 use crate::error::Challenge;
 use crate::scope::{RequireScopeLayer, Requirement};
 use crate::store::TokenStore;
-use crate::token::{Clock, SystemClock, TokenFormat};
+use crate::token::{Clock, TokenFormat};
 use crate::usage::UsageTracker;
 
 /// Authenticates requests by bearer token against a [`TokenStore`].
@@ -108,14 +108,18 @@ impl<St> fmt::Debug for TokenAuthLayer<St> {
 
 impl<St: TokenStore> TokenAuthLayer<St> {
     /// A layer that requires a valid token on every request, looked up in
-    /// `store`, with the default token format (`pr_…`), the system clock and
-    /// the realm `api`.
+    /// `store`, with the realm `api`.
+    ///
+    /// Presented tokens are checked against the store's
+    /// [token format](TokenStore::token_format) and expiry is judged by its
+    /// [clock](TokenStore::clock): give it the
+    /// [`TokenManager`](crate::store::TokenManager) that issues the tokens
+    /// and both match by construction.
     pub fn new(store: St) -> Self {
         Self {
-            store,
             config: Arc::new(AuthConfig {
-                format: TokenFormat::default(),
-                clock: Arc::new(SystemClock),
+                format: store.token_format(),
+                clock: store.clock(),
                 optional: false,
                 challenge: Challenge::default(),
                 audit: Audit::default(),
@@ -125,6 +129,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 #[cfg(feature = "throttle")]
                 throttle: None,
             }),
+            store,
         }
     }
 
@@ -136,14 +141,8 @@ impl<St: TokenStore> TokenAuthLayer<St> {
         self
     }
 
-    /// Sets the token format; it must match the store's.
-    pub fn format(mut self, format: TokenFormat) -> Self {
-        Arc::make_mut(&mut self.config).format = format;
-        self
-    }
-
-    /// Sets the clock expiry is judged by (inject a
-    /// [`ManualClock`](crate::token::ManualClock) in tests).
+    /// Overrides the clock expiry is judged by (by default the store's), for
+    /// a test that drives a lookup with no clock of its own.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         Arc::make_mut(&mut self.config).clock = clock;
         self

@@ -1,6 +1,5 @@
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -14,8 +13,10 @@ use tower_service::Service;
 
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
-use crate::store::{BoxError, GrantError, InvalidGrantReason, StoreError, TokenManager, TokenPair};
-use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat, TokenKind};
+use crate::store::{
+    BoxError, GrantError, InvalidGrantReason, StoreError, TokenBackend, TokenManager, TokenPair,
+};
+use crate::token::{TokenDigest, TokenKind};
 
 /// The largest form body the endpoints read.
 const MAX_BODY: usize = 8 * 1024;
@@ -29,11 +30,10 @@ const MAX_BODY: usize = 8 * 1024;
 /// `unsupported_grant_type`, `invalid_grant` or `invalid_scope`, and 503
 /// `temporarily_unavailable` when the store is down. A spent refresh token
 /// presented again revokes its whole family (see
-/// [`TokenManager::refresh`]).
-pub struct TokenEndpoint<M> {
-    store: M,
-    format: TokenFormat,
-    clock: Arc<dyn Clock>,
+/// [`TokenManager::refresh`]). Tokens are checked against the manager's
+/// format, and `expires_in` is computed with its clock.
+pub struct TokenEndpoint<B> {
+    tokens: TokenManager<B>,
 }
 
 /// The revocation endpoint (RFC 7009).
@@ -41,69 +41,49 @@ pub struct TokenEndpoint<M> {
 /// `POST` with `token` and an optional `token_type_hint`. Answers 200 for
 /// any token, known or not (§2.2); a refresh token takes its family with it.
 /// 400 `invalid_request` without a `token`; 503 when the store is down.
-pub struct RevocationEndpoint<M> {
-    store: M,
+pub struct RevocationEndpoint<B> {
+    tokens: TokenManager<B>,
 }
 
-impl<M: Clone> Clone for TokenEndpoint<M> {
+impl<B> Clone for TokenEndpoint<B> {
     fn clone(&self) -> Self {
         Self {
-            store: self.store.clone(),
-            format: self.format.clone(),
-            clock: Arc::clone(&self.clock),
+            tokens: self.tokens.clone(),
         }
     }
 }
 
-impl<M: Clone> Clone for RevocationEndpoint<M> {
+impl<B> Clone for RevocationEndpoint<B> {
     fn clone(&self) -> Self {
         Self {
-            store: self.store.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
 
-impl<M> fmt::Debug for TokenEndpoint<M> {
+impl<B> fmt::Debug for TokenEndpoint<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenEndpoint")
-            .field("format", &self.format)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenEndpoint").finish_non_exhaustive()
     }
 }
 
-impl<M> fmt::Debug for RevocationEndpoint<M> {
+impl<B> fmt::Debug for RevocationEndpoint<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RevocationEndpoint").finish_non_exhaustive()
     }
 }
 
-impl<M: TokenManager + Clone> TokenEndpoint<M> {
-    /// A token endpoint over `store`, for the default token format.
-    pub fn new(store: M) -> Self {
-        Self {
-            store,
-            format: TokenFormat::default(),
-            clock: Arc::new(SystemClock),
-        }
+impl<B: TokenBackend> TokenEndpoint<B> {
+    /// A token endpoint over `tokens`.
+    pub fn new(tokens: TokenManager<B>) -> Self {
+        Self { tokens }
     }
 
-    /// Sets the token format; it must match the store's.
-    pub fn format(mut self, format: TokenFormat) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Sets the clock `expires_in` is computed with.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
+    async fn handle<Rb>(self, request: Request<Rb>) -> Response<Full<Bytes>>
     where
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        Rb: Body + Send + 'static,
+        Rb::Data: Send,
+        Rb::Error: Into<BoxError>,
     {
         let form = match read_form(request).await {
             Ok(form) => form,
@@ -140,7 +120,7 @@ impl<M: TokenManager + Clone> TokenEndpoint<M> {
         };
         let scopes = match form.one("scope") {
             Ok(None) => None,
-            Ok(Some(s)) => match M::Scopes::parse_scope(s) {
+            Ok(Some(s)) => match B::Scopes::parse_scope(s) {
                 Ok(s) => Some(s),
                 Err(_) => {
                     return grant_error(&GrantError::InvalidScope);
@@ -148,27 +128,28 @@ impl<M: TokenManager + Clone> TokenEndpoint<M> {
             },
             Err(repeated) => return repeated.response(),
         };
-        if self.format.check(token) != Ok(TokenKind::Refresh) {
+        let policy = self.tokens.policy();
+        if policy.token_format().check(token) != Ok(TokenKind::Refresh) {
             return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
         }
-        match self.store.refresh(&TokenDigest::of(token), scopes).await {
-            Ok(pair) => success(&pair, self.clock.now()),
+        match self.tokens.refresh(&TokenDigest::of(token), scopes).await {
+            Ok(pair) => success(&pair, policy.now()),
             Err(error) => grant_error(&error),
         }
     }
 }
 
-impl<M: TokenManager + Clone> RevocationEndpoint<M> {
-    /// A revocation endpoint over `store`.
-    pub fn new(store: M) -> Self {
-        Self { store }
+impl<B: TokenBackend> RevocationEndpoint<B> {
+    /// A revocation endpoint over `tokens`.
+    pub fn new(tokens: TokenManager<B>) -> Self {
+        Self { tokens }
     }
 
-    async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
+    async fn handle<Rb>(self, request: Request<Rb>) -> Response<Full<Bytes>>
     where
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        Rb: Body + Send + 'static,
+        Rb::Data: Send,
+        Rb::Error: Into<BoxError>,
     {
         let form = match read_form(request).await {
             Ok(form) => form,
@@ -188,7 +169,7 @@ impl<M: TokenManager + Clone> RevocationEndpoint<M> {
         if let Err(repeated) = form.one("token_type_hint") {
             return repeated.response();
         }
-        match self.store.revoke_by_digest(&TokenDigest::of(token)).await {
+        match self.tokens.revoke_by_digest(&TokenDigest::of(token)).await {
             Ok(_) => no_store(Response::new(Full::default())),
             Err(error) => store_error(&error),
         }
@@ -197,9 +178,9 @@ impl<M: TokenManager + Clone> RevocationEndpoint<M> {
 
 macro_rules! form_service {
     ($endpoint:ident) => {
-        impl<M, B> Service<Request<B>> for $endpoint<M>
+        impl<Bk, B> Service<Request<B>> for $endpoint<Bk>
         where
-            M: TokenManager + Clone,
+            Bk: TokenBackend,
             B: Body + Send + 'static,
             B::Data: Send,
             B::Error: Into<BoxError>,
@@ -398,6 +379,7 @@ mod tests {
     use super::*;
     use crate::scope::PayRequestScopes as S;
     use crate::store::{IssueRequest, MemoryStore, TokenStore};
+    use std::sync::Arc;
     use tower::ServiceExt;
 
     async fn post<Svc>(svc: Svc, body: &str) -> (StatusCode, serde_json::Value)
@@ -423,13 +405,15 @@ mod tests {
     #[tokio::test]
     async fn refresh_grant_rotates_and_reports_errors() {
         let clock = Arc::new(crate::token::ManualClock::new(SystemTime::now()));
-        let store =
-            MemoryStore::with_policy(crate::store::IssuePolicy::default().clock(clock.clone()));
+        let store = TokenManager::with_policy(
+            MemoryStore::<S>::new(),
+            crate::store::IssuePolicy::default().clock(clock),
+        );
         let pair = store
             .issue_pair("agent", "u1", Some(S::BILLING_AGENT))
             .await
             .unwrap();
-        let endpoint = TokenEndpoint::new(store.clone()).clock(clock);
+        let endpoint = TokenEndpoint::new(store.clone());
         let rt = pair.refresh.secret.expose_secret();
 
         let (status, json) = post(
@@ -489,7 +473,7 @@ mod tests {
 
     #[tokio::test]
     async fn widening_the_scope_is_invalid_scope() {
-        let store = MemoryStore::new();
+        let store = TokenManager::new(MemoryStore::new());
         let pair = store.issue_pair("agent", "u1", None).await.unwrap();
         let body = format!(
             "grant_type=refresh_token&refresh_token={}&scope=billing.write",
@@ -504,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_method_and_content_type_are_rejected() {
-        let endpoint = TokenEndpoint::new(MemoryStore::new());
+        let endpoint = TokenEndpoint::new(TokenManager::new(MemoryStore::new()));
         let get = Request::get("/").body(Full::<Bytes>::default()).unwrap();
         let response = endpoint.clone().oneshot(get).await.unwrap();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -528,7 +512,7 @@ mod tests {
 
     #[tokio::test]
     async fn revocation_is_idempotent_and_takes_the_family() {
-        let store = MemoryStore::new();
+        let store = TokenManager::new(MemoryStore::new());
         let pair = store.issue_pair("agent", "u1", None).await.unwrap();
         let pat = store
             .issue(IssueRequest::new(TokenKind::PersonalAccess, "ci", "u1"))

@@ -2,8 +2,8 @@
 //! grant (RFC 6749 §6), revocation (RFC 7009) and protected resource
 //! metadata (RFC 9728).
 //!
-//! [`TokenEndpoint`] and [`RevocationEndpoint`] are tower services over any
-//! [`TokenManager`](crate::store::TokenManager); mount them with axum's
+//! [`TokenEndpoint`] and [`RevocationEndpoint`] are tower services over a
+//! [`TokenManager`](crate::store::TokenManager) (any backend); mount them with axum's
 //! `Router::route_service` or call them from hyper. They take
 //! `application/x-www-form-urlencoded` bodies of at most 8 KiB and answer
 //! with `Cache-Control: no-store`. Clients are public clients (an MCP agent,
@@ -20,14 +20,14 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = MemoryStore::new();
-//! let pair = store.issue_pair("MCP Billing Agent", "user-1", None).await?;
+//! let tokens = TokenManager::new(MemoryStore::new());
+//! let pair = tokens.issue_pair("MCP Billing Agent", "user-1", None).await?;
 //!
 //! let body = format!("grant_type=refresh_token&refresh_token={}", pair.refresh.secret.expose_secret());
 //! let request = Request::post("/oauth/token")
 //!     .header("content-type", "application/x-www-form-urlencoded")
 //!     .body(Full::new(Bytes::from(body)))?;
-//! let response = TokenEndpoint::new(store.clone()).oneshot(request).await?;
+//! let response = TokenEndpoint::new(tokens.clone()).oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
 //! let json: serde_json::Value = serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
 //! assert_eq!(json["token_type"], "Bearer");

@@ -8,14 +8,19 @@
 //! shorter [`negative_ttl`](CachedStoreBuilder::negative_ttl), so a client
 //! retrying a bad token does not reach the store on every request.
 //!
-//! When the inner store is a [`TokenManager`], so is the cache: it forwards
-//! every call and evicts every token that a revocation, regeneration or
-//! refresh through it changed. Revocations made elsewhere (another instance
-//! of the service) reach the cache by [`invalidate`](CachedStore::invalidate)
-//! and [`invalidate_all`](CachedStore::invalidate_all); with PostgreSQL, the
+//! When the inner store is a [`TokenBackend`], so is the cache: a
+//! [`TokenManager`](super::TokenManager) over it writes through, and every
+//! token that a revocation, scope change or refresh through it changed is
+//! evicted at once. Changes made elsewhere (another instance of the
+//! service) reach the cache by [`invalidate`](CachedStore::invalidate) and
+//! [`invalidate_all`](CachedStore::invalidate_all); with PostgreSQL, the
 //! `RevocationListener` of the `postgres` feature calls them on every
-//! instance. Without a listener, a revocation made elsewhere takes effect
-//! within the TTL.
+//! instance. Without a listener, a change made elsewhere takes effect within
+//! the TTL.
+//!
+//! Entry lifetimes are judged by the inner store's
+//! [clock](TokenStore::clock) (the manager's, for a manager), so tests can
+//! move past them with a [`ManualClock`](crate::token::ManualClock).
 //!
 //! ```
 //! use std::time::Duration;
@@ -29,18 +34,19 @@
 //!     .max_entries(10_000)
 //!     .ttl(Duration::from_secs(60))
 //!     .build();
+//! let tokens = TokenManager::new(cache);
 //!
-//! let issued = cache
+//! let issued = tokens
 //!     .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
 //!     .await?;
 //! let digest = issued.secret.digest();
-//! assert!(cache.find(&digest).await?.is_some()); // from the store, now cached
+//! assert!(tokens.find(&digest).await?.is_some()); // from the store, now cached
 //!
 //! // A revocation through the cache evicts the token at once.
-//! cache.revoke(issued.record.id).await?;
-//! assert!(cache.find(&digest).await?.expect("still known").is_revoked());
+//! tokens.revoke(issued.record.id).await?;
+//! assert!(tokens.find(&digest).await?.expect("still known").is_revoked());
 //!
-//! let layer = TokenAuthLayer::new(cache);
+//! let layer = TokenAuthLayer::new(tokens);
 //! # drop(layer);
 //! # Ok(())
 //! # }
@@ -49,18 +55,15 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
 use moka::future::Cache;
-use moka::Expiry;
 
-use super::{
-    FamilyId, GrantError, InvalidGrantReason, IssueRequest, IssuedToken, StoreError, TokenId,
-    TokenInfo, TokenManager, TokenPair, TokenRecord, TokenStore,
-};
-use crate::token::{Clock, SystemClock, TokenDigest};
+use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
+use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
+use crate::token::{Clock, TokenDigest, TokenFormat};
 
 /// The default bound on cached entries.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -71,9 +74,17 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// The default lifetime of an entry for an unknown digest.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
-/// What the cache holds for a digest: the record, or `None` for a digest the
-/// store did not know.
+/// What a lookup answers: the record, or `None` for a digest the store did
+/// not know.
 type Entry<S> = Option<Arc<TokenRecord<S>>>;
+
+/// What the cache holds for a digest: the answer, and until when it may be
+/// given (by the store's clock).
+#[derive(Clone)]
+struct Cached<S> {
+    entry: Entry<S>,
+    until: SystemTime,
+}
 
 /// A caching [`TokenStore`]. See the [module docs](self).
 ///
@@ -84,7 +95,8 @@ pub struct CachedStore<St: TokenStore> {
 
 struct Inner<St: TokenStore> {
     store: St,
-    cache: Cache<TokenDigest, Entry<St::Scopes>>,
+    cache: Cache<TokenDigest, Cached<St::Scopes>>,
+    clock: Arc<dyn Clock>,
     /// Bumped by every invalidation. A lookup stores what it loaded only if
     /// no invalidation happened while it was loading: the loaded record may
     /// predate the revocation that caused the invalidation.
@@ -125,7 +137,6 @@ struct Settings {
     max_entries: u64,
     ttl: Duration,
     negative_ttl: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 impl Default for Settings {
@@ -134,7 +145,6 @@ impl Default for Settings {
             max_entries: DEFAULT_MAX_ENTRIES,
             ttl: DEFAULT_TTL,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
-            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -170,27 +180,19 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
         self
     }
 
-    /// The clock a token's remaining lifetime is judged by (default the
-    /// system clock): use the one the middleware and the store use.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.settings.clock = clock;
-        self
-    }
-
     /// The cache.
     pub fn build(self) -> CachedStore<St> {
         let settings = self.settings;
         let cache = Cache::builder()
             .max_capacity(settings.max_entries)
-            .expire_after(EntryExpiry {
-                ttl: settings.ttl,
-                negative_ttl: settings.negative_ttl,
-                clock: Arc::clone(&settings.clock),
-            })
+            // A backstop that frees memory; the store's clock decides when
+            // an entry may no longer be given (see `Cached::until`).
+            .time_to_live(settings.ttl.max(settings.negative_ttl))
             .support_invalidation_closures()
             .build();
         CachedStore {
             inner: Arc::new(Inner {
+                clock: self.store.clock(),
                 store: self.store,
                 cache,
                 generation: AtomicU64::new(0),
@@ -201,44 +203,18 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
     }
 }
 
-/// An entry's lifetime: the TTL, cut short by the token's expiry.
-struct EntryExpiry {
-    ttl: Duration,
-    negative_ttl: Duration,
-    clock: Arc<dyn Clock>,
-}
-
-impl EntryExpiry {
-    fn lifetime<S>(&self, entry: &Entry<S>) -> Duration {
+impl Settings {
+    /// How long `entry` may be given from `now`: the TTL, cut short by the
+    /// token's own expiry; the negative TTL for an unknown digest.
+    fn lifetime<S>(&self, entry: &Entry<S>, now: SystemTime) -> Duration {
         match entry {
             None => self.negative_ttl,
             Some(record) => record
                 .expires_at
-                .duration_since(self.clock.now())
+                .duration_since(now)
                 .unwrap_or(Duration::ZERO)
                 .min(self.ttl),
         }
-    }
-}
-
-impl<S> Expiry<TokenDigest, Entry<S>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _digest: &TokenDigest,
-        entry: &Entry<S>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(self.lifetime(entry))
-    }
-
-    fn expire_after_update(
-        &self,
-        _digest: &TokenDigest,
-        entry: &Entry<S>,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.lifetime(entry))
     }
 }
 
@@ -313,7 +289,7 @@ impl<St: TokenStore> CachedStore<St> {
         let evicted = self
             .inner
             .cache
-            .invalidate_entries_if(move |_, entry| entry.as_deref().is_some_and(&matches));
+            .invalidate_entries_if(move |_, cached| cached.entry.as_deref().is_some_and(&matches));
         if evicted.is_err() {
             // Only when closures are unsupported, which `build` enables.
             self.inner.cache.invalidate_all();
@@ -327,10 +303,13 @@ impl<St: TokenStore> CachedStore<St> {
     fn evict_family(&self, family: FamilyId) {
         self.evict_where(move |r| r.family.is_some_and(|f| f.id == family));
     }
+}
 
-    async fn forget_issued(&self, issued: &IssuedToken<St::Scopes>) {
-        // A digest looked up before it was issued may be cached as unknown.
-        self.invalidate(&issued.record.digest).await;
+impl<St: TokenStore> CachedStore<St> {
+    /// The cached answer for `digest`, if there is one still valid.
+    fn fresh(&self, cached: Option<Cached<St::Scopes>>) -> Option<Entry<St::Scopes>> {
+        let cached = cached?;
+        (self.inner.clock.now() < cached.until).then_some(cached.entry)
     }
 }
 
@@ -339,18 +318,22 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
     type Scopes = St::Scopes;
 
     async fn find(&self, digest: &TokenDigest) -> Result<Entry<St::Scopes>, StoreError> {
-        if let Some(entry) = self.inner.cache.get(digest).await {
+        if let Some(entry) = self.fresh(self.inner.cache.get(digest).await) {
             return Ok(entry);
         }
         let generation = self.generation();
         let loaded = self.inner.store.find(digest).await?;
-        let cacheable = match &loaded {
-            Some(_) => !self.inner.settings.ttl.is_zero(),
-            None => !self.inner.settings.negative_ttl.is_zero(),
-        };
-        if cacheable && !self.inner.bypass.load(Ordering::SeqCst) && self.generation() == generation
+        let now = self.inner.clock.now();
+        let lifetime = self.inner.settings.lifetime(&loaded, now);
+        if !lifetime.is_zero()
+            && !self.inner.bypass.load(Ordering::SeqCst)
+            && self.generation() == generation
         {
-            self.inner.cache.insert(*digest, loaded.clone()).await;
+            let cached = Cached {
+                entry: loaded.clone(),
+                until: now + lifetime,
+            };
+            self.inner.cache.insert(*digest, cached).await;
             // An invalidation between the check and the insert may have run
             // before the insert: take the entry back out.
             if self.generation() != generation || self.inner.bypass.load(Ordering::SeqCst) {
@@ -365,302 +348,90 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
     fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
         // moka's `get` completes without waiting unless it has to run
         // maintenance first; then the lookup goes the asynchronous way.
-        let entry = self.inner.cache.get(digest).now_or_never()??;
-        Some(Ok(entry))
+        let cached = self.inner.cache.get(digest).now_or_never()?;
+        self.fresh(cached).map(Ok)
+    }
+
+    fn token_format(&self) -> TokenFormat {
+        self.inner.store.token_format()
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
     }
 }
 
+/// Writes go to the inner backend; whatever they change is evicted.
 #[async_trait]
-impl<St: TokenManager> TokenManager for CachedStore<St> {
-    async fn issue(
-        &self,
-        request: IssueRequest<St::Scopes>,
-    ) -> Result<IssuedToken<St::Scopes>, StoreError> {
-        let issued = self.inner.store.issue(request).await?;
-        self.forget_issued(&issued).await;
-        Ok(issued)
+impl<St: TokenBackend> TokenBackend for CachedStore<St> {
+    async fn insert(&self, records: &[TokenRecord<St::Scopes>]) -> Result<(), StoreError> {
+        let inserted = self.inner.store.insert(records).await;
+        // A digest looked up before it was issued may be cached as unknown.
+        for record in records {
+            self.invalidate(&record.digest).await;
+        }
+        inserted
     }
 
-    async fn issue_pair(
-        &self,
-        name: &str,
-        owner: &str,
-        scopes: Option<St::Scopes>,
-    ) -> Result<TokenPair<St::Scopes>, StoreError> {
-        let pair = self.inner.store.issue_pair(name, owner, scopes).await?;
-        self.forget_issued(&pair.access).await;
-        self.forget_issued(&pair.refresh).await;
-        Ok(pair)
-    }
-
-    async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<St::Scopes>>, StoreError> {
-        self.inner.store.list(owner).await
-    }
-
-    async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<St::Scopes>>, StoreError> {
+    async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<St::Scopes>>, StoreError> {
         self.inner.store.get(id).await
     }
 
-    async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {
-        // Evict even when the store failed: the revocation may have landed.
-        let revoked = self.inner.store.revoke(id).await;
+    async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<St::Scopes>>, StoreError> {
+        self.inner.store.list(owner).await
+    }
+
+    async fn update_scopes(
+        &self,
+        id: TokenId,
+        scopes: St::Scopes,
+        now: SystemTime,
+    ) -> Result<Option<SharedRecord<St::Scopes>>, StoreError> {
+        // Evict even when the store failed: the change may have landed.
+        let updated = self.inner.store.update_scopes(id, scopes, now).await;
+        self.evict_token(id);
+        updated
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+    ) -> Result<Option<SharedRecord<St::Scopes>>, StoreError> {
+        let revoked = self.inner.store.revoke(id, at).await;
         self.evict_token(id);
         revoked
     }
 
-    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
-        let revoked = self.inner.store.revoke_family(family).await;
+    async fn revoke_family(
+        &self,
+        family: FamilyId,
+        at: SystemTime,
+    ) -> Result<Vec<SharedRecord<St::Scopes>>, StoreError> {
+        let revoked = self.inner.store.revoke_family(family, at).await;
         self.evict_family(family);
         revoked
     }
 
-    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
-        let family = self
-            .inner
-            .store
-            .find(digest)
-            .await?
-            .and_then(|r| r.family.map(|f| f.id));
-        let revoked = self.inner.store.revoke_by_digest(digest).await;
-        self.invalidate(digest).await;
-        if let Some(family) = family {
-            self.evict_family(family);
-        }
-        revoked
-    }
-
-    async fn regenerate(&self, id: TokenId) -> Result<Option<IssuedToken<St::Scopes>>, StoreError> {
-        let regenerated = self.inner.store.regenerate(id).await;
-        self.evict_token(id);
-        if let Ok(Some(issued)) = &regenerated {
-            self.forget_issued(issued).await;
-        }
-        regenerated
-    }
-
-    async fn refresh(
+    async fn exchange(
         &self,
-        presented: &TokenDigest,
-        scopes: Option<St::Scopes>,
-    ) -> Result<TokenPair<St::Scopes>, GrantError> {
-        let refreshed = self.inner.store.refresh(presented, scopes).await;
-        self.invalidate(presented).await;
-        match &refreshed {
-            Ok(pair) => {
-                self.forget_issued(&pair.access).await;
-                self.forget_issued(&pair.refresh).await;
-            }
-            Err(GrantError::InvalidGrant(InvalidGrantReason::Reused)) => {
-                // The whole family was revoked.
-                let family = self.inner.store.find(presented).await;
-                match family.map(|r| r.and_then(|r| r.family)) {
-                    Ok(Some(family)) => self.evict_family(family.id),
-                    Ok(None) => {}
-                    Err(_) => self.invalidate_all(),
-                }
-            }
-            Err(_) => {}
-        }
-        refreshed
+        exchange: &Exchange<St::Scopes>,
+    ) -> Result<ExchangeOutcome, StoreError> {
+        let outcome = self.inner.store.exchange(exchange).await;
+        // The presented token is spent, superseded tokens of the family are
+        // gone, and the new pair may be cached as unknown.
+        self.invalidate(&exchange.presented).await;
+        self.evict_family(exchange.family);
+        self.invalidate(&exchange.access.digest).await;
+        self.invalidate(&exchange.refresh.digest).await;
+        outcome
     }
 
     async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
         self.inner.store.record_use(uses).await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scope::PayRequestScopes as S;
-    use crate::store::{IssuePolicy, MemoryStore};
-    use crate::token::{ManualClock, TokenKind};
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    /// A memory store, a cache in front of it, and one token issued.
-    async fn issued_behind_a_cache() -> (MemoryStore<S>, CachedStore<MemoryStore<S>>, IssuedToken<S>)
-    {
-        let store = MemoryStore::<S>::new();
-        let cache = CachedStore::new(store.clone());
-        let issued = store
-            .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
-            .await
-            .unwrap();
-        (store, cache, issued)
-    }
-
-    #[test]
-    fn a_revocation_behind_the_cache_is_seen_after_invalidate() {
-        block_on(async {
-            let (store, cache, issued) = issued_behind_a_cache().await;
-            let digest = issued.secret.digest();
-            assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
-            store.revoke(issued.record.id).await.unwrap();
-            // Revoked behind the cache's back: still cached...
-            assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
-            // ...until someone tells it.
-            cache.invalidate(&digest).await;
-            assert!(cache.find(&digest).await.unwrap().unwrap().is_revoked());
-        });
-    }
-
-    #[test]
-    fn find_now_answers_cache_hits_only_and_follows_invalidation() {
-        block_on(async {
-            let (_store, cache, issued) = issued_behind_a_cache().await;
-            let digest = issued.secret.digest();
-            // Not cached yet: the lookup must go to `find`.
-            assert!(cache.find_now(&digest).is_none());
-            let found = cache.find(&digest).await.unwrap().unwrap();
-            let now = cache.find_now(&digest).expect("a hit").unwrap().unwrap();
-            assert!(Arc::ptr_eq(&found, &now), "the cached record itself");
-            // A revocation through the cache evicts: no stale answer.
-            assert!(cache.revoke(issued.record.id).await.unwrap());
-            assert!(cache.find_now(&digest).is_none());
-            assert!(cache.find(&digest).await.unwrap().unwrap().is_revoked());
-            assert!(cache
-                .find_now(&digest)
-                .unwrap()
-                .unwrap()
-                .unwrap()
-                .is_revoked());
-            // A cached miss is an answer too.
-            let unknown = TokenDigest::of("never issued");
-            assert!(cache.find(&unknown).await.unwrap().is_none());
-            assert!(matches!(cache.find_now(&unknown), Some(Ok(None))));
-        });
-    }
-
-    #[test]
-    fn unknown_digests_are_cached_briefly_and_forgotten_on_issue() {
-        block_on(async {
-            let (store, cache, issued) = issued_behind_a_cache().await;
-            let digest = issued.secret.digest();
-            let unknown = TokenDigest::of("pr_pat_unknown");
-            assert!(cache.find(&unknown).await.unwrap().is_none());
-            store.insert(TokenRecord {
-                digest: unknown,
-                id: TokenId::from_u64(42),
-                ..(*issued.record).clone()
-            });
-            assert!(
-                cache.find(&unknown).await.unwrap().is_none(),
-                "negative entry"
-            );
-            cache.invalidate_all();
-            assert!(cache.find(&unknown).await.unwrap().is_some());
-            assert!(cache.find(&digest).await.unwrap().is_some());
-        });
-    }
-
-    #[test]
-    fn entries_never_outlive_the_token() {
-        let clock = Arc::new(ManualClock::new(SystemTime::now()));
-        let expiry = EntryExpiry {
-            ttl: Duration::from_secs(60),
-            negative_ttl: Duration::from_secs(5),
-            clock: clock.clone(),
-        };
-        let store = MemoryStore::<S>::with_policy(IssuePolicy::default().clock(clock.clone()));
-        let issued = block_on(store.issue(
-            IssueRequest::new(TokenKind::Access, "x", "u").lifetime(Duration::from_secs(10)),
-        ))
-        .unwrap();
-        let entry = Some(Arc::clone(&issued.record));
-        assert_eq!(expiry.lifetime(&entry), Duration::from_secs(10));
-        clock.advance(Duration::from_secs(11));
-        assert_eq!(expiry.lifetime(&entry), Duration::ZERO);
-        assert_eq!(expiry.lifetime::<S>(&None), Duration::from_secs(5));
-        let long = Some(Arc::new(TokenRecord {
-            expires_at: clock.now() + Duration::from_secs(3600),
-            ..(*issued.record).clone()
-        }));
-        assert_eq!(expiry.lifetime(&long), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn revocations_through_the_cache_evict_at_once() {
-        block_on(async {
-            let cache = CachedStore::new(MemoryStore::<S>::new());
-            let pat = cache
-                .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u"))
-                .await
-                .unwrap();
-            let pair = cache.issue_pair("agent", "u", None).await.unwrap();
-            for t in [&pat, &pair.access] {
-                assert!(!cache
-                    .find(&t.secret.digest())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .is_revoked());
-            }
-            assert!(cache.revoke(pat.record.id).await.unwrap());
-            assert!(cache
-                .find(&pat.secret.digest())
-                .await
-                .unwrap()
-                .unwrap()
-                .is_revoked());
-            assert!(cache
-                .revoke_by_digest(&pair.refresh.secret.digest())
-                .await
-                .unwrap());
-            assert!(cache
-                .find(&pair.access.secret.digest())
-                .await
-                .unwrap()
-                .unwrap()
-                .is_revoked());
-        });
-    }
-
-    #[test]
-    fn refresh_reuse_through_the_cache_evicts_the_family() {
-        block_on(async {
-            let cache = CachedStore::new(MemoryStore::<S>::new());
-            let pair = cache.issue_pair("agent", "u", None).await.unwrap();
-            let next = cache
-                .refresh(&pair.refresh.secret.digest(), None)
-                .await
-                .unwrap();
-            assert!(!cache
-                .find(&next.access.secret.digest())
-                .await
-                .unwrap()
-                .unwrap()
-                .is_revoked());
-            assert!(cache
-                .refresh(&pair.refresh.secret.digest(), None)
-                .await
-                .is_err());
-            assert!(cache
-                .find(&next.access.secret.digest())
-                .await
-                .unwrap()
-                .unwrap()
-                .is_revoked());
-        });
-    }
-
-    #[test]
-    fn a_suspended_cache_asks_the_store_every_time() {
-        block_on(async {
-            let (store, cache, issued) = issued_behind_a_cache().await;
-            let digest = issued.secret.digest();
-            cache.suspend();
-            assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
-            store.revoke(issued.record.id).await.unwrap();
-            assert!(cache.find(&digest).await.unwrap().unwrap().is_revoked());
-            cache.resume();
-            assert!(cache.find(&digest).await.unwrap().unwrap().is_revoked());
-        });
+    async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        self.inner.store.purge(cutoff).await
     }
 }

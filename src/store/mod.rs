@@ -1,14 +1,22 @@
-//! Token stores: where token records live and how the middleware finds them.
+//! Where tokens live: the lifecycle engine, the storage trait under it, and
+//! the backends.
 //!
-//! Two traits keep the hot path apart from management:
+//! Three pieces:
 //!
-//! - [`TokenStore`] is the lookup the middleware makes on every request: one
-//!   call, keyed by the SHA-256 [`TokenDigest`] of the presented token. A
-//!   read-only replica can serve it.
-//! - [`TokenManager`] issues, lists and revokes tokens: the management side,
-//!   called by the host application's dashboard and token endpoints.
-//!
-//! [`MemoryStore`] implements both and is the embedded default.
+//! - [`TokenManager`] holds every rule of the token lifecycle (issue, list,
+//!   revoke, regenerate, change scopes, the refresh exchange with rotation
+//!   and reuse detection, purge) once, for every backend. The dashboard,
+//!   the OAuth endpoints and the middleware all talk to it.
+//! - [`TokenBackend`] is the small storage trait under it: insert, find by
+//!   digest, get by id, list by owner, update, revoke by id or by family,
+//!   the atomic step of a refresh exchange, and purge. Each method says what
+//!   a backend must guarantee under concurrency. [`MemoryStore`] is the
+//!   embedded one; `SqliteStore` (feature `sqlite`) and `PgStore` (feature
+//!   `postgres`) persist.
+//! - [`TokenStore`] is the lookup the middleware makes on every request:
+//!   one call, keyed by the SHA-256 [`TokenDigest`] of the presented token.
+//!   Every backend is one, and so is the manager; a read-only replica or a
+//!   remote lookup can be one without being a backend.
 //!
 //! ```
 //! use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
@@ -16,20 +24,21 @@
 //! use tower_token_auth::token::TokenKind;
 //!
 //! # tokio_test_block_on(async {
-//! let store = MemoryStore::<PayRequestScopes>::new();
+//! let tokens = TokenManager::new(MemoryStore::<PayRequestScopes>::new());
 //! // No scopes at creation means the default set, `billing.read`.
-//! let issued = store
+//! let issued = tokens
 //!     .issue(IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-1"))
 //!     .await?;
 //! assert_eq!(issued.record.scopes, PayRequestScopes::BILLING_READ);
 //!
 //! // The middleware's lookup: by digest, never by plaintext.
-//! let found = store.find(&issued.secret.digest()).await?.expect("stored");
+//! let found = tokens.find(&issued.secret.digest()).await?.expect("stored");
 //! assert_eq!(found.id, issued.record.id);
 //!
-//! // Listings show a hint, never the token or its digest.
-//! let listed = store.list("user-1").await?;
+//! // Listings show a hint and a status, never the token or its digest.
+//! let listed = tokens.list("user-1").await?;
 //! assert_eq!(listed[0].hint, issued.secret.hint());
+//! assert_eq!(listed[0].status.as_str(), "active");
 //! # Ok::<(), tower_token_auth::store::StoreError>(())
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -37,54 +46,157 @@
 //! # }
 //! ```
 //!
-//! # Writing a store
+//! # Writing a backend
 //!
-//! A store implements [`TokenStore::find`]; it may return revoked and
-//! expired records (the middleware checks both) or leave them out
-//! (`Ok(None)`): either way the client sees `invalid_token`. `Err` means the
-//! store could not answer, and the middleware fails closed with 503.
-//!
-//! A store that holds its tokens in memory (as below) can also implement
-//! [`TokenStore::find_now`] with the same answer: the middleware then skips
-//! the boxed future of `find` on every request.
+//! A backend for another database implements [`TokenStore::find`] and the
+//! nine methods of [`TokenBackend`]; the manager does the rest. The
+//! conformance kit (feature `conformance`) runs the crate's whole behaviour
+//! suite against it, the races included. Below, a complete backend over a
+//! mutex-guarded vector: every method is one short critical section, which
+//! is what makes each of them atomic.
 //!
 //! ```
-//! use std::collections::HashMap;
-//! use std::sync::Arc;
-//! use tower_token_auth::async_trait;
-//! use tower_token_auth::scope::PayRequestScopes;
-//! use tower_token_auth::store::{FindResult, StoreError, TokenRecord, TokenStore};
-//! use tower_token_auth::token::TokenDigest;
+//! use std::sync::{Arc, Mutex};
+//! //! use tower_token_auth::async_trait;
+//! use tower_token_auth::scope::PayRequestScopes as S;
+//! use tower_token_auth::store::{
+//!     Exchange, ExchangeOutcome, FamilyId, SharedRecord, StoreError, TokenBackend, TokenId,
+//!     TokenManager, TokenRecord, TokenStore,
+//! };
+//! use tower_token_auth::token::{TokenDigest, TokenKind};
 //!
-//! /// A fixed set of tokens loaded at start-up.
-//! struct StaticStore(HashMap<[u8; 32], Arc<TokenRecord<PayRequestScopes>>>);
+//! #[derive(Default)]
+//! struct VecStore(Mutex<Vec<SharedRecord<S>>>);
 //!
-//! #[async_trait]
-//! impl TokenStore for StaticStore {
-//!     type Scopes = PayRequestScopes;
-//!
-//!     async fn find(
-//!         &self,
-//!         digest: &TokenDigest,
-//!     ) -> Result<Option<Arc<TokenRecord<PayRequestScopes>>>, StoreError> {
-//!         Ok(self.0.get(digest.as_bytes()).cloned())
-//!     }
-//!
-//!     // A map read never waits: answer without a future.
-//!     fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<PayRequestScopes>> {
-//!         Some(Ok(self.0.get(digest.as_bytes()).cloned()))
+//! impl VecStore {
+//!     fn rows(&self) -> Result<std::sync::MutexGuard<'_, Vec<SharedRecord<S>>>, StoreError> {
+//!         self.0.lock().map_err(|_| StoreError::Backend("poisoned".into()))
 //!     }
 //! }
 //!
-//! let store = StaticStore(HashMap::new());
-//! let unknown = TokenDigest::of("pr_pat_never_issued");
-//! assert!(matches!(store.find_now(&unknown), Some(Ok(None))));
+//! /// Replaces the record at `i` with `change` applied to a copy of it.
+//! fn change(rows: &mut [SharedRecord<S>], i: usize, change: impl FnOnce(&mut TokenRecord<S>)) -> SharedRecord<S> {
+//!     let mut record = (*rows[i]).clone();
+//!     change(&mut record);
+//!     rows[i] = Arc::new(record);
+//!     Arc::clone(&rows[i])
+//! }
+//!
+//! #[async_trait]
+//! impl TokenStore for VecStore {
+//!     type Scopes = S;
+//!     async fn find(&self, digest: &TokenDigest) -> Result<Option<SharedRecord<S>>, StoreError> {
+//!         Ok(self.rows()?.iter().find(|r| r.digest == *digest).cloned())
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl TokenBackend for VecStore {
+//!     async fn insert(&self, records: &[TokenRecord<S>]) -> Result<(), StoreError> {
+//!         let mut rows = self.rows()?;
+//!         if records.iter().any(|n| rows.iter().any(|r| r.id == n.id || r.digest == n.digest)) {
+//!             return Err(StoreError::Backend("duplicate token".into()));
+//!         }
+//!         rows.extend(records.iter().cloned().map(Arc::new));
+//!         Ok(())
+//!     }
+//!     async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<S>>, StoreError> {
+//!         Ok(self.rows()?.iter().find(|r| r.id == id).cloned())
+//!     }
+//!     async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<S>>, StoreError> {
+//!         Ok(self.rows()?.iter().filter(|r| r.owner == owner).cloned().collect())
+//!     }
+//!     async fn update_scopes(&self, id: TokenId, scopes: S, now: SystemTime) -> Result<Option<SharedRecord<S>>, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let live = |r: &SharedRecord<S>| r.id == id && r.revoked_at.is_none() && r.spent_at.is_none() && now < r.expires_at;
+//!         Ok(rows.iter().position(live).map(|i| change(&mut rows, i, |r| r.scopes = scopes)))
+//!     }
+//!     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<Option<SharedRecord<S>>, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let i = rows.iter().position(|r| r.id == id && r.revoked_at.is_none());
+//!         Ok(i.map(|i| change(&mut rows, i, |r| r.revoked_at = Some(at))))
+//!     }
+//!     async fn revoke_family(&self, family: FamilyId, at: SystemTime) -> Result<Vec<SharedRecord<S>>, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let hit: Vec<usize> = (0..rows.len())
+//!             .filter(|&i| rows[i].family.is_some_and(|f| f.id == family) && rows[i].revoked_at.is_none())
+//!             .collect();
+//!         Ok(hit.into_iter().map(|i| change(&mut rows, i, |r| r.revoked_at = Some(at))).collect())
+//!     }
+//!     async fn exchange(&self, x: &Exchange<S>) -> Result<ExchangeOutcome, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let Some(i) = rows.iter().position(|r| r.digest == x.presented) else {
+//!             return Ok(ExchangeOutcome::NotLive);
+//!         };
+//!         if rows[i].revoked_at.is_some() {
+//!             return Ok(ExchangeOutcome::NotLive);
+//!         }
+//!         if rows[i].spent_at.is_some() {
+//!             return Ok(ExchangeOutcome::AlreadySpent);
+//!         }
+//!         change(&mut rows, i, |r| r.spent_at = Some(x.at));
+//!         rows.push(Arc::new(x.access.clone()));
+//!         rows.push(Arc::new(x.refresh.clone()));
+//!         // What the new pair supersedes: old access tokens, old spent ones.
+//!         let in_family = |r: &SharedRecord<S>| r.family.is_some_and(|f| f.id == x.family);
+//!         let mut access: Vec<_> = rows.iter().filter(|r| in_family(r) && r.kind == TokenKind::Access)
+//!             .map(|r| (r.created_at, r.id)).collect();
+//!         let mut spent: Vec<_> = rows.iter().filter(|r| in_family(r) && r.spent_at.is_some())
+//!             .map(|r| (r.spent_at, r.id)).collect();
+//!         access.sort_unstable_by(|a, b| b.cmp(a));
+//!         spent.sort_unstable_by(|a, b| b.cmp(a));
+//!         let gone: Vec<TokenId> = access.iter().skip(x.retain_access).map(|a| a.1)
+//!             .chain(spent.iter().skip(x.retain_spent).map(|s| s.1)).collect();
+//!         rows.retain(|r| !gone.contains(&r.id));
+//!         Ok(ExchangeOutcome::Exchanged)
+//!     }
+//!     async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
+//!         let mut rows = self.rows()?;
+//!         for (id, at) in uses {
+//!             if let Some(i) = rows.iter().position(|r| r.id == *id && r.last_used_at < Some(*at)) {
+//!                 change(&mut rows, i, |r| r.last_used_at = Some(*at));
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//!     async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+//!         let mut rows = self.rows()?;
+//!         let before = rows.len();
+//!         rows.retain(|r| !(r.revoked_at.is_some_and(|t| t < cutoff) || r.expires_at < cutoff));
+//!         Ok((before - rows.len()) as u64)
+//!     }
+//! }
+//!
+//! # tokio_test_block_on(async {
+//! let tokens = TokenManager::new(VecStore::default());
+//! let pair = tokens.issue_pair("agent", "user-1", None).await?;
+//! let next = tokens.refresh(&pair.refresh.secret.digest(), None).await?;
+//! // Replaying the spent refresh token revokes the whole grant.
+//! assert!(tokens.refresh(&pair.refresh.secret.digest(), None).await.is_err());
+//! assert!(tokens.find(&next.access.secret.digest()).await?.unwrap().is_revoked());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     futures_util::FutureExt::now_or_never(f).expect("this store never waits")
+//! # }
 //! ```
+//!
+//! # A lookup that is not a backend
+//!
+//! The middleware needs only [`TokenStore::find`]. A store that holds its
+//! tokens in memory can also implement [`TokenStore::find_now`] with the
+//! same answer: the middleware then skips the boxed future of `find` on
+//! every request. A lookup may return revoked and expired records (the
+//! middleware checks both) or leave them out (`Ok(None)`): either way the
+//! client sees `invalid_token`. `Err` means the store could not answer, and
+//! the middleware fails closed with 503.
 
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cache;
+mod backend;
 mod grant;
+mod manager;
 mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -98,20 +210,21 @@ pub use cache::{CachedStore, CachedStoreBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
 
+pub use backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
 pub use grant::{GrantError, InvalidGrantReason};
+pub use manager::TokenManager;
 pub use memory::MemoryStore;
 pub use record::{
     Family, FamilyId, IssuePolicy, IssueRequest, IssuedToken, ParseTokenIdError, TokenId,
-    TokenInfo, TokenPair, TokenRecord,
+    TokenInfo, TokenPair, TokenRecord, TokenStatus, DEFAULT_RETENTION, DEFAULT_REUSE_WINDOW,
 };
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use crate::scope::ScopeSet;
-use crate::token::TokenDigest;
+use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat};
 
 /// What a lookup answers: the record of the digest, `None` when there is
 /// none, or the error that kept the store from answering.
@@ -135,6 +248,11 @@ pub enum StoreError {
     /// maximum, or similar. The message is safe to show to the caller.
     #[error("{0}")]
     InvalidInput(String),
+    /// The token is not in a state that allows this (regenerating a revoked
+    /// token, changing the scopes of an access token). The message is safe
+    /// to show to the caller.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The operating system's random number generator failed.
     #[error("could not generate a token: the random number generator failed")]
     Randomness,
@@ -171,6 +289,20 @@ pub trait TokenStore: Send + Sync + 'static {
         let _ = digest;
         None
     }
+
+    /// The format of the tokens this store holds. The middleware and the
+    /// OAuth endpoints check presented tokens against it before any lookup.
+    /// The default is [`TokenFormat::default`] (`pr_…`); a
+    /// [`TokenManager`] answers with its policy's format.
+    fn token_format(&self) -> TokenFormat {
+        TokenFormat::default()
+    }
+
+    /// The clock expiry is judged by. The default is the system clock; a
+    /// [`TokenManager`] answers with its policy's clock.
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(SystemClock)
+    }
 }
 
 #[async_trait]
@@ -187,137 +319,12 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>> {
         (**self).find_now(digest)
     }
-}
 
-/// The management side of a store: issuing, listing, revoking, rotating.
-///
-/// Every method emits its [`AuditEvent`](crate::audit::AuditEvent) through
-/// the store's [`IssuePolicy`]. Revocations take effect on the next request
-/// that reaches this store.
-#[async_trait]
-pub trait TokenManager: TokenStore {
-    /// Creates a token. The plaintext is in the returned
-    /// [`IssuedToken::secret`] and nowhere else: show it once.
-    async fn issue(
-        &self,
-        request: IssueRequest<Self::Scopes>,
-    ) -> Result<IssuedToken<Self::Scopes>, StoreError>;
-
-    /// Creates an access token and a refresh token in a new family, as an
-    /// authorization server's grant does. `None` or empty scopes mean the
-    /// default set.
-    async fn issue_pair(
-        &self,
-        name: &str,
-        owner: &str,
-        scopes: Option<Self::Scopes>,
-    ) -> Result<TokenPair<Self::Scopes>, StoreError>;
-
-    /// Every token of `owner`, revoked and expired ones included, oldest
-    /// first. Metadata only: no token, no digest.
-    async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<Self::Scopes>>, StoreError>;
-
-    /// The metadata of one token.
-    async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<Self::Scopes>>, StoreError>;
-
-    /// Revokes a token; the next request that presents it is refused.
-    ///
-    /// Returns `false` when there is no such token or it was already revoked.
-    async fn revoke(&self, id: TokenId) -> Result<bool, StoreError>;
-
-    /// Revokes every token of a family. Returns how many were revoked now.
-    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError>;
-
-    /// Revokes the token whose digest this is (RFC 7009): a refresh token
-    /// takes its whole family with it. Idempotent; an unknown token is not
-    /// an error. Returns whether anything was revoked now.
-    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError>;
-
-    /// Regenerates a personal access token: a new secret with the same name,
-    /// owner and scopes and a fresh lifetime; the old one is revoked at once.
-    ///
-    /// `Ok(None)` when there is no such token. A revoked token, or one of
-    /// another kind, is [`StoreError::InvalidInput`].
-    async fn regenerate(
-        &self,
-        id: TokenId,
-    ) -> Result<Option<IssuedToken<Self::Scopes>>, StoreError>;
-
-    /// Exchanges a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): spends it
-    /// and returns a new access token and a new refresh token of the same
-    /// family. `scopes` may keep or narrow the access token's scopes.
-    ///
-    /// A spent refresh token presented again revokes its whole family and
-    /// fails with [`InvalidGrantReason::Reused`]. Of two concurrent exchanges
-    /// of one refresh token, exactly one succeeds.
-    async fn refresh(
-        &self,
-        presented: &TokenDigest,
-        scopes: Option<Self::Scopes>,
-    ) -> Result<TokenPair<Self::Scopes>, GrantError>;
-
-    /// Records when tokens were last used (batched and coalesced by the
-    /// [`UsageTracker`](crate::usage::UsageTracker); never one call per
-    /// request). A later time than the stored one wins.
-    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError>;
-}
-
-/// Shares one store between many owners, including as
-/// `Arc<dyn TokenManager<Scopes = S>>` to pick a backend at run time.
-#[async_trait]
-impl<T: TokenManager + ?Sized> TokenManager for Arc<T> {
-    async fn issue(
-        &self,
-        request: IssueRequest<Self::Scopes>,
-    ) -> Result<IssuedToken<Self::Scopes>, StoreError> {
-        (**self).issue(request).await
+    fn token_format(&self) -> TokenFormat {
+        (**self).token_format()
     }
 
-    async fn issue_pair(
-        &self,
-        name: &str,
-        owner: &str,
-        scopes: Option<Self::Scopes>,
-    ) -> Result<TokenPair<Self::Scopes>, StoreError> {
-        (**self).issue_pair(name, owner, scopes).await
-    }
-
-    async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<Self::Scopes>>, StoreError> {
-        (**self).list(owner).await
-    }
-
-    async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<Self::Scopes>>, StoreError> {
-        (**self).get(id).await
-    }
-
-    async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {
-        (**self).revoke(id).await
-    }
-
-    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
-        (**self).revoke_family(family).await
-    }
-
-    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
-        (**self).revoke_by_digest(digest).await
-    }
-
-    async fn regenerate(
-        &self,
-        id: TokenId,
-    ) -> Result<Option<IssuedToken<Self::Scopes>>, StoreError> {
-        (**self).regenerate(id).await
-    }
-
-    async fn refresh(
-        &self,
-        presented: &TokenDigest,
-        scopes: Option<Self::Scopes>,
-    ) -> Result<TokenPair<Self::Scopes>, GrantError> {
-        (**self).refresh(presented, scopes).await
-    }
-
-    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
-        (**self).record_use(uses).await
+    fn clock(&self) -> Arc<dyn Clock> {
+        (**self).clock()
     }
 }

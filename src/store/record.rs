@@ -155,6 +155,58 @@ impl<S> TokenRecord<S> {
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
     }
+
+    /// Whether the token is a refresh token that was already exchanged.
+    pub fn is_spent(&self) -> bool {
+        self.spent_at.is_some()
+    }
+
+    /// The token's status at `now`: revoked first, then spent, then
+    /// expired.
+    pub fn status_at(&self, now: SystemTime) -> TokenStatus {
+        if self.is_revoked() {
+            TokenStatus::Revoked
+        } else if self.is_spent() {
+            TokenStatus::Spent
+        } else if self.is_expired_at(now) {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
+
+/// Where a token stands: the `status` of listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenStatus {
+    /// It authenticates requests (or, for a refresh token, can be
+    /// exchanged).
+    Active,
+    /// It reached its expiry.
+    Expired,
+    /// It was revoked.
+    Revoked,
+    /// A refresh token that was already exchanged: presenting it again
+    /// revokes its family.
+    Spent,
+}
+
+impl TokenStatus {
+    /// `active`, `expired`, `revoked` or `spent`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Spent => "spent",
+        }
+    }
+}
+
+impl fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for TokenRecord<S> {
@@ -173,6 +225,20 @@ impl<S: fmt::Debug> fmt::Debug for TokenRecord<S> {
             .field("spent_at", &self.spent_at)
             .field("last_used_at", &self.last_used_at)
             .finish_non_exhaustive()
+    }
+}
+
+/// `t` rounded down to a whole microsecond, as SQL timestamps keep it.
+pub(crate) fn to_micros(t: SystemTime) -> SystemTime {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => t - Duration::from_nanos(u64::from(after.subsec_nanos() % 1_000)),
+        Err(before) => {
+            let extra = before.duration().subsec_nanos() % 1_000;
+            match extra {
+                0 => t,
+                n => t - Duration::from_nanos(u64::from(1_000 - n)),
+            }
+        }
     }
 }
 
@@ -196,6 +262,10 @@ pub struct TokenInfo<S> {
     pub expires_at: SystemTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<SystemTime>,
+    /// When it was exchanged, for a spent refresh token.
+    pub spent_at: Option<SystemTime>,
+    /// Its status when it was read.
+    pub status: TokenStatus,
     /// Prefix and last four characters, e.g. `pr_pat_…x9Qz`.
     pub hint: String,
     /// The family, for tokens issued by a grant.
@@ -205,8 +275,9 @@ pub struct TokenInfo<S> {
     pub last_used_at: Option<SystemTime>,
 }
 
-impl<S: Copy> From<&TokenRecord<S>> for TokenInfo<S> {
-    fn from(r: &TokenRecord<S>) -> Self {
+impl<S: Copy> TokenInfo<S> {
+    /// The metadata of `r`, with its status at `now`.
+    pub fn of(r: &TokenRecord<S>, now: SystemTime) -> Self {
         Self {
             id: r.id,
             name: r.name.clone(),
@@ -216,6 +287,8 @@ impl<S: Copy> From<&TokenRecord<S>> for TokenInfo<S> {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            spent_at: r.spent_at,
+            status: r.status_at(now),
             hint: r.hint.clone(),
             family: r.family.map(|f| f.id),
             last_used_at: r.last_used_at,
@@ -236,6 +309,8 @@ pub struct IssueRequest<S> {
     pub scopes: Option<S>,
     /// A lifetime shorter than the kind's; `None` means the kind's lifetime.
     pub lifetime: Option<Duration>,
+    /// The family of an access token minted by a grant.
+    pub(crate) family: Option<Family>,
 }
 
 impl<S> IssueRequest<S> {
@@ -247,6 +322,7 @@ impl<S> IssueRequest<S> {
             owner: owner.into(),
             scopes: None,
             lifetime: None,
+            family: None,
         }
     }
 
@@ -284,17 +360,29 @@ pub struct TokenPair<S> {
 /// The default absolute age cap of a token family: 90 days.
 const DEFAULT_FAMILY_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
 
-/// How a store mints tokens and runs their lifecycle: the format, the
-/// lifetimes, the clock, the family age cap and where audit events go.
+/// How long dead records (revoked, expired) are kept by default before
+/// [`TokenManager::purge`](super::TokenManager::purge) deletes them: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// How many spent refresh tokens of one grant are kept by default for reuse
+/// detection: 16.
+pub const DEFAULT_REUSE_WINDOW: usize = 16;
+
+/// How the [`TokenManager`](super::TokenManager) mints tokens and runs
+/// their lifecycle: the format, the lifetimes, the clock, the family age
+/// cap, how long dead records are kept, how many spent refresh tokens a
+/// grant keeps for reuse detection, and where audit events go.
 ///
-/// Every store built into this crate takes one, so tokens look, expire and
-/// rotate the same whatever the backend.
+/// The layer and the OAuth endpoints built over a manager take its format
+/// and clock, so tokens are checked exactly as they were minted.
 #[derive(Debug, Clone)]
 pub struct IssuePolicy {
     format: TokenFormat,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
     family_max_age: Duration,
+    retention: Duration,
+    reuse_window: usize,
     audit: Audit,
 }
 
@@ -305,6 +393,8 @@ impl Default for IssuePolicy {
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
             family_max_age: DEFAULT_FAMILY_MAX_AGE,
+            retention: DEFAULT_RETENTION,
+            reuse_window: DEFAULT_REUSE_WINDOW,
             audit: Audit::default(),
         }
     }
@@ -337,10 +427,45 @@ impl IssuePolicy {
         self
     }
 
+    /// Sets how long a dead record (revoked, or expired) is kept before
+    /// [`TokenManager::purge`](super::TokenManager::purge) deletes it
+    /// (default [`DEFAULT_RETENTION`]). Listings show dead tokens until
+    /// then.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets how many spent refresh tokens of one grant are kept (default
+    /// [`DEFAULT_REUSE_WINDOW`], at least 1). A spent refresh token
+    /// presented again revokes its grant while it is kept; one spent
+    /// longer ago than that many rotations is refused as unknown, without
+    /// revoking the grant. This is what bounds the storage of a grant
+    /// however often it rotates.
+    pub fn reuse_window(mut self, spent_tokens: usize) -> Self {
+        self.reuse_window = spent_tokens.max(1);
+        self
+    }
+
     /// Sets where audit events go.
     pub fn audit(mut self, audit: Audit) -> Self {
         self.audit = audit;
         self
+    }
+
+    /// How long dead records are kept.
+    pub fn retention_period(&self) -> Duration {
+        self.retention
+    }
+
+    /// How many spent refresh tokens of a grant are kept.
+    pub fn reuse_window_len(&self) -> usize {
+        self.reuse_window
+    }
+
+    /// The clock.
+    pub fn clock_ref(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The family age cap.
@@ -363,13 +488,14 @@ impl IssuePolicy {
         &self.lifetimes
     }
 
-    /// The current time by this policy's clock.
+    /// The current time by this policy's clock, rounded down to the
+    /// microsecond (what every backend keeps).
     pub fn now(&self) -> SystemTime {
-        self.clock.now()
+        to_micros(self.clock.now())
     }
 
     /// Validates a request and mints its secret and record.
-    pub fn mint<S: ScopeSet>(
+    pub(crate) fn mint<S: ScopeSet>(
         &self,
         request: IssueRequest<S>,
     ) -> Result<(TokenSecret, TokenRecord<S>), StoreError> {
@@ -407,7 +533,7 @@ impl IssuePolicy {
             .format
             .generate(request.kind)
             .map_err(|_| StoreError::Randomness)?;
-        let now = self.clock.now();
+        let now = self.now();
         let record = TokenRecord {
             id: TokenId::random()?,
             digest: secret.digest(),
@@ -416,7 +542,7 @@ impl IssuePolicy {
             kind: request.kind,
             scopes,
             created_at: now,
-            expires_at: now + lifetime,
+            expires_at: to_micros(now + lifetime),
             revoked_at: None,
             hint: secret.hint(),
             // A refresh token issued on its own starts a family of its own.
@@ -425,7 +551,7 @@ impl IssuePolicy {
                     id: FamilyId::random()?,
                     started_at: now,
                 }),
-                _ => None,
+                _ => request.family,
             },
             spent_at: None,
             last_used_at: None,

@@ -1,0 +1,245 @@
+//! The storage trait: what a backend must do, and nothing more.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
+use crate::token::TokenDigest;
+
+/// A shared record, as backends hand them out.
+pub type SharedRecord<S> = Arc<TokenRecord<S>>;
+
+/// Storage primitives for token records: the only part of the crate that a
+/// new database has to implement.
+///
+/// Every rule of the token lifecycle (defaults, lifetimes, rotation, reuse
+/// detection, family revocation, scope narrowing, audit events) lives in
+/// [`TokenManager`](super::TokenManager), which calls these methods. A
+/// backend stores and finds records; it decides nothing about them except
+/// what must be decided atomically, and each method says exactly what that
+/// is and which race it prevents.
+///
+/// The lookup of the request path is the supertrait's
+/// [`TokenStore::find`] (and [`TokenStore::find_now`] for a backend that
+/// answers from memory).
+///
+/// "Not found" is `Ok(None)` (or an empty list); `Err` means the backend
+/// could not answer ([`StoreError::Unavailable`] when it cannot be reached),
+/// and the caller fails closed.
+///
+/// Times arrive rounded down to whole microseconds, so a backend that keeps
+/// microseconds (as SQL timestamps do) returns every record exactly as it
+/// was inserted.
+///
+/// Run the crate's conformance kit (feature `conformance`) against a new
+/// backend: it checks every guarantee below, the races included.
+#[async_trait]
+pub trait TokenBackend: TokenStore {
+    /// Stores new records, all of them or none.
+    ///
+    /// Ids and digests are fresh (minted from the OS random number
+    /// generator); one that is already stored is an error, never an
+    /// overwrite.
+    async fn insert(&self, records: &[TokenRecord<Self::Scopes>]) -> Result<(), StoreError>;
+
+    /// The record of `id`, in any state.
+    async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError>;
+
+    /// Every record of `owner`, in any state and any order.
+    async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<Self::Scopes>>, StoreError>;
+
+    /// Replaces the scopes of `id` when, at the moment of the write, the
+    /// record is live: not revoked, not spent and `now < expires_at`.
+    /// Returns the updated record, or `None` when there is no live record
+    /// of that id.
+    ///
+    /// The check and the write are one atomic step: a scope change racing a
+    /// revocation never revives the token, and a lookup sees either the old
+    /// scopes or the new ones. A backend that tells other instances about
+    /// changes (PostgreSQL's `NOTIFY`) announces this one like a revocation.
+    async fn update_scopes(
+        &self,
+        id: TokenId,
+        scopes: Self::Scopes,
+        now: SystemTime,
+    ) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError>;
+
+    /// Marks `id` revoked at `at`, unless it already is. Returns the record
+    /// as revoked, or `None` when there is no such record or it was already
+    /// revoked.
+    ///
+    /// Of concurrent calls for one id, exactly one returns `Some`: a
+    /// regeneration relies on it so that two of them never both succeed.
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+    ) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError>;
+
+    /// Marks every record of `family` that is not revoked yet as revoked at
+    /// `at`; returns those records, as revoked.
+    ///
+    /// Serialised with [`exchange`](Self::exchange) of the same family: a
+    /// revocation either runs before an exchange (which then finds its
+    /// refresh token revoked and stores nothing) or after it (and revokes
+    /// the pair that exchange stored). Without this, a revoked grant could
+    /// live on through a pair stored while it was being revoked.
+    async fn revoke_family(
+        &self,
+        family: FamilyId,
+        at: SystemTime,
+    ) -> Result<Vec<SharedRecord<Self::Scopes>>, StoreError>;
+
+    /// The one atomic step of a refresh exchange. See [`Exchange`].
+    ///
+    /// In one step that nothing else interleaves with: when the record whose
+    /// digest is [`Exchange::presented`] exists, is not revoked and is not
+    /// spent, set its `spent_at` to [`Exchange::at`], store
+    /// [`Exchange::access`] and [`Exchange::refresh`], then delete what the
+    /// new pair supersedes: the family's access tokens but the newest
+    /// [`Exchange::retain_access`], and its spent refresh tokens but the
+    /// newest [`Exchange::retain_spent`] (newest by `created_at`, then `id`,
+    /// for access tokens; by `spent_at`, then `id`, for spent ones).
+    /// Answer [`ExchangeOutcome::Exchanged`].
+    ///
+    /// Otherwise store nothing and answer [`ExchangeOutcome::AlreadySpent`]
+    /// when the record is spent, [`ExchangeOutcome::NotLive`] when it is
+    /// revoked or gone.
+    ///
+    /// Of two concurrent exchanges of one refresh token, exactly one is
+    /// `Exchanged` and the other `AlreadySpent` (the manager then revokes
+    /// the family as a replay). With [`revoke_family`](Self::revoke_family)
+    /// of the same family it is serialised, as said there.
+    async fn exchange(&self, exchange: &Exchange<Self::Scopes>)
+        -> Result<ExchangeOutcome, StoreError>;
+
+    /// Records when tokens were last used: for each `(id, at)`, sets
+    /// `last_used_at` to `at` unless the stored time is later (the latest
+    /// wins, whatever the order of the batch). Unknown ids are skipped.
+    ///
+    /// Called off the request path, in batches; concurrent batches that
+    /// share ids must not deadlock each other.
+    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError>;
+
+    /// Deletes every record that was dead before `cutoff`: revoked before
+    /// it (`revoked_at < cutoff`) or expired before it (`expires_at <
+    /// cutoff`). Returns how many were deleted.
+    ///
+    /// A spent refresh token is kept until it expires: reuse detection needs
+    /// it until then.
+    async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError>;
+}
+
+/// What [`TokenBackend::exchange`] is asked to do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Exchange<S> {
+    /// The digest of the refresh token being spent.
+    pub presented: TokenDigest,
+    /// Its family (also the family of the new pair).
+    pub family: FamilyId,
+    /// When it is spent.
+    pub at: SystemTime,
+    /// The new access token.
+    pub access: TokenRecord<S>,
+    /// The new refresh token.
+    pub refresh: TokenRecord<S>,
+    /// How many of the family's access tokens to keep, the new one
+    /// included (at least 1).
+    pub retain_access: usize,
+    /// How many of the family's spent refresh tokens to keep, the one spent
+    /// now included (at least 1).
+    pub retain_spent: usize,
+}
+
+impl<S> Exchange<S> {
+    /// An exchange of `presented` (of `family`) at `at` for `access` and
+    /// `refresh`, keeping `retain_access` access tokens and `retain_spent`
+    /// spent refresh tokens of the family.
+    pub fn new(
+        presented: TokenDigest,
+        family: FamilyId,
+        at: SystemTime,
+        [access, refresh]: [TokenRecord<S>; 2],
+        retain_access: usize,
+        retain_spent: usize,
+    ) -> Self {
+        Self {
+            presented,
+            family,
+            at,
+            access,
+            refresh,
+            retain_access: retain_access.max(1),
+            retain_spent: retain_spent.max(1),
+        }
+    }
+}
+
+/// The answer of [`TokenBackend::exchange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeOutcome {
+    /// The refresh token is spent and the new pair stored.
+    Exchanged,
+    /// The refresh token had already been spent: nothing was stored.
+    AlreadySpent,
+    /// The refresh token is revoked or gone: nothing was stored.
+    NotLive,
+}
+
+#[async_trait]
+impl<T: TokenBackend + ?Sized> TokenBackend for Arc<T> {
+    async fn insert(&self, records: &[TokenRecord<Self::Scopes>]) -> Result<(), StoreError> {
+        (**self).insert(records).await
+    }
+
+    async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError> {
+        (**self).get(id).await
+    }
+
+    async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<Self::Scopes>>, StoreError> {
+        (**self).list(owner).await
+    }
+
+    async fn update_scopes(
+        &self,
+        id: TokenId,
+        scopes: Self::Scopes,
+        now: SystemTime,
+    ) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError> {
+        (**self).update_scopes(id, scopes, now).await
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+    ) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError> {
+        (**self).revoke(id, at).await
+    }
+
+    async fn revoke_family(
+        &self,
+        family: FamilyId,
+        at: SystemTime,
+    ) -> Result<Vec<SharedRecord<Self::Scopes>>, StoreError> {
+        (**self).revoke_family(family, at).await
+    }
+
+    async fn exchange(
+        &self,
+        exchange: &Exchange<Self::Scopes>,
+    ) -> Result<ExchangeOutcome, StoreError> {
+        (**self).exchange(exchange).await
+    }
+
+    async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
+        (**self).record_use(uses).await
+    }
+
+    async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        (**self).purge(cutoff).await
+    }
+}

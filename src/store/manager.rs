@@ -1,0 +1,564 @@
+//! The lifecycle engine: every token rule, once, over any backend.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
+use super::record::to_micros;
+use super::{
+    Family, FamilyId, FindResult, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest,
+    IssuedToken, StoreError, TokenId, TokenInfo, TokenPair, TokenRecord, TokenStore,
+};
+use crate::audit::AuditEvent;
+use crate::scope::ScopeSet;
+use bitflags::Flags as _;
+use crate::token::{Clock, TokenDigest, TokenFormat, TokenKind, TokenSecret};
+
+/// How many access tokens of one grant stay valid after a rotation: the new
+/// one and the one before it (requests already sent with it still pass).
+const RETAINED_ACCESS_TOKENS: usize = 2;
+
+/// The token lifecycle over a [`TokenBackend`]: issuing, listing, revoking,
+/// regenerating, changing scopes, the refresh exchange with rotation and
+/// reuse detection, last-used times and purging.
+///
+/// Every rule is here, whatever the backend: a token is minted by the
+/// [`IssuePolicy`], a family (one grant) is revoked whole whichever of its
+/// tokens is revoked and by which path, a spent refresh token presented
+/// again revokes its family, and every change emits its
+/// [`AuditEvent`].
+///
+/// The manager is also the [`TokenStore`] to give to the
+/// [`TokenAuthLayer`](crate::TokenAuthLayer) and the OAuth endpoints: they
+/// take its token format and clock, so a token is checked exactly as it was
+/// minted. Cloning is cheap; every clone shares the backend.
+///
+/// ```
+/// use tower_token_auth::store::{IssueRequest, MemoryStore, TokenManager, TokenStatus};
+/// use tower_token_auth::token::TokenKind;
+/// use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_token_auth::store::StoreError> {
+/// let tokens = TokenManager::new(MemoryStore::<S>::new());
+/// let issued = tokens
+///     .issue(IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-1"))
+///     .await?;
+/// assert_eq!(issued.record.scopes, S::BILLING_READ); // no scopes: the default set
+///
+/// // The user widens it later: from the next request on.
+/// let changed = tokens.set_scopes(issued.record.id, S::BILLING_AGENT).await?;
+/// assert_eq!(changed.map(|t| t.scopes), Some(S::BILLING_AGENT));
+///
+/// tokens.revoke(issued.record.id).await?;
+/// assert_eq!(tokens.list("user-1").await?[0].status, TokenStatus::Revoked);
+///
+/// let layer = TokenAuthLayer::new(tokens.clone()); // same format, same clock
+/// # drop(layer);
+/// # Ok(())
+/// # }
+/// ```
+pub struct TokenManager<B> {
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B> {
+    backend: B,
+    policy: IssuePolicy,
+}
+
+impl<B> Clone for TokenManager<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for TokenManager<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("backend", &self.inner.backend)
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+impl<B: TokenBackend> TokenManager<B> {
+    /// A manager over `backend` with the default [`IssuePolicy`].
+    pub fn new(backend: B) -> Self {
+        Self::with_policy(backend, IssuePolicy::default())
+    }
+
+    /// A manager over `backend` that mints and rotates tokens by `policy`.
+    pub fn with_policy(backend: B, policy: IssuePolicy) -> Self {
+        Self {
+            inner: Arc::new(Inner { backend, policy }),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &IssuePolicy {
+        &self.inner.policy
+    }
+
+    fn backend_ref(&self) -> &B {
+        &self.inner.backend
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.policy.now()
+    }
+
+    fn emit(&self, event: AuditEvent) {
+        self.inner.policy.audit_sink().emit(event);
+    }
+
+    fn announce_created(&self, record: &TokenRecord<B::Scopes>) {
+        self.emit(AuditEvent::TokenCreated {
+            id: record.id,
+            owner: record.owner.clone(),
+            kind: record.kind,
+        });
+    }
+
+    /// Creates a token. The plaintext is in the returned
+    /// [`IssuedToken::secret`] and nowhere else: show it once.
+    ///
+    /// No scopes (or an empty set) means [`ScopeSet::DEFAULT`]. A refresh
+    /// token issued on its own starts a grant of its own.
+    pub async fn issue(
+        &self,
+        request: IssueRequest<B::Scopes>,
+    ) -> Result<IssuedToken<B::Scopes>, StoreError> {
+        let (secret, record) = self.inner.policy.mint(request)?;
+        self.backend_ref()
+            .insert(std::slice::from_ref(&record))
+            .await?;
+        self.announce_created(&record);
+        Ok(IssuedToken {
+            secret,
+            record: Arc::new(record),
+        })
+    }
+
+    /// Creates an access token and a refresh token in a new family (one
+    /// grant), as an authorization server's grant does. `None` or empty
+    /// scopes mean the default set.
+    pub async fn issue_pair(
+        &self,
+        name: &str,
+        owner: &str,
+        scopes: Option<B::Scopes>,
+    ) -> Result<TokenPair<B::Scopes>, StoreError> {
+        let scopes = scopes
+            .filter(|s| !s.is_empty())
+            .unwrap_or(B::Scopes::DEFAULT);
+        let family = Family {
+            id: FamilyId::random()?,
+            started_at: self.now(),
+        };
+        let [access, refresh] = self.mint_pair(name, owner, scopes, scopes, family)?;
+        self.backend_ref()
+            .insert(&[access.1.clone(), refresh.1.clone()])
+            .await?;
+        self.announce_created(&access.1);
+        self.announce_created(&refresh.1);
+        Ok(TokenPair {
+            access: issued(access),
+            refresh: issued(refresh),
+        })
+    }
+
+    /// Every token of `owner`, oldest first, with its status. Metadata
+    /// only: no token, no digest.
+    ///
+    /// A grant shows its live tokens and its most recently spent refresh
+    /// token, never its whole rotation history.
+    pub async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<B::Scopes>>, StoreError> {
+        let now = self.now();
+        let mut records = self.backend_ref().list(owner).await?;
+        // Of each family's spent refresh tokens, only the latest is listed.
+        let mut latest_spent: Vec<(FamilyId, SystemTime, TokenId)> = Vec::new();
+        for r in records.iter().filter(|r| r.is_spent()) {
+            let (Some(family), Some(at)) = (r.family, r.spent_at) else {
+                continue;
+            };
+            match latest_spent.iter_mut().find(|(f, ..)| *f == family.id) {
+                Some(seen) if (seen.1, seen.2) < (at, r.id) => *seen = (family.id, at, r.id),
+                Some(_) => {}
+                None => latest_spent.push((family.id, at, r.id)),
+            }
+        }
+        records.retain(|r| {
+            !r.is_spent() || latest_spent.iter().any(|(_, _, id)| *id == r.id) || r.family.is_none()
+        });
+        records.sort_by_key(|r| (r.created_at, r.id));
+        Ok(records.iter().map(|r| TokenInfo::of(r, now)).collect())
+    }
+
+    /// The metadata of one token, with its status.
+    pub async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<B::Scopes>>, StoreError> {
+        let now = self.now();
+        Ok(self
+            .backend_ref()
+            .get(id)
+            .await?
+            .map(|r| TokenInfo::of(&r, now)))
+    }
+
+    /// Revokes a token; the next request that presents it is refused. A
+    /// token of a grant (an access or refresh token) takes its whole family
+    /// with it.
+    ///
+    /// Returns `false` when there is no such token or nothing was left to
+    /// revoke.
+    pub async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {
+        let Some(record) = self.backend_ref().get(id).await? else {
+            return Ok(false);
+        };
+        self.revoke_record(&record).await
+    }
+
+    async fn revoke_record(&self, record: &TokenRecord<B::Scopes>) -> Result<bool, StoreError> {
+        if let Some(family) = record.family {
+            return Ok(self.revoke_family(family.id).await? > 0);
+        }
+        let revoked = self.backend_ref().revoke(record.id, self.now()).await?;
+        if let Some(r) = &revoked {
+            self.emit(AuditEvent::TokenRevoked {
+                id: r.id,
+                owner: r.owner.clone(),
+            });
+        }
+        Ok(revoked.is_some())
+    }
+
+    /// Revokes every token of a family (one grant). Returns how many were
+    /// revoked now.
+    pub async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
+        let revoked = self.backend_ref().revoke_family(family, self.now()).await?;
+        if let Some(first) = revoked.first() {
+            self.emit(AuditEvent::FamilyRevoked {
+                family,
+                owner: first.owner.clone(),
+                tokens: revoked.len(),
+            });
+        }
+        Ok(revoked.len())
+    }
+
+    /// Revokes the token whose digest this is (RFC 7009). A token of a
+    /// grant takes its whole family with it. Idempotent; an unknown token
+    /// is not an error. Returns whether anything was revoked now.
+    pub async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        match self.backend_ref().find(digest).await? {
+            Some(record) => self.revoke_record(&record).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Regenerates a personal access token: a new secret with the same
+    /// name, owner and scopes and a fresh lifetime; the old one is revoked.
+    ///
+    /// `Ok(None)` when there is no such token. A token of another kind, or
+    /// a revoked one, is [`StoreError::Conflict`]. Of two concurrent
+    /// regenerations of one token, exactly one succeeds.
+    pub async fn regenerate(
+        &self,
+        id: TokenId,
+    ) -> Result<Option<IssuedToken<B::Scopes>>, StoreError> {
+        let Some(old) = self.backend_ref().get(id).await? else {
+            return Ok(None);
+        };
+        if old.kind != TokenKind::PersonalAccess {
+            return Err(StoreError::Conflict(
+                "only personal access tokens are regenerated; refresh the others",
+            ));
+        }
+        if old.is_revoked() {
+            return Err(StoreError::Conflict(
+                "a revoked token cannot be regenerated",
+            ));
+        }
+        let request =
+            IssueRequest::new(old.kind, old.name.clone(), old.owner.clone()).scopes(old.scopes);
+        let (secret, record) = self.inner.policy.mint(request)?;
+        // Store the new token first, then revoke the old one: a failure in
+        // between loses nothing, and of two concurrent regenerations only
+        // one revokes the old token; the other takes its own token back.
+        self.backend_ref()
+            .insert(std::slice::from_ref(&record))
+            .await?;
+        let now = self.now();
+        let won = match self.backend_ref().revoke(id, now).await {
+            Ok(won) => won.is_some(),
+            Err(error) => {
+                let _ = self.backend_ref().revoke(record.id, now).await;
+                return Err(error);
+            }
+        };
+        if !won {
+            self.backend_ref().revoke(record.id, now).await?;
+            return Err(StoreError::Conflict(
+                "a revoked token cannot be regenerated",
+            ));
+        }
+        self.announce_created(&record);
+        self.emit(AuditEvent::TokenRevoked {
+            id,
+            owner: old.owner.clone(),
+        });
+        self.emit(AuditEvent::TokenRegenerated {
+            old: id,
+            new: record.id,
+            owner: old.owner.clone(),
+        });
+        Ok(Some(IssuedToken {
+            secret,
+            record: Arc::new(record),
+        }))
+    }
+
+    /// Changes the scopes of an active personal access token (the seed's
+    /// "update your existing token's permissions"). The change holds from
+    /// the next lookup (and on every instance, where the backend announces
+    /// changes). Access and refresh tokens keep the scopes of their grant.
+    ///
+    /// `Ok(None)` when there is no such token; [`StoreError::Conflict`]
+    /// when it is not an active personal access token;
+    /// [`StoreError::InvalidInput`] for an empty set.
+    pub async fn set_scopes(
+        &self,
+        id: TokenId,
+        scopes: B::Scopes,
+    ) -> Result<Option<TokenInfo<B::Scopes>>, StoreError> {
+        if scopes.is_empty() {
+            return Err(StoreError::InvalidInput(
+                "a token needs at least one scope".into(),
+            ));
+        }
+        let Some(old) = self.backend_ref().get(id).await? else {
+            return Ok(None);
+        };
+        if old.kind != TokenKind::PersonalAccess {
+            return Err(StoreError::Conflict(
+                "only a personal access token's scopes can be changed",
+            ));
+        }
+        let now = self.now();
+        match self.backend_ref().update_scopes(id, scopes, now).await? {
+            Some(updated) => {
+                self.emit(AuditEvent::ScopesChanged {
+                    id,
+                    owner: updated.owner.clone(),
+                    old: old.scopes.scope_string().into(),
+                    new: updated.scopes.scope_string().into(),
+                });
+                Ok(Some(TokenInfo::of(&updated, now)))
+            }
+            None => match self.backend_ref().get(id).await? {
+                None => Ok(None),
+                Some(_) => Err(StoreError::Conflict(
+                    "only an active token's scopes can be changed",
+                )),
+            },
+        }
+    }
+
+    /// Exchanges a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): spends it
+    /// and returns a new access token and a new refresh token of the same
+    /// family. `scopes` may keep or narrow the access token's scopes.
+    ///
+    /// A spent refresh token presented again revokes its whole family and
+    /// fails with [`InvalidGrantReason::Reused`]. Of two concurrent
+    /// exchanges of one refresh token, one succeeds and the other is a
+    /// replay: the family ends revoked. A refresh token of no family is
+    /// never exchanged ([`InvalidGrantReason::NoFamily`]).
+    ///
+    /// The grant keeps its newest two access tokens (the new one and the
+    /// one before, for requests already on their way) and its
+    /// [reuse window](IssuePolicy::reuse_window) of spent refresh tokens;
+    /// older ones are deleted, so a grant's storage stays bounded however
+    /// often it rotates.
+    pub async fn refresh(
+        &self,
+        presented: &TokenDigest,
+        scopes: Option<B::Scopes>,
+    ) -> Result<TokenPair<B::Scopes>, GrantError> {
+        let policy = &self.inner.policy;
+        let now = self.now();
+        let invalid = |reason| Err(GrantError::InvalidGrant(reason));
+        let Some(old) = self.backend_ref().find(presented).await? else {
+            return invalid(InvalidGrantReason::Unknown);
+        };
+        if old.kind != TokenKind::Refresh {
+            return invalid(InvalidGrantReason::NotARefreshToken);
+        }
+        let Some(family) = old.family else {
+            return invalid(InvalidGrantReason::NoFamily);
+        };
+        if old.is_revoked() {
+            return invalid(InvalidGrantReason::Revoked);
+        }
+        if old.is_spent() {
+            return Err(self.replayed(&old, family.id).await);
+        }
+        if old.is_expired_at(now) {
+            return invalid(InvalidGrantReason::Expired);
+        }
+        if now >= family.started_at + policy.family_age_cap() {
+            return invalid(InvalidGrantReason::FamilyExpired);
+        }
+        let access_scopes = match scopes {
+            Some(s) if !s.is_empty() && !old.scopes.contains(s) => {
+                return Err(GrantError::InvalidScope)
+            }
+            Some(s) if !s.is_empty() => s,
+            _ => old.scopes,
+        };
+        let pair = self.mint_pair(&old.name, &old.owner, access_scopes, old.scopes, family)?;
+        let [(access_secret, access), (refresh_secret, refresh)] = pair;
+        let exchange = Exchange::new(
+            *presented,
+            family.id,
+            now,
+            [access, refresh],
+            RETAINED_ACCESS_TOKENS,
+            policy.reuse_window_len(),
+        );
+        match self.backend_ref().exchange(&exchange).await? {
+            ExchangeOutcome::Exchanged => {}
+            ExchangeOutcome::AlreadySpent => return Err(self.replayed(&old, family.id).await),
+            ExchangeOutcome::NotLive => return invalid(InvalidGrantReason::Revoked),
+        }
+        let Exchange {
+            access, refresh, ..
+        } = exchange;
+        self.announce_created(&access);
+        self.announce_created(&refresh);
+        self.emit(AuditEvent::RefreshRotated {
+            old: old.id,
+            access: access.id,
+            refresh: refresh.id,
+            owner: old.owner.clone(),
+        });
+        Ok(TokenPair {
+            access: issued((access_secret, access)),
+            refresh: issued((refresh_secret, refresh)),
+        })
+    }
+
+    /// A spent refresh token was presented again: revoke its family.
+    async fn replayed(&self, old: &TokenRecord<B::Scopes>, family: FamilyId) -> GrantError {
+        match self.backend_ref().revoke_family(family, self.now()).await {
+            Ok(revoked) => {
+                self.emit(AuditEvent::FamilyRevokedOnReuse {
+                    family,
+                    presented: old.id,
+                    owner: old.owner.clone(),
+                    tokens: revoked.len(),
+                });
+                GrantError::InvalidGrant(InvalidGrantReason::Reused)
+            }
+            Err(error) => GrantError::Store(error),
+        }
+    }
+
+    /// Records when tokens were last used (batched and coalesced by the
+    /// [`UsageTracker`](crate::usage::UsageTracker); never one call per
+    /// request). A later time than the stored one wins.
+    pub async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
+        let uses: Vec<(TokenId, SystemTime)> =
+            uses.iter().map(|(id, at)| (*id, to_micros(*at))).collect();
+        self.backend_ref().record_use(&uses).await
+    }
+
+    /// Deletes the records that have been dead (revoked or expired) for
+    /// longer than the [retention period](IssuePolicy::retention). Returns
+    /// how many were deleted. Call it periodically (the example does, every
+    /// hour).
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let now = self.now();
+        let cutoff = now
+            .checked_sub(self.inner.policy.retention_period())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let purged = self.backend_ref().purge(cutoff).await?;
+        if purged > 0 {
+            tracing::info!(
+                target: "tower_token_auth::store",
+                purged,
+                "dead token records purged"
+            );
+        }
+        Ok(purged)
+    }
+
+    /// Mints the access and refresh token of `family` for `owner`.
+    ///
+    /// The access token holds `access_scopes`; the refresh token holds
+    /// `refresh_scopes` (RFC 6749 §6: a rotated refresh token keeps the
+    /// scope of the one it replaces). Neither outlives the family's age
+    /// cap.
+    fn mint_pair(
+        &self,
+        name: &str,
+        owner: &str,
+        access_scopes: B::Scopes,
+        refresh_scopes: B::Scopes,
+        family: Family,
+    ) -> Result<[(TokenSecret, TokenRecord<B::Scopes>); 2], StoreError> {
+        let policy = &self.inner.policy;
+        let (access_secret, mut access) =
+            policy.mint(IssueRequest::new(TokenKind::Access, name, owner).scopes(access_scopes))?;
+        let (refresh_secret, mut refresh) = policy
+            .mint(IssueRequest::new(TokenKind::Refresh, name, owner).scopes(refresh_scopes))?;
+        let family_end = to_micros(family.started_at + policy.family_age_cap());
+        for record in [&mut access, &mut refresh] {
+            record.family = Some(family);
+            record.expires_at = record.expires_at.min(family_end);
+        }
+        Ok([(access_secret, access), (refresh_secret, refresh)])
+    }
+}
+
+/// A freshly minted token, its record shared.
+fn issued<S>((secret, record): (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
+    IssuedToken {
+        secret,
+        record: Arc::new(record),
+    }
+}
+
+#[async_trait]
+impl<B: TokenBackend> TokenStore for TokenManager<B> {
+    type Scopes = B::Scopes;
+
+    async fn find(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<SharedRecord<B::Scopes>>, StoreError> {
+        self.inner.backend.find(digest).await
+    }
+
+    #[inline]
+    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<B::Scopes>> {
+        self.inner.backend.find_now(digest)
+    }
+
+    fn token_format(&self) -> TokenFormat {
+        self.inner.policy.token_format().clone()
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(self.inner.policy.clock_ref())
+    }
+}

@@ -62,6 +62,7 @@
 //! |---|---|---|
 //! | `axum` | yes | [`Principal`] and `Option<Principal>` extractors (`extract` module); axum's `ConnectInfo` as the peer address |
 //! | `throttle` | no | `auth::Throttle`: brute-force throttling of failed authentications (governor) |
+//! | `sqlite` | no | `store::SqliteStore`: tokens in an SQLite file (sqlx 0.8, tokio), for a service on one machine; migrations shipped with the crate |
 //! | `postgres` | no | `store::PgStore`: tokens in PostgreSQL (sqlx 0.8, tokio), migrations shipped with the crate |
 //! | `postgres-tls-rustls` | no | `postgres` with TLS to the database through rustls |
 //! | `cache` | no | `store::CachedStore` in front of any store; with `postgres`, a revocation listener that evicts across instances |

@@ -56,9 +56,7 @@ impl GrantError {
             Self::InvalidGrant(_) => "invalid_grant",
             Self::InvalidScope => "invalid_scope",
             Self::Store(StoreError::Unavailable(_)) => "temporarily_unavailable",
-            Self::Store(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => {
-                "invalid_request"
-            }
+            Self::Store(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => "invalid_request",
             Self::Store(_) => "server_error",
         }
     }
@@ -84,4 +82,3 @@ impl GrantError {
         }
     }
 }
-

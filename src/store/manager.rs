@@ -14,8 +14,8 @@ use super::{
 };
 use crate::audit::AuditEvent;
 use crate::scope::ScopeSet;
-use bitflags::Flags as _;
 use crate::token::{Clock, TokenDigest, TokenFormat, TokenKind, TokenSecret};
+use bitflags::Flags as _;
 
 /// How many access tokens of one grant stay valid after a rotation: the new
 /// one and the one before it (requests already sent with it still pass).
@@ -313,10 +313,6 @@ impl<B: TokenBackend> TokenManager<B> {
             ));
         }
         self.announce_created(&record);
-        self.emit(AuditEvent::TokenRevoked {
-            id,
-            owner: old.owner.clone(),
-        });
         self.emit(AuditEvent::TokenRegenerated {
             old: id,
             new: record.id,

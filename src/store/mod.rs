@@ -191,10 +191,10 @@
 //! client sees `invalid_token`. `Err` means the store could not answer, and
 //! the middleware fails closed with 503.
 
+mod backend;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cache;
-mod backend;
 mod grant;
 mod manager;
 mod memory;

@@ -380,6 +380,7 @@ mod tests {
     use crate::scope::PayRequestScopes as S;
     use crate::store::{IssueRequest, MemoryStore, TokenStore};
     use std::sync::Arc;
+    use std::time::SystemTime;
     use tower::ServiceExt;
 
     async fn post<Svc>(svc: Svc, body: &str) -> (StatusCode, serde_json::Value)
@@ -547,6 +548,111 @@ mod tests {
         assert_eq!(
             (status, json["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+    }
+
+    /// A backend that is down: every call fails as unreachable.
+    struct Down;
+
+    fn down<T>() -> Result<T, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl TokenStore for Down {
+        type Scopes = S;
+
+        async fn find(
+            &self,
+            _: &TokenDigest,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenBackend for Down {
+        async fn insert(&self, _: &[crate::store::TokenRecord<S>]) -> Result<(), StoreError> {
+            down()
+        }
+        async fn get(
+            &self,
+            _: crate::store::TokenId,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn list(&self, _: &str) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn update_scopes(
+            &self,
+            _: crate::store::TokenId,
+            _: S,
+            _: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn revoke(
+            &self,
+            _: crate::store::TokenId,
+            _: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn revoke_family(
+            &self,
+            _: crate::store::FamilyId,
+            _: SystemTime,
+        ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn exchange(
+            &self,
+            _: &crate::store::Exchange<S>,
+        ) -> Result<crate::store::ExchangeOutcome, StoreError> {
+            down()
+        }
+        async fn record_use(
+            &self,
+            _: &[(crate::store::TokenId, SystemTime)],
+        ) -> Result<(), StoreError> {
+            down()
+        }
+        async fn purge(&self, _: SystemTime) -> Result<u64, StoreError> {
+            down()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_is_503_never_200() {
+        let format = crate::token::TokenFormat::default();
+        let refresh = format.generate(TokenKind::Refresh).unwrap();
+        let pat = format.generate(TokenKind::PersonalAccess).unwrap();
+        let tokens = TokenManager::new(Down);
+
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            refresh.expose_secret()
+        );
+        let (status, json) = post(TokenEndpoint::new(tokens.clone()), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert!(json.get("access_token").is_none());
+
+        // A revocation that did not happen is never reported as done.
+        let body = format!("token={}", pat.expose_secret());
+        let (status, json) = post(RevocationEndpoint::new(tokens), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
         );
     }
 }

@@ -205,12 +205,12 @@ form_service!(TokenEndpoint);
 form_service!(RevocationEndpoint);
 
 /// A decoded form body.
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
     /// The single value of `name`; a repeated parameter is an error
     /// (RFC 6749 §3.2: parameters must not be included more than once).
-    fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
+    pub(super) fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
         let mut values = self.0.iter().filter(|(k, _)| k == name);
         let first = values.next().map(|(_, v)| v.as_str());
         if values.next().is_some() {
@@ -221,10 +221,10 @@ impl Form {
 }
 
 /// A form parameter given more than once.
-struct Repeated;
+pub(super) struct Repeated;
 
 impl Repeated {
-    fn response(self) -> Response<Full<Bytes>> {
+    pub(super) fn response(self) -> Response<Full<Bytes>> {
         oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -233,7 +233,7 @@ impl Repeated {
     }
 }
 
-async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
+pub(super) async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -317,7 +317,7 @@ fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
     }
 }
 
-fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
+pub(super) fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
     match error {
         StoreError::InvalidInput(_) => oauth_error(
             StatusCode::BAD_REQUEST,
@@ -348,7 +348,11 @@ fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
 }
 
 /// An RFC 6749 §5.2 error response.
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Full<Bytes>> {
+pub(super) fn oauth_error(
+    status: StatusCode,
+    code: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
     let mut body = String::with_capacity(128);
     body.push_str("{\"error\":\"");
     escape_into(&mut body, code);
@@ -358,7 +362,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Fu
     json_response(status, body)
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response

@@ -203,7 +203,7 @@ impl<B: TokenBackend> TokenStore for Gated<B> {
         self.backend.find_now(digest)
     }
 
-    fn token_format(&self) -> TokenFormat {
+    fn token_format(&self) -> Option<TokenFormat> {
         self.backend.token_format()
     }
 
@@ -398,7 +398,8 @@ pub async fn issue_find_list_get_and_revoke<B: TokenBackend<Scopes = S>>(h: Harn
     let issued = tokens
         .issue(
             IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "u1")
-                .scopes(S::BILLING_AGENT),
+                .scopes(S::BILLING_AGENT)
+                .audience(["https://api.example.com/", "https://billing.example.com/"]),
         )
         .await
         .unwrap();
@@ -423,6 +424,7 @@ pub async fn issue_find_list_get_and_revoke<B: TokenBackend<Scopes = S>>(h: Harn
         *found, *issued.record,
         "the stored record is the issued one"
     );
+    assert_eq!(found.audience.len(), 2, "the audience is stored");
     assert_eq!(found.created_at, start_time());
     assert!(tokens
         .find(&TokenDigest::of("pr_pat_unknown"))

@@ -200,7 +200,20 @@ fn active<S: ScopeSet>(record: &TokenRecord<S>) -> Response<Full<Bytes>> {
     body.push_str(&seconds(record.created_at).to_string());
     body.push_str(",\"sub\":\"");
     escape_into(&mut body, &record.owner);
-    body.push_str("\",\"token_type\":\"Bearer\"}");
+    body.push_str("\",\"token_type\":\"Bearer\"");
+    if !record.audience.is_empty() {
+        body.push_str(",\"aud\":[");
+        for (i, resource) in record.audience.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push('"');
+            escape_into(&mut body, resource);
+            body.push('"');
+        }
+        body.push(']');
+    }
+    body.push('}');
     json_response(StatusCode::OK, body)
 }
 
@@ -293,7 +306,8 @@ mod tests {
         let pat = tokens
             .issue(
                 IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")
-                    .scopes(S::BILLING_AGENT),
+                    .scopes(S::BILLING_AGENT)
+                    .audience(["https://api.example.com/"]),
             )
             .await
             .unwrap();
@@ -312,6 +326,7 @@ mod tests {
         assert_eq!(json["scope"], "billing.agent");
         assert_eq!(json["sub"], "user-1");
         assert_eq!(json["token_type"], "Bearer");
+        assert_eq!(json["aud"], serde_json::json!(["https://api.example.com/"]));
         assert_eq!(json["iat"], 1_700_000_000);
         assert_eq!(json["exp"], 1_700_000_000 + 180 * 86_400);
 

@@ -328,11 +328,55 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
     type Scopes = St::Scopes;
 
     async fn find(&self, digest: &TokenDigest) -> Result<Entry<St::Scopes>, StoreError> {
+        self.load(None, digest).await
+    }
+
+    fn needs_token(&self) -> bool {
+        self.inner.store.needs_token()
+    }
+
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Entry<St::Scopes>, StoreError> {
+        self.load(Some(token), digest).await
+    }
+
+    /// A cache hit answers at once; a miss (or a cache busy with its own
+    /// housekeeping) leaves it to [`find`](TokenStore::find).
+    fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
+        // moka's `get` completes without waiting unless it has to run
+        // maintenance first; then the lookup goes the asynchronous way.
+        let cached = self.inner.cache.get(digest).now_or_never()?;
+        self.fresh(cached).map(Ok)
+    }
+
+    fn token_format(&self) -> Option<TokenFormat> {
+        self.inner.store.token_format()
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+}
+
+impl<St: TokenStore> CachedStore<St> {
+    /// The cached answer for `digest`, or the store's (by `token` when it
+    /// is given), cached unless an invalidation overtook the lookup.
+    async fn load(
+        &self,
+        token: Option<&str>,
+        digest: &TokenDigest,
+    ) -> Result<Entry<St::Scopes>, StoreError> {
         if let Some(entry) = self.fresh(self.inner.cache.get(digest).await) {
             return Ok(entry);
         }
         let generation = self.generation();
-        let loaded = self.inner.store.find(digest).await?;
+        let loaded = match token {
+            Some(token) => self.inner.store.find_token(token, digest).await?,
+            None => self.inner.store.find(digest).await?,
+        };
         let now = self.inner.clock.now();
         let lifetime = self.inner.settings.lifetime(&loaded, now);
         if !lifetime.is_zero()
@@ -351,23 +395,6 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
             }
         }
         Ok(loaded)
-    }
-
-    /// A cache hit answers at once; a miss (or a cache busy with its own
-    /// housekeeping) leaves it to [`find`](TokenStore::find).
-    fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
-        // moka's `get` completes without waiting unless it has to run
-        // maintenance first; then the lookup goes the asynchronous way.
-        let cached = self.inner.cache.get(digest).now_or_never()?;
-        self.fresh(cached).map(Ok)
-    }
-
-    fn token_format(&self) -> TokenFormat {
-        self.inner.store.token_format()
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.inner.clock)
     }
 }
 

@@ -30,9 +30,15 @@ pub struct TokenAuthLayer<St> {
 /// Settings shared by every clone of the layer and its services.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthConfig {
-    pub(crate) format: TokenFormat,
+    /// `None` for opaque tokens of another issuer: no offline check.
+    pub(crate) format: Option<TokenFormat>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) optional: bool,
+    /// This server's resource identifiers (RFC 8707); empty: no audience
+    /// check.
+    pub(crate) resources: Vec<String>,
+    /// Whether a token with no recorded audience passes the check.
+    pub(crate) accept_unbound: bool,
     pub(crate) challenge: Challenge,
     pub(crate) audit: Audit,
     pub(crate) usage: Option<UsageTracker>,
@@ -43,6 +49,13 @@ pub(crate) struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// Whether `record`'s audience lets it be used here.
+    pub(crate) fn audience_admits<S>(&self, record: &crate::store::TokenRecord<S>) -> bool {
+        self.resources.is_empty()
+            || record.is_for_any(&self.resources)
+            || (self.accept_unbound && record.audience.is_empty())
+    }
+
     /// The throttle key of a request, when a throttle is configured.
     #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
     pub(crate) fn client_key(
@@ -121,6 +134,8 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 format: store.token_format(),
                 clock: store.clock(),
                 optional: false,
+                resources: Vec::new(),
+                accept_unbound: false,
                 challenge: Challenge::default(),
                 audit: Audit::default(),
                 usage: None,
@@ -131,6 +146,31 @@ impl<St: TokenStore> TokenAuthLayer<St> {
             }),
             store,
         }
+    }
+
+    /// This server's resource identifier (RFC 8707, RFC 9728 `resource`),
+    /// e.g. `https://api.example.com/`. Once one is set, a token whose
+    /// audience does not name one of this server's identifiers is refused
+    /// (401 `invalid_token`, "issued for another resource"). Call it once
+    /// per identifier the server answers to.
+    ///
+    /// Tokens issued before audiences were recorded have none and are
+    /// refused too, unless [`accept_tokens_without_audience`](Self::accept_tokens_without_audience)
+    /// says otherwise.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config)
+            .resources
+            .push(resource.into());
+        self
+    }
+
+    /// The migration path for tokens that predate audiences: while set, a
+    /// token with no recorded audience passes the audience check (a token
+    /// bound to another resource never does). Turn it off once those tokens
+    /// have expired or been regenerated.
+    pub fn accept_tokens_without_audience(mut self, accept: bool) -> Self {
+        Arc::make_mut(&mut self.config).accept_unbound = accept;
+        self
     }
 
     /// Optional authentication: a request without bearer credentials passes

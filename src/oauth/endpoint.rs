@@ -205,12 +205,12 @@ form_service!(TokenEndpoint);
 form_service!(RevocationEndpoint);
 
 /// A decoded form body.
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
     /// The single value of `name`; a repeated parameter is an error
     /// (RFC 6749 §3.2: parameters must not be included more than once).
-    fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
+    pub(super) fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
         let mut values = self.0.iter().filter(|(k, _)| k == name);
         let first = values.next().map(|(_, v)| v.as_str());
         if values.next().is_some() {
@@ -221,10 +221,10 @@ impl Form {
 }
 
 /// A form parameter given more than once.
-struct Repeated;
+pub(super) struct Repeated;
 
 impl Repeated {
-    fn response(self) -> Response<Full<Bytes>> {
+    pub(super) fn response(self) -> Response<Full<Bytes>> {
         oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -233,7 +233,7 @@ impl Repeated {
     }
 }
 
-async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
+pub(super) async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -317,7 +317,7 @@ fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
     }
 }
 
-fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
+pub(super) fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
     match error {
         StoreError::InvalidInput(_) => oauth_error(
             StatusCode::BAD_REQUEST,
@@ -348,7 +348,11 @@ fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
 }
 
 /// An RFC 6749 §5.2 error response.
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Full<Bytes>> {
+pub(super) fn oauth_error(
+    status: StatusCode,
+    code: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
     let mut body = String::with_capacity(128);
     body.push_str("{\"error\":\"");
     escape_into(&mut body, code);
@@ -358,7 +362,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Fu
     json_response(status, body)
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
@@ -380,6 +384,7 @@ mod tests {
     use crate::scope::PayRequestScopes as S;
     use crate::store::{IssueRequest, MemoryStore, TokenStore};
     use std::sync::Arc;
+    use std::time::SystemTime;
     use tower::ServiceExt;
 
     async fn post<Svc>(svc: Svc, body: &str) -> (StatusCode, serde_json::Value)
@@ -547,6 +552,111 @@ mod tests {
         assert_eq!(
             (status, json["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+    }
+
+    /// A backend that is down: every call fails as unreachable.
+    struct Down;
+
+    fn down<T>() -> Result<T, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl TokenStore for Down {
+        type Scopes = S;
+
+        async fn find(
+            &self,
+            _: &TokenDigest,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenBackend for Down {
+        async fn insert(&self, _: &[crate::store::TokenRecord<S>]) -> Result<(), StoreError> {
+            down()
+        }
+        async fn get(
+            &self,
+            _: crate::store::TokenId,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn list(&self, _: &str) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn update_scopes(
+            &self,
+            _: crate::store::TokenId,
+            _: S,
+            _: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn revoke(
+            &self,
+            _: crate::store::TokenId,
+            _: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn revoke_family(
+            &self,
+            _: crate::store::FamilyId,
+            _: SystemTime,
+        ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn exchange(
+            &self,
+            _: &crate::store::Exchange<S>,
+        ) -> Result<crate::store::ExchangeOutcome, StoreError> {
+            down()
+        }
+        async fn record_use(
+            &self,
+            _: &[(crate::store::TokenId, SystemTime)],
+        ) -> Result<(), StoreError> {
+            down()
+        }
+        async fn purge(&self, _: SystemTime) -> Result<u64, StoreError> {
+            down()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_is_503_never_200() {
+        let format = crate::token::TokenFormat::default();
+        let refresh = format.generate(TokenKind::Refresh).unwrap();
+        let pat = format.generate(TokenKind::PersonalAccess).unwrap();
+        let tokens = TokenManager::new(Down);
+
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            refresh.expose_secret()
+        );
+        let (status, json) = post(TokenEndpoint::new(tokens.clone()), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert!(json.get("access_token").is_none());
+
+        // A revocation that did not happen is never reported as done.
+        let body = format!("token={}", pat.expose_secret());
+        let (status, json) = post(RevocationEndpoint::new(tokens), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
         );
     }
 }

@@ -12,6 +12,8 @@
 -- `datetime(created_at / 1000000, 'unixepoch')`.
 -- `scopes` is the scope set's bits; `scope_names` spells the same set out
 -- (implied scopes included, space-separated) for people reading the table.
+-- `audience` is a JSON array of the resources (RFC 8707) the token is for:
+-- list them in SQL with `json_each(audience)`.
 
 CREATE TABLE IF NOT EXISTS tower_token_auth_tokens (
     digest            BLOB    NOT NULL PRIMARY KEY CHECK (length(digest) = 32),
@@ -29,6 +31,7 @@ CREATE TABLE IF NOT EXISTS tower_token_auth_tokens (
     family_id         INTEGER,
     family_started_at INTEGER,
     hint              TEXT    NOT NULL,
+    audience          TEXT    NOT NULL DEFAULT '[]' CHECK (json_type(audience) = 'array'),
     CHECK ((family_id IS NULL) = (family_started_at IS NULL))
 ) STRICT, WITHOUT ROWID;
 

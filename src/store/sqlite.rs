@@ -43,6 +43,7 @@
 //! | `scope_names` | `TEXT` | the same scopes spelled out, space-separated, for SQL readers |
 //! | `created_at`, `expires_at`, `revoked_at`, `spent_at`, `last_used_at` | `INTEGER` | microseconds since the Unix epoch |
 //! | `family_id`, `family_started_at` | `INTEGER`, `INTEGER` | [`Family`] |
+//! | `audience` | `TEXT` | the resources (RFC 8707) it is for, as a JSON array |
 //!
 //! Ids are unsigned 64-bit numbers stored bit for bit, so those of 2⁶³ and
 //! above read as negative in SQL. Times keep whole microseconds, as the
@@ -119,7 +120,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 macro_rules! columns {
     () => {
         "id, digest, name, owner, kind, scopes, created_at, expires_at, revoked_at, hint, \
-         family_id, family_started_at, spent_at, last_used_at"
+         family_id, family_started_at, spent_at, last_used_at, audience"
     };
 }
 
@@ -141,7 +142,7 @@ const LIST: &str = select!("owner = ?1");
 const INSERT: &str = concat!(
     "INSERT INTO tower_token_auth_tokens (",
     columns!(),
-    ", scope_names) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ", scope_names) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
 );
 const UPDATE_SCOPES: &str = concat!(
     "UPDATE tower_token_auth_tokens SET scopes = ?2, scope_names = ?3 WHERE id = ?1 \
@@ -506,6 +507,7 @@ async fn insert<S: ScopeSet>(
         .bind(optional(r.family.map(|f| f.started_at))?)
         .bind(optional(r.spent_at)?)
         .bind(optional(r.last_used_at)?)
+        .bind(serde_json::to_string(&r.audience).map_err(|e| StoreError::Backend(e.into()))?)
         .bind(scope_names(r.scopes))
         .execute(conn)
         .await
@@ -543,6 +545,7 @@ fn record<S: ScopeSet>(row: &SqliteRow) -> Result<TokenRecord<S>, StoreError> {
         family,
         spent_at: get_opt("spent_at")?.map(from_micros),
         last_used_at: get_opt("last_used_at")?.map(from_micros),
+        audience: serde_json::from_str(&get_text("audience")?).map_err(|_| corrupt("audience"))?,
     })
 }
 

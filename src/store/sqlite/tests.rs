@@ -101,6 +101,10 @@ async fn records_read_back_as_inserted_and_survive_a_reopen() {
             id: FamilyId::from_u64(1 << 63),
             started_at: UNIX_EPOCH - Duration::from_secs(1),
         }),
+        audience: vec![
+            "https://api.example/v1".into(),
+            "a \"quoted\", spaced one".into(),
+        ],
         ..mint(TokenKind::Refresh)
     };
     let all = [pat, refresh, access, edge];
@@ -775,4 +779,37 @@ async fn the_manager_runs_its_lifecycle_on_sqlite() {
         .await
         .unwrap();
     assert!(tokens.list("user-1").await.unwrap().len() >= 4);
+}
+
+/// The crate's conformance kit, run as its docs say: on a file (a pool of
+/// several connections, WAL) and on `sqlite::memory:` (one connection).
+#[cfg(feature = "conformance")]
+mod conformance_on_a_file {
+    use super::*;
+    use crate::token::ManualClock;
+
+    async fn fresh_backend(_clock: Arc<ManualClock>) -> SqliteStore {
+        let dir = TempDir::new();
+        let store = open(&dir).await;
+        // The directory is removed when the test's runtime drops this task.
+        tokio::spawn(async move {
+            let _dir = dir;
+            std::future::pending::<()>().await
+        });
+        store
+    }
+
+    crate::conformance_tests!(fresh_backend);
+}
+
+#[cfg(feature = "conformance")]
+mod conformance_in_memory {
+    use super::*;
+    use crate::token::ManualClock;
+
+    async fn fresh_backend(_clock: Arc<ManualClock>) -> SqliteStore {
+        SqliteStore::connect("sqlite::memory:").await.unwrap()
+    }
+
+    crate::conformance_tests!(fresh_backend);
 }

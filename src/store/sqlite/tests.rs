@@ -813,3 +813,22 @@ mod conformance_in_memory {
 
     crate::conformance_tests!(fresh_backend);
 }
+
+#[cfg(all(feature = "conformance", feature = "cache"))]
+mod conformance_behind_the_cache {
+    use super::*;
+    use crate::store::CachedStore;
+    use crate::token::ManualClock;
+
+    async fn fresh_backend(clock: Arc<ManualClock>) -> CachedStore<SqliteStore> {
+        let dir = TempDir::new();
+        let store = open(&dir).await;
+        tokio::spawn(async move {
+            let _dir = dir;
+            std::future::pending::<()>().await
+        });
+        CachedStore::builder(store).clock(clock).build()
+    }
+
+    crate::conformance_tests!(fresh_backend);
+}

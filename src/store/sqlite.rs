@@ -74,11 +74,13 @@
 //! SQLite's default `synchronous = FULL` is kept: a committed revocation
 //! survives a power cut.
 //!
-//! `sqlite::memory:` gives each *connection* a database of its own, so
-//! `connect` opens exactly one connection for it and keeps it open (no idle
-//! timeout, no maximum lifetime): the database lives as long as the store
-//! and every call takes turns on that connection. A pool of your own over
-//! an in-memory database needs the same settings.
+//! `sqlite::memory:` is a new database for each `connect`, and it lives
+//! only while a connection to it is open: a pool that closes idle
+//! connections would drop it with its tokens. So `connect` opens exactly
+//! one connection for it and never closes it (no idle timeout, no maximum
+//! lifetime): the database lives as long as the store, and every call
+//! takes turns on that connection. A pool of your own over an in-memory
+//! database needs the same settings.
 //!
 //! # Failures
 //!

@@ -260,3 +260,95 @@ impl<Svc, St: Clone> Layer<Svc> for TokenAuthLayer<St> {
         TokenAuth::from_parts(inner, self.store.clone(), Arc::clone(&self.config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::Full;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+    use crate::store::{IssueRequest, MemoryStore, TokenManager};
+    use crate::token::TokenKind;
+
+    async fn status(
+        layer: &TokenAuthLayer<TokenManager<MemoryStore<S>>>,
+        token: &str,
+    ) -> StatusCode {
+        let service = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+        }));
+        let request = Request::get("/v1/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap();
+        service.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn rfc_8707_a_token_for_another_resource_is_invalid_token() {
+        let here = "https://api.example.com/";
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let issue = |audience: Option<&'static str>| {
+            let tokens = tokens.clone();
+            async move {
+                let mut request = IssueRequest::new(TokenKind::PersonalAccess, "t", "u1");
+                if let Some(resource) = audience {
+                    request = request.audience([resource]);
+                }
+                tokens.issue(request).await.unwrap()
+            }
+        };
+        let ours = issue(Some(here)).await;
+        let theirs = issue(Some("https://other.example/")).await;
+        let legacy = issue(None).await;
+
+        let unbound = TokenAuthLayer::new(tokens.clone());
+        for token in [&ours, &theirs, &legacy] {
+            assert_eq!(
+                status(&unbound, token.secret.expose_secret()).await,
+                StatusCode::OK
+            );
+        }
+        let bound = TokenAuthLayer::new(tokens.clone()).resource(here);
+        assert_eq!(
+            status(&bound, ours.secret.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&bound, theirs.secret.expose_secret()).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let rendered = bound.config.challenge.render(&AuthError::InvalidToken(
+            crate::error::InvalidTokenReason::WrongAudience,
+        ));
+        let challenge = rendered.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains("issued for another resource"),
+            "{challenge}"
+        );
+        assert_eq!(
+            status(&bound, legacy.secret.expose_secret()).await,
+            StatusCode::UNAUTHORIZED,
+            "no silent any: a token without audience is refused by default"
+        );
+        let migrating = bound.accept_tokens_without_audience(true);
+        assert_eq!(
+            status(&migrating, legacy.secret.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&migrating, theirs.secret.expose_secret()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

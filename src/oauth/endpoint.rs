@@ -23,11 +23,14 @@ const MAX_BODY: usize = 8 * 1024;
 
 /// The refresh grant endpoint (RFC 6749 §6, §5.1, §5.2).
 ///
-/// `POST` with `grant_type=refresh_token`, `refresh_token` and an optional
-/// `scope` that keeps or narrows the scopes. Answers 200 with
+/// `POST` with `grant_type=refresh_token`, `refresh_token`, an optional
+/// `scope` that keeps or narrows the scopes, and optional RFC 8707
+/// `resource` parameters (repeatable) that narrow the new access token's
+/// audience to resources the grant holds. Answers 200 with
 /// `access_token`, `token_type` (`Bearer`), `expires_in`, `refresh_token`
 /// and `scope`; errors are 400 with `invalid_request`,
-/// `unsupported_grant_type`, `invalid_grant` or `invalid_scope`, and 503
+/// `unsupported_grant_type`, `invalid_grant`, `invalid_scope` or
+/// `invalid_target`, and 503
 /// `temporarily_unavailable` when the store is down. A spent refresh token
 /// presented again revokes its whole family (see
 /// [`TokenManager::refresh`]). Tokens are checked against the manager's
@@ -128,11 +131,25 @@ impl<B: TokenBackend> TokenEndpoint<B> {
             },
             Err(repeated) => return repeated.response(),
         };
+        // RFC 8707 §2: `resource` may be repeated; each must be an absolute
+        // URI without a fragment.
+        let resources = form.all("resource");
+        if resources
+            .iter()
+            .any(|r| r.contains('#') || !r.contains("://"))
+        {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                "A resource must be an absolute URI without a fragment.",
+            );
+        }
         let policy = self.tokens.policy();
         if policy.token_format().check(token) != Ok(TokenKind::Refresh) {
             return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
         }
-        match self.tokens.refresh(&TokenDigest::of(token), scopes).await {
+        let digest = TokenDigest::of(token);
+        match self.tokens.refresh_for(&digest, scopes, &resources).await {
             Ok(pair) => success(&pair, policy.now()),
             Err(error) => grant_error(&error),
         }
@@ -217,6 +234,15 @@ impl Form {
             return Err(Repeated);
         }
         Ok(first.filter(|v| !v.is_empty()))
+    }
+
+    /// Every non-empty value of `name`, for parameters that may repeat.
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -657,6 +683,54 @@ mod tests {
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some("temporarily_unavailable")
             )
+        );
+    }
+
+    #[tokio::test]
+    async fn rfc_8707_2_resource_narrows_the_audience_and_never_widens_it() {
+        let api = "https://api.example.com/";
+        let billing = "https://billing.example.com/";
+        let tokens = TokenManager::with_policy(
+            MemoryStore::<S>::new(),
+            crate::store::IssuePolicy::default().default_audience([api, billing]),
+        );
+        let pair = tokens.issue_pair("agent", "u1", None).await.unwrap();
+        let rt = pair.refresh.secret.expose_secret();
+        let endpoint = TokenEndpoint::new(tokens.clone());
+
+        let other = "https%3A%2F%2Fother.example%2F";
+        let (status, json) = post(
+            endpoint.clone(),
+            &format!("grant_type=refresh_token&refresh_token={rt}&resource={other}"),
+        )
+        .await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_target"))
+        );
+        let (status, json) = post(
+            endpoint.clone(),
+            &format!("grant_type=refresh_token&refresh_token={rt}&resource=relative%2Fpath"),
+        )
+        .await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_target"))
+        );
+
+        let (status, json) = post(
+            endpoint,
+            &format!("grant_type=refresh_token&refresh_token={rt}&resource=https%3A%2F%2Fapi.example.com%2F"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let access = TokenDigest::of(json["access_token"].as_str().unwrap());
+        let refresh = TokenDigest::of(json["refresh_token"].as_str().unwrap());
+        assert_eq!(tokens.find(&access).await.unwrap().unwrap().audience, [api]);
+        assert_eq!(
+            tokens.find(&refresh).await.unwrap().unwrap().audience,
+            [api, billing],
+            "the grant keeps its whole audience"
         );
     }
 }

@@ -356,8 +356,8 @@ impl<B: TokenBackend> TokenManager<B> {
                 self.emit(AuditEvent::ScopesChanged {
                     id,
                     owner: updated.owner.clone(),
-                    old: old.scopes.scope_string().into(),
-                    new: updated.scopes.scope_string().into(),
+                    old: old.scopes.scope_string(),
+                    new: updated.scopes.scope_string(),
                 });
                 Ok(Some(TokenInfo::of(&updated, now)))
             }
@@ -534,7 +534,7 @@ impl<B: TokenBackend> TokenManager<B> {
         access_scopes: B::Scopes,
         refresh_scopes: B::Scopes,
         family: Family,
-    ) -> Result<[(TokenSecret, TokenRecord<B::Scopes>); 2], StoreError> {
+    ) -> Result<[Minted<B::Scopes>; 2], StoreError> {
         let policy = &self.inner.policy;
         let (access_secret, mut access) =
             policy.mint(IssueRequest::new(TokenKind::Access, name, owner).scopes(access_scopes))?;
@@ -549,8 +549,11 @@ impl<B: TokenBackend> TokenManager<B> {
     }
 }
 
+/// A freshly minted token: its secret and its record, not stored yet.
+type Minted<S> = (TokenSecret, TokenRecord<S>);
+
 /// A freshly minted token, its record shared.
-fn issued<S>((secret, record): (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
+fn issued<S>((secret, record): Minted<S>) -> IssuedToken<S> {
     IssuedToken {
         secret,
         record: Arc::new(record),

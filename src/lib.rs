@@ -27,15 +27,15 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = MemoryStore::new();
-//! let agent = store
+//! let tokens = TokenManager::new(MemoryStore::new());
+//! let agent = tokens
 //!     .issue(
 //!         IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-1")
 //!             .scopes(PayRequestScopes::parse_scope("billing.agent")?),
 //!     )
 //!     .await?;
 //!
-//! let auth = TokenAuthLayer::new(store);
+//! let auth = TokenAuthLayer::new(tokens);
 //! let create_invoice = ServiceBuilder::new()
 //!     .layer(auth.clone())
 //!     .layer(auth.require(PayRequestScopes::BILLING_WRITE)) // implied by billing.agent

@@ -27,11 +27,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = MemoryStore::new();
-//! let issued = store.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
+//! let tokens = TokenManager::new(MemoryStore::new());
+//! let issued = tokens.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
 //!
 //! let service = ServiceBuilder::new()
-//!     .layer(TokenAuthLayer::new(store))
+//!     .layer(TokenAuthLayer::new(tokens))
 //!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
 //!         let principal = req.extensions().get::<Principal>().expect("set by the layer");
 //!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(principal.name().to_owned()))))

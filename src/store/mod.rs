@@ -57,7 +57,8 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! //! use tower_token_auth::async_trait;
+//! use std::time::SystemTime;
+//! use tower_token_auth::async_trait;
 //! use tower_token_auth::scope::PayRequestScopes as S;
 //! use tower_token_auth::store::{
 //!     Exchange, ExchangeOutcome, FamilyId, SharedRecord, StoreError, TokenBackend, TokenId,

@@ -42,13 +42,18 @@
 //!
 //! # Schema and migrations
 //!
-//! The schema ships with the crate in `migrations/0001_tokens.sql` (in the
-//! crate's source, next to `Cargo.toml`). [`PgStore::migrate`] applies it
-//! under an advisory lock and records it in `tower_token_auth_migrations`;
-//! it is idempotent, so every instance may call it at start-up. Teams that
-//! run migrations with their own tool apply that file instead (every
-//! statement in it is idempotent), replacing `tower_token_auth_` with their
-//! prefix if they set one with [`PgStore::table_prefix`].
+//! The schema ships with the crate in `migrations/` (in the crate's source,
+//! next to `Cargo.toml`): `0001_tokens.sql` creates the table,
+//! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`].
+//! [`PgStore::migrate`] applies those this database has not recorded yet,
+//! under an advisory lock, and records them in
+//! `tower_token_auth_migrations`; it is idempotent, so every instance may
+//! call it at start-up. Teams that run migrations with their own tool apply
+//! the files in order instead (every statement in them is idempotent),
+//! replacing `tower_token_auth_` with their prefix if they set one with
+//! [`PgStore::table_prefix`]. On a large existing table, create the indexes
+//! of `0002` with `CREATE INDEX CONCURRENTLY` first to avoid blocking
+//! writes while they are built; the migration then finds them.
 //!
 //! | column | type | holds |
 //! |---|---|---|
@@ -67,6 +72,8 @@
 //! | unique | `id` | `get`, `revoke`, `update_scopes`, `record_use` |
 //! | `…tokens_owner_idx` | `owner, created_at` | `list` |
 //! | `…tokens_family_idx` | `family_id` (partial) | `revoke_family`, `exchange` |
+//! | `…tokens_expiry_idx` | `expires_at` | `purge` |
+//! | `…tokens_revoke_idx` | `revoked_at` (partial) | `purge` |
 //!
 //! [`TokenId`] and [`FamilyId`] are unsigned 64-bit numbers; the `bigint`
 //! columns hold the same 64 bits read as signed, so ids of 2⁶³ and above
@@ -157,11 +164,18 @@ use crate::token::{TokenDigest, TokenKind};
 
 /// The migrations shipped with the crate: version, description, SQL (with
 /// the default prefix).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tokens",
-    include_str!("../../migrations/0001_tokens.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tokens",
+        include_str!("../../migrations/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "purge indexes",
+        include_str!("../../migrations/0002_purge_indexes.sql"),
+    ),
+];
 
 /// Tokens in PostgreSQL: a [`TokenBackend`] for a
 /// [`TokenManager`](crate::store::TokenManager). See the

@@ -9,7 +9,8 @@ pub(super) const DEFAULT_PREFIX: &str = "tower_token_auth_";
 /// PostgreSQL's identifier limit (`NAMEDATALEN - 1`), in bytes.
 const MAX_IDENTIFIER_LEN: usize = 63;
 
-/// The longest suffix appended to the prefix (`tokens_family_idx`).
+/// The longest suffix appended to the prefix (`tokens_family_idx`; the
+/// index names of later migrations are no longer).
 const LONGEST_SUFFIX: usize = "tokens_family_idx".len();
 
 /// The longest prefix accepted: every derived name stays within the limit,

@@ -44,7 +44,8 @@
 //!
 //! The schema ships with the crate in `migrations/` (in the crate's source,
 //! next to `Cargo.toml`): `0001_tokens.sql` creates the table,
-//! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`].
+//! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`],
+//! `0003_audience.sql` the `audience` column.
 //! [`PgStore::migrate`] applies those this database has not recorded yet,
 //! under an advisory lock, and records them in
 //! `tower_token_auth_migrations`; it is idempotent, so every instance may
@@ -65,6 +66,7 @@
 //! | `scope_names` | `text[]` | the same scopes spelled out, for SQL readers |
 //! | `created_at`, `expires_at`, `revoked_at`, `spent_at`, `last_used_at` | `timestamptz` | |
 //! | `family_id`, `family_started_at` | `bigint`, `timestamptz` | [`Family`](crate::store::Family) |
+//! | `audience` | `text[]` | the RFC 8707 resources, in order (empty for none) |
 //!
 //! | index | on | serves |
 //! |---|---|---|
@@ -174,6 +176,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "purge indexes",
         include_str!("../../migrations/0002_purge_indexes.sql"),
+    ),
+    (
+        3,
+        "audience",
+        include_str!("../../migrations/0003_audience.sql"),
     ),
 ];
 
@@ -663,6 +670,7 @@ mod tests {
             }),
             spent_at: spent.map(at),
             last_used_at: None,
+            audience: Vec::new(),
         }
     }
 

@@ -77,6 +77,8 @@ pub(super) struct InsertColumns {
     spent_at: Vec<Option<DateTime<Utc>>>,
     last_used_at: Vec<Option<DateTime<Utc>>>,
     scope_names: Vec<String>,
+    audience_lens: Vec<i32>,
+    audiences: Vec<String>,
 }
 
 impl InsertColumns {
@@ -103,6 +105,10 @@ impl InsertColumns {
             c.spent_at.push(optional(r.spent_at)?);
             c.last_used_at.push(optional(r.last_used_at)?);
             c.scope_names.push(scope_names(r.scopes).join(" "));
+            let len = i32::try_from(r.audience.len())
+                .map_err(|_| StoreError::InvalidInput("a token has too many resources".into()))?;
+            c.audience_lens.push(len);
+            c.audiences.extend(r.audience.iter().cloned());
         }
         Ok(c)
     }
@@ -128,6 +134,8 @@ impl InsertColumns {
             .bind(self.spent_at)
             .bind(self.last_used_at)
             .bind(self.scope_names)
+            .bind(self.audience_lens)
+            .bind(self.audiences)
     }
 }
 
@@ -181,6 +189,7 @@ pub(super) fn record_from_row<S: ScopeSet>(row: &PgRow) -> Result<TokenRecord<S>
         },
         spent_at: optional_time("spent_at")?,
         last_used_at: optional_time("last_used_at")?,
+        audience: row.try_get("audience").map_err(backend)?,
     })
 }
 
@@ -288,13 +297,20 @@ mod tests {
             }),
             spent_at: Some(at),
             last_used_at: None,
+            audience: vec!["https://a.example/".into(), "https://b.example/".into()],
         };
-        let c = InsertColumns::of([&record, &record]).unwrap();
-        assert_eq!(c.ids, [-1, -1]);
-        assert_eq!(c.family_ids, [Some(i64::MIN); 2]);
+        let bare = TokenRecord {
+            audience: Vec::new(),
+            ..record.clone()
+        };
+        let c = InsertColumns::of([&record, &bare, &record]).unwrap();
+        assert_eq!(c.ids, [-1, -1, -1]);
+        assert_eq!(c.family_ids, [Some(i64::MIN); 3]);
         assert_eq!(c.scope_names[0], "billing.read billing.write billing.agent");
-        assert_eq!(c.revoked_at, [None, None]);
-        assert_eq!(c.last_used_at.len(), 2);
+        assert_eq!(c.revoked_at, [None, None, None]);
+        assert_eq!(c.last_used_at.len(), 3);
+        assert_eq!(c.audience_lens, [2, 0, 2]);
+        assert_eq!(c.audiences.len(), 4);
     }
 
     #[test]

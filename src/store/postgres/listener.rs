@@ -1,4 +1,5 @@
-//! Revocations from every instance, into this instance's cache.
+//! Revocations and other changes from every instance, into this instance's
+//! cache.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,8 +21,10 @@ const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the listener stays silent before it checks its connection.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Listens for the revocations every [`PgStore`](super::PgStore) publishes
-/// and evicts them from a [`CachedStore`].
+/// Listens for the changes every [`PgStore`](super::PgStore) publishes
+/// (revocations, scope changes, refresh-token spending; see
+/// [Changes across instances](super#changes-across-instances)) and evicts
+/// the tokens they name from a [`CachedStore`].
 ///
 /// Built by [`PgStore::revocation_listener`](super::PgStore::revocation_listener);
 /// [`spawn`](Self::spawn) starts it on the current tokio runtime. It holds
@@ -42,7 +45,7 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// within as long again counts as lost.
 ///
 /// ```no_run
-/// use tower_token_auth::store::{CachedStore, PgStore};
+/// use tower_token_auth::store::{CachedStore, PgStore, TokenManager};
 /// use tower_token_auth::TokenAuthLayer;
 ///
 /// # async fn run(pool: sqlx::PgPool) {
@@ -50,7 +53,10 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// let cache = CachedStore::new(store.clone());
 /// let mut listener = store.revocation_listener().spawn(cache.clone());
 /// listener.listening().await; // optional: wait for the first connection
-/// let layer = TokenAuthLayer::new(cache);
+/// // The manager writes through the cache (evicting what it changes here);
+/// // the listener evicts what other instances change.
+/// let tokens = TokenManager::new(cache);
+/// let layer = TokenAuthLayer::new(tokens);
 /// # drop(layer);
 /// # }
 /// ```
@@ -89,7 +95,7 @@ impl RevocationListener {
     }
 
     /// Starts listening in a task on the current tokio runtime and evicts
-    /// every revoked token from `cache`. The cache is bypassed until the
+    /// every token announced on the channel from `cache`. The cache is bypassed until the
     /// listener is listening.
     ///
     /// The task runs until the pool is closed or the handle is

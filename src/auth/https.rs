@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use http::header::HeaderName;
-use http::{Extensions, HeaderMap, Uri};
+use http::{Extensions, HeaderMap};
 
 use super::peer::PeerResolver;
 
@@ -15,11 +15,12 @@ pub struct Tls;
 /// Refuses, before any token is read, requests not known to arrive over
 /// TLS: the PayRequest rule "always use HTTPS, enforced by our API".
 ///
-/// A request counts as HTTPS when its URI scheme is `https` (HTTP/2,
-/// absolute-form), when it carries the [`Tls`] extension, or, from a
-/// trusted proxy, when `X-Forwarded-Proto: https` or `Forwarded: proto=https`
-/// says so. Anything else is answered 403 `https_required` with no
-/// challenge. Off unless set with
+/// A request counts as HTTPS when it carries the [`Tls`] extension (put
+/// there by the server's own TLS acceptor) or, from a trusted proxy, when
+/// the last value of `X-Forwarded-Proto` and of `Forwarded` says `https`.
+/// The scheme of the request line is never trusted: a client chooses it
+/// (`GET https://host/path HTTP/1.1` over plain TCP). Anything else is
+/// answered 403 `https_required` with no challenge. Off unless set with
 /// [`TokenAuthLayer::require_https`](crate::TokenAuthLayer::require_https);
 /// leave it off for local development.
 ///
@@ -52,14 +53,17 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 impl RequireHttps {
-    /// Trusts only the URI scheme and the [`Tls`] extension.
+    /// Trusts only the [`Tls`] extension.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Trusts forwarding headers from a proxy at `addr` (the peer address
     /// comes from [`PeerAddr`](super::PeerAddr) or axum's `ConnectInfo`).
+    /// An IPv4 proxy matches whether the socket reports it as IPv4 or as an
+    /// IPv4-mapped IPv6 address (`::ffff:10.0.0.2`).
     pub fn trust_proxy(mut self, addr: IpAddr) -> Self {
+        let addr = addr.to_canonical();
         match &mut self.proxies {
             Proxies::From(list) => list.push(addr),
             _ => self.proxies = Proxies::From(vec![addr]),
@@ -102,7 +106,6 @@ impl RequireHttps {
     /// ```
     pub fn allows<B>(&self, request: &http::Request<B>) -> bool {
         self.is_https(
-            request.uri(),
             request.headers(),
             request.extensions(),
             &PeerResolver::default(),
@@ -111,20 +114,22 @@ impl RequireHttps {
 
     pub(crate) fn is_https(
         &self,
-        uri: &Uri,
         headers: &HeaderMap,
         extensions: &Extensions,
         peer: &PeerResolver,
     ) -> bool {
-        if uri.scheme_str() == Some("https") || extensions.get::<Tls>().is_some() {
+        // The request line's scheme is the client's word, whatever it says:
+        // only the acceptor's marker or a trusted proxy counts.
+        if extensions.get::<Tls>().is_some() {
             return true;
         }
         let trusted = match &self.proxies {
             Proxies::None => false,
             Proxies::Any => true,
+            // A dual-stack socket reports an IPv4 peer as `::ffff:a.b.c.d`.
             Proxies::From(list) => peer
                 .resolve(extensions)
-                .is_some_and(|ip| list.contains(&ip)),
+                .is_some_and(|ip| list.contains(&ip.to_canonical())),
         };
         trusted && forwarded_https(headers)
     }
@@ -173,35 +178,32 @@ mod tests {
         headers: &[(&str, &str)],
         peer: Option<[u8; 4]>,
     ) -> bool {
-        let uri: Uri = uri.parse().unwrap();
-        let mut map = HeaderMap::new();
+        let mut request = http::Request::get(uri).body(()).unwrap();
         for (k, v) in headers {
-            map.append(
+            request.headers_mut().append(
                 HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 v.parse().unwrap(),
             );
         }
-        let mut ext = Extensions::new();
         if let Some(ip) = peer {
-            ext.insert(PeerAddr(SocketAddr::from((ip, 4000))));
+            request
+                .extensions_mut()
+                .insert(PeerAddr(SocketAddr::from((ip, 4000))));
         }
-        policy.is_https(&uri, &map, &ext, &PeerResolver::default())
+        policy.allows(&request)
     }
 
     #[test]
-    fn scheme_and_marker_count_as_https() {
+    fn only_the_tls_marker_counts_never_the_request_line() {
         let p = RequireHttps::new();
-        assert!(check(&p, "https://api.test/v1", &[], None));
+        // The scheme of an absolute-form request line is the client's word.
+        assert!(!check(&p, "https://api.test/v1", &[], None));
+        assert!(!check(&p, "HTTPS://api.test/v1", &[], None));
         assert!(!check(&p, "http://api.test/v1", &[], None));
         assert!(!check(&p, "/v1", &[], None));
         let mut ext = Extensions::new();
         ext.insert(Tls);
-        assert!(p.is_https(
-            &"/v1".parse().unwrap(),
-            &HeaderMap::new(),
-            &ext,
-            &PeerResolver::default()
-        ));
+        assert!(p.is_https(&HeaderMap::new(), &ext, &PeerResolver::default()));
     }
 
     #[test]

@@ -104,8 +104,8 @@ where
         }
         let config = &self.config;
         if let Some(https) = &config.https {
-            let (uri, headers, ext) = (request.uri(), request.headers(), request.extensions());
-            if !https.is_https(uri, headers, ext, &config.peer) {
+            let (headers, ext) = (request.headers(), request.extensions());
+            if !https.is_https(headers, ext, &config.peer) {
                 return self.reject(AuthError::HttpsRequired, None);
             }
         }

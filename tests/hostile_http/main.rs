@@ -78,7 +78,11 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
-        let state = app::AppState::new().expect("state");
+        Self::start_with(app::AppState::new().expect("state")).await
+    }
+
+    /// The example over `state`, e.g. with its production profile.
+    async fn start_with(state: app::AppState) -> Self {
         let issued = app::demo::issue(&state).await.expect("demo tokens");
         let tokens = serde_json::to_value(&issued)
             .expect("demo credentials serialize")
@@ -647,4 +651,49 @@ async fn a_percent_encoded_access_token_parameter_is_a_token_in_the_url() {
         })
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The production profile refuses what is not known to arrive over TLS. A
+/// request line in absolute form names its scheme, but over a plain TCP
+/// connection `https://` is only the client's word: it gets the same 403
+/// as the origin form, before the token is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_an_https_request_line_over_plain_http() {
+    use tower_token_auth::auth::RequireHttps;
+
+    let state = app::AppState::new()
+        .expect("state")
+        .require_https(RequireHttps::new());
+    let server = Server::start_with(state).await;
+    let read = server.token("billing.read");
+    let mut statuses = Vec::new();
+    for (name, path) in [
+        ("origin form", "/v1/invoices".to_owned()),
+        ("absolute form, https", "https://x/v1/invoices".to_owned()),
+        (
+            "absolute form, https, this host",
+            format!("https://{}/v1/invoices", server.addr),
+        ),
+        ("absolute form, HTTPS", "HTTPS://x/v1/invoices".to_owned()),
+    ] {
+        let replies = server
+            .exchange(&get(&path, &[&authorization(bearer(&read))]))
+            .await;
+        let [reply] = replies.as_slice() else {
+            panic!("{name}: expected one response, got {replies:#?}");
+        };
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        println!("  {name:<36} {} {}", reply.status, body["error"]);
+        statuses.push((name, reply.status, body["error"].clone()));
+    }
+    for (name, status, error) in &statuses {
+        assert_eq!(
+            (*status, error.as_str()),
+            (403, Some("https_required")),
+            "{name}"
+        );
+    }
+    // /health stays open.
+    let replies = server.exchange(&get("/health", &[])).await;
+    assert_eq!(replies[0].status, 200);
 }

@@ -2,7 +2,8 @@
 //!
 //! - `RequireHttps`: a plain request is refused with 403 `https_required`
 //!   before any store call; forwarding headers count only from a trusted
-//!   proxy; the `Tls` extension and an `https` URI count as HTTPS.
+//!   proxy, and only their last value; only the `Tls` extension counts as
+//!   TLS, never the client's `https` request line.
 //! - `Throttle` (feature `throttle`): a peer that keeps sending bad tokens
 //!   gets 429 with `Retry-After` and costs no more store lookups; other
 //!   peers are unaffected; only guessing counts; memory stays bounded under
@@ -225,21 +226,163 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     assert_eq!(stack.store.finds() + strict.store.finds(), 0);
 }
 
+/// Only the server's TLS acceptor (the `Tls` extension) says a request came
+/// over TLS. An `https` scheme in the request line is the client's word: an
+/// absolute-form request line over plain TCP must not pass.
 #[tokio::test]
-async fn the_tls_extension_and_an_https_uri_count_as_https() {
-    let stack = HttpsStack::new(RequireHttps::new()).await;
+async fn an_https_request_line_is_the_clients_word_and_only_tls_counts() {
+    let stack = HttpsStack::new(proxy()).await;
     let token = stack.token.clone();
     let mut tls = bearer(&token);
     tls.extensions_mut().insert(Tls);
     assert_eq!(stack.status(tls).await, StatusCode::OK);
-    let mut absolute = bearer(&token);
-    *absolute.uri_mut() = "https://api.test/v1/invoices".parse().unwrap();
-    assert_eq!(stack.status(absolute).await, StatusCode::OK);
     // Over TLS the token is still checked.
     let mut bad = bearer("garbage");
     bad.extensions_mut().insert(Tls);
     assert_eq!(stack.status(bad).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(stack.inner.calls(), 2);
+    assert_eq!(stack.inner.calls(), 1);
+    let finds = stack.store.finds();
+
+    let absolute = |uri: &str| {
+        let mut request = bearer(&token);
+        *request.uri_mut() = uri.parse().unwrap();
+        request
+    };
+    stack
+        .assert_refused(
+            "absolute-form https request line",
+            absolute("https://api.test/v1/invoices"),
+        )
+        .await;
+    stack
+        .assert_refused(
+            "absolute-form HTTPS request line, from the trusted proxy",
+            from(absolute("HTTPS://api.test/v1/invoices"), PROXY),
+        )
+        .await;
+    assert_eq!(stack.store.finds(), finds, "refused before any store call");
+    assert_eq!(stack.inner.calls(), 1);
+}
+
+/// Only the last value of a forwarding header counts (the nearest proxy
+/// wrote it), whether the values share one line or come on several; and
+/// when both `X-Forwarded-Proto` and `Forwarded` are present, both must say
+/// https, since a proxy that writes one may pass the client's other one on.
+#[tokio::test]
+async fn only_the_last_forwarding_value_counts_and_both_headers_must_agree() {
+    let stack = HttpsStack::new(proxy()).await;
+    let token = stack.token.clone();
+    let forwarded = |lines: &[(&'static str, &'static str)]| {
+        let mut request = from(bearer(&token), PROXY);
+        for (name, value) in lines {
+            request = header(request, name, value);
+        }
+        request
+    };
+    let xfp = "x-forwarded-proto";
+    let fwd = "forwarded";
+    for (name, lines) in [
+        (
+            "X-Forwarded-Proto: http, then https",
+            vec![(xfp, "http"), (xfp, "https")],
+        ),
+        (
+            "Forwarded on two lines, the last https",
+            vec![
+                (fwd, "for=192.0.2.1;proto=http"),
+                (fwd, "for=10.0.0.1;proto=https"),
+            ],
+        ),
+        (
+            "both headers, both https on their last line",
+            vec![(xfp, "http"), (fwd, "proto=https"), (xfp, "https")],
+        ),
+        (
+            "X-Forwarded-Proto on three lines",
+            vec![(xfp, "http"), (xfp, "http, http"), (xfp, "http,https")],
+        ),
+    ] {
+        assert_eq!(
+            stack.status(forwarded(&lines)).await,
+            StatusCode::OK,
+            "{name}"
+        );
+    }
+    for (name, lines) in [
+        (
+            "X-Forwarded-Proto: https, then http",
+            vec![(xfp, "https"), (xfp, "http")],
+        ),
+        (
+            "Forwarded on two lines, the first https",
+            vec![(fwd, "proto=https"), (fwd, "for=10.0.0.1;proto=http")],
+        ),
+        (
+            "Forwarded: the last line without proto",
+            vec![(fwd, "proto=https"), (fwd, "for=10.0.0.1")],
+        ),
+        (
+            "X-Forwarded-Proto https, Forwarded http",
+            vec![(xfp, "https"), (fwd, "proto=http")],
+        ),
+        (
+            "Forwarded https, X-Forwarded-Proto http",
+            vec![(fwd, "proto=https"), (xfp, "http")],
+        ),
+        (
+            "X-Forwarded-Proto https on its last line, Forwarded http on its last",
+            vec![(fwd, "proto=https"), (xfp, "https"), (fwd, "proto=http")],
+        ),
+        (
+            "X-Forwarded-Proto: an empty last line",
+            vec![(xfp, "https"), (xfp, "")],
+        ),
+    ] {
+        stack.assert_refused(name, forwarded(&lines)).await;
+    }
+}
+
+/// Proxies are recognised by address whatever the socket's family: an IPv6
+/// proxy, and an IPv4 proxy whose connection a dual-stack socket reports as
+/// an IPv4-mapped IPv6 address (`::ffff:10.0.0.2`).
+#[tokio::test]
+async fn ipv6_and_ipv4_mapped_proxy_addresses_are_recognised() {
+    use std::net::Ipv6Addr;
+
+    let v6_proxy: Ipv6Addr = "2001:db8::2".parse().unwrap();
+    let stack = HttpsStack::new(proxy().trust_proxy(IpAddr::V6(v6_proxy))).await;
+    let token = stack.token.clone();
+    let via = |peer: IpAddr| {
+        let mut request = header(bearer(&token), "x-forwarded-proto", "https");
+        request
+            .extensions_mut()
+            .insert(PeerAddr(SocketAddr::new(peer, 40_000)));
+        request
+    };
+    let mapped = Ipv4Addr::from(PROXY).to_ipv6_mapped();
+    assert_eq!(
+        stack.status(via(IpAddr::V6(v6_proxy))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        stack.status(via(IpAddr::V6(mapped))).await,
+        StatusCode::OK,
+        "the IPv4 proxy on a dual-stack socket"
+    );
+    for (name, peer) in [
+        ("the IPv6 proxy's neighbour", "2001:db8::3"),
+        ("another IPv4-mapped address", "::ffff:10.0.0.3"),
+        ("the IPv4-compatible form of the proxy", "::10.0.0.2"),
+    ] {
+        stack.assert_refused(name, via(peer.parse().unwrap())).await;
+    }
+    // An IPv4-mapped proxy address in the configuration means its IPv4.
+    let mapped_config = HttpsStack::new(RequireHttps::new().trust_proxy(IpAddr::V6(mapped))).await;
+    let request = from(
+        header(bearer(&mapped_config.token), "x-forwarded-proto", "https"),
+        PROXY,
+    );
+    assert_eq!(mapped_config.status(request).await, StatusCode::OK);
 }
 
 #[tokio::test]

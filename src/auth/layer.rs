@@ -61,7 +61,7 @@ impl AuthConfig {
     #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
     pub(crate) fn throttled(&self, key: Option<&ClientKey>) -> Option<std::time::Duration> {
         #[cfg(feature = "throttle")]
-        if let (Some(throttle), Some(key)) = (&self.throttle, key) {
+        if let Some(throttle) = &self.throttle {
             return throttle.blocked_for(key);
         }
         None
@@ -71,7 +71,7 @@ impl AuthConfig {
     #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
     pub(crate) fn count_failure(&self, key: Option<&ClientKey>, error: &AuthError) {
         #[cfg(feature = "throttle")]
-        if let (Some(throttle), Some(key)) = (&self.throttle, key) {
+        if let Some(throttle) = &self.throttle {
             if matches!(
                 error,
                 AuthError::InvalidToken(_) | AuthError::ExpiredToken | AuthError::InvalidRequest(_)

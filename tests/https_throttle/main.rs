@@ -509,7 +509,10 @@ mod throttle {
                     .unwrap()
                     .parse()
                     .expect("Retry-After in whole seconds");
-                assert!((1..=60).contains(&retry), "Retry-After {retry}");
+                // Bounded by the quota: one failure comes back every
+                // 60 s / BUDGET, so no client waits longer than that.
+                let period = 60 / u64::from(BUDGET);
+                assert!((1..=period).contains(&retry), "Retry-After {retry}");
                 let rejection = rejection(response).await;
                 assert_rejection(&rejection, TOO_MANY);
             }
@@ -660,6 +663,10 @@ mod throttle {
         assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     }
 
+    /// Memory stays bounded under a flood of distinct peers, and the flood
+    /// fails closed: the peers the table has no room for share one budget,
+    /// so once it is spent a new client waits (at most one replenish
+    /// interval) while clients on record keep their own budgets.
     #[tokio::test]
     async fn memory_stays_bounded_under_a_flood_of_distinct_peers() {
         const MAX_CLIENTS: usize = 64;
@@ -678,6 +685,13 @@ mod throttle {
                 .unwrap();
         }
         assert_eq!(counters(&throttle).1, 1);
+        // A client on record: one typo, budget left.
+        let typo = service
+            .clone()
+            .oneshot(from(bearer("garbage"), CLIENT))
+            .await
+            .unwrap();
+        assert_eq!(typo.status(), StatusCode::UNAUTHORIZED);
 
         let mut max_tracked = 0;
         for i in 0..5_000u32 {
@@ -698,18 +712,194 @@ mod throttle {
             max_tracked = max_tracked.max(tracked);
         }
         println!("5000 distinct peers, 3 bad tokens each: at most {max_tracked} tracked (max_clients {MAX_CLIENTS})");
-        // The flood did not free the attacker, nor lock out a good client.
+        // The flood did not free the attacker.
         let attacker = service
             .clone()
             .oneshot(from(bearer("garbage"), ATTACKER))
             .await
             .unwrap();
         assert_eq!(attacker.status(), StatusCode::TOO_MANY_REQUESTS);
+        // The client on record keeps its own budget.
         let ok = service
+            .clone()
             .oneshot(from(bearer(good.secret.expose_secret()), CLIENT))
             .await
             .unwrap();
         assert_eq!(ok.status(), StatusCode::OK);
+        // A client the table has no room for shares the spent budget: it
+        // waits, for no longer than the quota's replenish interval.
+        let newcomer = service
+            .oneshot(from(bearer(good.secret.expose_secret()), [198, 51, 100, 8]))
+            .await
+            .unwrap();
+        assert_eq!(newcomer.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = newcomer.headers()[RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    }
+
+    /// A request with a bad token from `peer`.
+    fn guess_from(peer: IpAddr) -> Req {
+        let mut request = bearer(&unknown());
+        request
+            .extensions_mut()
+            .insert(PeerAddr(SocketAddr::new(peer, 40_000)));
+        request
+    }
+
+    /// The statuses of `requests`, sent in turn through `service`.
+    async fn statuses<Svc>(service: &Svc, requests: impl IntoIterator<Item = Req>) -> Vec<u16>
+    where
+        Svc: tower::Service<Req, Response = http::Response<ResponseBody<Full<Bytes>>>> + Clone,
+        Svc::Error: std::fmt::Debug,
+    {
+        let mut statuses = Vec::new();
+        for request in requests {
+            let response = service.clone().oneshot(request).await.unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    }
+
+    /// Once `max_clients` clients hold failures, a new client is not let
+    /// guess unmetered: clients the table has no room for share one budget,
+    /// and are throttled together once it is spent.
+    #[tokio::test]
+    async fn a_full_table_fails_closed() {
+        const MAX_CLIENTS: usize = 8;
+        let fixture = Fixture::new();
+        let store = CountingStore::new(fixture.store.clone());
+        let throttle = Throttle::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
+        let service = ServiceBuilder::new()
+            .layer(TokenAuthLayer::new(store.clone()).throttle(throttle.clone()))
+            .service(Inner::<S>::new());
+        // Fill the table: one failure each, budget left, nothing to prune.
+        let fillers =
+            (0..MAX_CLIENTS as u8).map(|i| guess_from(IpAddr::V4(Ipv4Addr::new(10, 9, 0, i))));
+        assert!(statuses(&service, fillers).await.iter().all(|s| *s == 401));
+        assert_eq!(counters(&throttle).0, MAX_CLIENTS);
+
+        let newcomer = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 77));
+        let found_before = store.finds();
+        let got = statuses(&service, (0..10).map(|_| guess_from(newcomer))).await;
+        println!("a new client against a full table: {:?}", runs(&got));
+        assert_eq!(got.last(), Some(&429), "{got:?}");
+        assert!(
+            store.finds() - found_before <= 3,
+            "{} guesses reached the store",
+            store.finds() - found_before
+        );
+        let (tracked, blocked) = counters(&throttle);
+        assert!(tracked <= MAX_CLIENTS && blocked <= MAX_CLIENTS);
+        // A client with failures on record keeps its own budget.
+        let filler = IpAddr::V4(Ipv4Addr::new(10, 9, 0, 0));
+        assert_eq!(statuses(&service, [guess_from(filler)]).await, [401]);
+    }
+
+    /// An IPv6 client holds a whole /64 (or more): its addresses share one
+    /// budget. Another /64 is another client.
+    #[tokio::test]
+    async fn addresses_of_one_ipv6_64_share_a_budget() {
+        let fixture = Fixture::new();
+        let good = fixture.pat(S::BILLING_READ).await;
+        let service = ServiceBuilder::new()
+            .layer(
+                fixture
+                    .layer()
+                    .throttle(Throttle::per_minute(NonZeroU32::new(3).unwrap())),
+            )
+            .service(Inner::<S>::new());
+        let one_64 = [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::2",
+            "2001:db8:1:2:ffff::9",
+            "2001:db8:1:2:1:2:3:4",
+        ];
+        let got = statuses(
+            &service,
+            one_64.iter().map(|a| guess_from(a.parse().unwrap())),
+        )
+        .await;
+        assert_eq!(got, [401, 401, 401, 429], "four addresses of one /64");
+        let mut neighbour = bearer(good.secret.expose_secret());
+        neighbour
+            .extensions_mut()
+            .insert(PeerAddr("[2001:db8:1:3::1]:1".parse().unwrap()));
+        assert_eq!(statuses(&service, [neighbour]).await, [200], "the next /64");
+    }
+
+    /// A dual-stack socket reports an IPv4 client as `::ffff:a.b.c.d`: it is
+    /// the same client as `a.b.c.d`, with one budget.
+    #[tokio::test]
+    async fn an_ipv4_mapped_address_is_its_ipv4_client() {
+        let fixture = Fixture::new();
+        let service = ServiceBuilder::new()
+            .layer(
+                fixture
+                    .layer()
+                    .throttle(Throttle::per_minute(NonZeroU32::new(3).unwrap())),
+            )
+            .service(Inner::<S>::new());
+        let v4 = Ipv4Addr::new(203, 0, 113, 9);
+        let peers = [IpAddr::V4(v4), IpAddr::V6(v4.to_ipv6_mapped())];
+        let got = statuses(&service, (0..4).map(|i| guess_from(peers[i % 2]))).await;
+        assert_eq!(got, [401, 401, 401, 429]);
+    }
+
+    /// A request the throttle finds no key for (no peer address, or a
+    /// `key_fn` that answers `None`) is not let guess unmetered: such
+    /// requests share one budget.
+    #[tokio::test]
+    async fn requests_without_a_key_share_one_budget() {
+        let fixture = Fixture::new();
+        let service = ServiceBuilder::new()
+            .layer(
+                fixture
+                    .layer()
+                    .throttle(Throttle::per_minute(NonZeroU32::new(3).unwrap())),
+            )
+            .service(Inner::<S>::new());
+        let got = statuses(&service, (0..5).map(|_| bearer(&unknown()))).await;
+        assert_eq!(got, [401, 401, 401, 429, 429], "no peer address");
+    }
+
+    /// `key_fn` replaces the peer address, and survives every later
+    /// setting, even on a throttle that was cloned in between (a lost
+    /// `key_fn` silently keys by the peer, which behind a proxy is one
+    /// bucket for everyone).
+    #[tokio::test]
+    async fn key_fn_keys_clients_and_survives_later_settings_after_a_clone() {
+        let by_client_id = |_: &http::Extensions, headers: &http::HeaderMap| {
+            headers
+                .get("x-client-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| tower_token_auth::auth::ClientKey::Named(v.into()))
+        };
+        let throttle = Throttle::per_minute(NonZeroU32::new(2).unwrap()).key_fn(by_client_id);
+        let _kept = throttle.clone();
+        let throttle = throttle.max_clients(1_000);
+        let fixture = Fixture::new();
+        let service = ServiceBuilder::new()
+            .layer(fixture.layer().throttle(throttle))
+            .service(Inner::<S>::new());
+        let guess = |client: &'static str, peer: u8| {
+            from(
+                header(bearer(&unknown()), "x-client-id", client),
+                [192, 0, 2, peer],
+            )
+        };
+        // One client behind several addresses is one key.
+        let got = statuses(
+            &service,
+            [guess("acme", 1), guess("acme", 2), guess("acme", 3)],
+        )
+        .await;
+        assert_eq!(got, [401, 401, 429], "acme from three addresses");
+        // Another client at the same address is another key.
+        assert_eq!(statuses(&service, [guess("globex", 1)]).await, [401]);
     }
 
     /// The throttle over a real socket: the peer is axum's `ConnectInfo`.

@@ -40,9 +40,12 @@ pub struct TokenEndpoint<M> {
 ///
 /// `POST` with `token` and an optional `token_type_hint`. Answers 200 for
 /// any token, known or not (§2.2); a refresh token takes its family with it.
+/// A token that is not well-formed for the endpoint's [`TokenFormat`]
+/// (prefix, kind, length, checksum) is answered 200 without a store call.
 /// 400 `invalid_request` without a `token`; 503 when the store is down.
 pub struct RevocationEndpoint<M> {
     store: M,
+    format: TokenFormat,
 }
 
 impl<M: Clone> Clone for TokenEndpoint<M> {
@@ -59,6 +62,7 @@ impl<M: Clone> Clone for RevocationEndpoint<M> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
+            format: self.format.clone(),
         }
     }
 }
@@ -73,7 +77,9 @@ impl<M> fmt::Debug for TokenEndpoint<M> {
 
 impl<M> fmt::Debug for RevocationEndpoint<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationEndpoint").finish_non_exhaustive()
+        f.debug_struct("RevocationEndpoint")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,9 +165,18 @@ impl<M: TokenManager + Clone> TokenEndpoint<M> {
 }
 
 impl<M: TokenManager + Clone> RevocationEndpoint<M> {
-    /// A revocation endpoint over `store`.
+    /// A revocation endpoint over `store`, for the default token format.
     pub fn new(store: M) -> Self {
-        Self { store }
+        Self {
+            store,
+            format: TokenFormat::default(),
+        }
+    }
+
+    /// Sets the token format; it must match the store's.
+    pub fn format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
     }
 
     async fn handle<B>(self, request: Request<B>) -> Response<Full<Bytes>>
@@ -187,6 +202,11 @@ impl<M: TokenManager + Clone> RevocationEndpoint<M> {
         };
         if let Err(repeated) = form.one("token_type_hint") {
             return repeated.response();
+        }
+        // Not one of this service's tokens: nothing to revoke, and no
+        // reason to spend a store call on it (RFC 7009 §2.2: still 200).
+        if self.format.check(token).is_err() {
+            return no_store(Response::new(Full::default()));
         }
         match self.store.revoke_by_digest(&TokenDigest::of(token)).await {
             Ok(_) => no_store(Response::new(Full::default())),
@@ -563,6 +583,136 @@ mod tests {
         assert_eq!(
             (status, json["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+    }
+
+    /// A store that is down, counting the revocations that reach it.
+    #[derive(Clone, Default)]
+    struct DownStore {
+        revocations: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    fn down() -> StoreError {
+        StoreError::Unavailable("connection refused".into())
+    }
+
+    #[async_trait::async_trait]
+    impl TokenStore for DownStore {
+        type Scopes = S;
+
+        async fn find(
+            &self,
+            _: &TokenDigest,
+        ) -> Result<Option<Arc<crate::store::TokenRecord<S>>>, StoreError> {
+            Err(down())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenManager for DownStore {
+        async fn issue(
+            &self,
+            _: IssueRequest<S>,
+        ) -> Result<crate::store::IssuedToken<S>, StoreError> {
+            Err(down())
+        }
+        async fn issue_pair(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<S>,
+        ) -> Result<TokenPair<S>, StoreError> {
+            Err(down())
+        }
+        async fn list(&self, _: &str) -> Result<Vec<crate::store::TokenInfo<S>>, StoreError> {
+            Err(down())
+        }
+        async fn get(
+            &self,
+            _: crate::store::TokenId,
+        ) -> Result<Option<crate::store::TokenInfo<S>>, StoreError> {
+            Err(down())
+        }
+        async fn revoke(&self, _: crate::store::TokenId) -> Result<bool, StoreError> {
+            Err(down())
+        }
+        async fn revoke_family(&self, _: crate::store::FamilyId) -> Result<usize, StoreError> {
+            Err(down())
+        }
+        async fn revoke_by_digest(&self, _: &TokenDigest) -> Result<bool, StoreError> {
+            self.revocations
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(down())
+        }
+        async fn regenerate(
+            &self,
+            _: crate::store::TokenId,
+        ) -> Result<Option<crate::store::IssuedToken<S>>, StoreError> {
+            Err(down())
+        }
+        async fn refresh(&self, _: &TokenDigest, _: Option<S>) -> Result<TokenPair<S>, GrantError> {
+            Err(GrantError::Store(down()))
+        }
+        async fn record_use(
+            &self,
+            _: &[(crate::store::TokenId, SystemTime)],
+        ) -> Result<(), StoreError> {
+            Err(down())
+        }
+    }
+
+    /// RFC 7009 §2.2 answers 200 for an invalid token; one that is not
+    /// even well-formed (prefix, kind, length, checksum) is answered so
+    /// without asking the store, as the bearer middleware does.
+    #[tokio::test]
+    async fn revoking_garbage_answers_200_without_a_store_call() {
+        let store = DownStore::default();
+        let endpoint = RevocationEndpoint::new(store.clone());
+        let real = TokenFormat::default().generate(TokenKind::Refresh).unwrap();
+        let real = real.expose_secret();
+        let wrong_checksum = format!(
+            "{}{}",
+            &real[..real.len() - 1],
+            if real.ends_with('0') { '1' } else { '0' }
+        );
+        let other_service = TokenFormat::new("xx")
+            .unwrap()
+            .generate(TokenKind::Refresh)
+            .unwrap();
+        for garbage in [
+            "garbage".to_owned(),
+            "pr_rt_".to_owned(),
+            wrong_checksum,
+            real.to_uppercase(),
+            format!("{real}x"),
+            other_service.expose_secret().to_owned(),
+            "x".repeat(4000),
+        ] {
+            let (status, _) = post(endpoint.clone(), &format!("token={garbage}")).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{}",
+                &garbage[..garbage.len().min(40)]
+            );
+        }
+        assert_eq!(
+            store.revocations.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "garbage reached the store"
+        );
+        // A well-formed token is looked up (here: the store is down).
+        let (status, json) = post(endpoint, &format!("token={real}")).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert_eq!(
+            store.revocations.load(std::sync::atomic::Ordering::SeqCst),
+            1
         );
     }
 }

@@ -12,6 +12,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use tower_service::Service;
 
+use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
 use crate::store::{BoxError, GrantError, InvalidGrantReason, StoreError, TokenManager, TokenPair};
@@ -348,11 +349,19 @@ fn success<S: ScopeSet>(pair: &TokenPair<S>, now: SystemTime) -> Response<Full<B
 fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
     match error {
         GrantError::Store(store) => store_error(store),
-        other => oauth_error(
-            StatusCode::BAD_REQUEST,
-            other.error_code(),
-            other.description(),
-        ),
+        other => {
+            let mut response = oauth_error(
+                StatusCode::BAD_REQUEST,
+                other.error_code(),
+                other.description(),
+            );
+            // A refresh token that did not work is a failed credential: the
+            // throttle in front of the endpoint counts it.
+            if matches!(other, GrantError::InvalidGrant(_)) {
+                response.extensions_mut().insert(FailedAuthentication);
+            }
+            response
+        }
     }
 }
 

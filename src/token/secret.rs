@@ -207,6 +207,7 @@ mod tests {
         // Autoref probe: the inherent method applies only when the bound
         // holds, else the trait's default answers.
         struct Probe<T>(PhantomData<T>);
+        #[allow(dead_code)] // answers only when the bound does not hold
         trait NotConstantTime {
             fn constant_time(&self) -> bool {
                 false

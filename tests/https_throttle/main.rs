@@ -1,14 +1,15 @@
 //! HTTPS enforcement and brute-force throttling through the tower stack.
 //!
-//! - `RequireHttps`: a plain request is refused with 403 `https_required`
+//! - `RequireHttpsLayer`: a plain request is refused with 403 `https_required`
 //!   before any store call; forwarding headers count only from a trusted
 //!   proxy, and only their last value; only the `Tls` extension counts as
 //!   TLS, never the client's `https` request line.
-//! - `Throttle` (feature `throttle`): a peer that keeps sending bad tokens
-//!   gets 429 with `Retry-After` and costs no more store lookups; other
-//!   peers are unaffected; only guessing counts; memory stays bounded under
-//!   a flood of distinct peers; over a real socket the peer is axum's
-//!   `ConnectInfo`.
+//! - `ThrottleLayer` (feature `throttle`): a peer that keeps sending bad
+//!   tokens gets 429 with `Retry-After` and costs no more store lookups;
+//!   other peers are unaffected; only guessing counts; memory stays bounded
+//!   under a flood of distinct peers and a full table fails closed; IPv6
+//!   peers count by /64; failed grants and logins count as well as bad
+//!   tokens; over a real socket the peer is axum's `ConnectInfo`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::auth::{PeerAddr, RequireHttps, Tls};
+use tower_token_auth::auth::{PeerAddr, Peers, RequireHttpsLayer, Tls};
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
 
@@ -60,24 +61,21 @@ struct HttpsStack {
     inner: Inner<S>,
     service: tower::util::BoxCloneService<
         Req,
-        http::Response<ResponseBody<Full<Bytes>>>,
+        http::Response<ResponseBody<ResponseBody<Full<Bytes>>>>,
         std::convert::Infallible,
     >,
     token: String,
 }
 
 impl HttpsStack {
-    async fn new(https: RequireHttps) -> Self {
+    async fn new(peers: Peers) -> Self {
         let fixture = Fixture::new();
         let issued = fixture.pat(S::BILLING_READ).await;
         let store = CountingStore::new(fixture.store.clone());
         let inner = Inner::<S>::new();
         let service = ServiceBuilder::new()
-            .layer(
-                TokenAuthLayer::new(store.clone())
-                    .clock(fixture.clock.clone())
-                    .require_https(https),
-            )
+            .layer(RequireHttpsLayer::new(peers))
+            .layer(TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone()))
             .service(inner.clone());
         Self {
             store,
@@ -105,8 +103,8 @@ impl HttpsStack {
     }
 }
 
-fn proxy() -> RequireHttps {
-    RequireHttps::new().trust_proxy(IpAddr::V4(Ipv4Addr::from(PROXY)))
+fn proxy() -> Peers {
+    Peers::new().trust_proxy(IpAddr::V4(Ipv4Addr::from(PROXY)))
 }
 
 #[tokio::test]
@@ -217,7 +215,7 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
         )
         .await;
     // Without a trusted proxy, no peer is one.
-    let strict = HttpsStack::new(RequireHttps::new()).await;
+    let strict = HttpsStack::new(Peers::new()).await;
     let request = from(
         header(bearer(&strict.token), "x-forwarded-proto", "https"),
         PROXY,
@@ -377,7 +375,7 @@ async fn ipv6_and_ipv4_mapped_proxy_addresses_are_recognised() {
         stack.assert_refused(name, via(peer.parse().unwrap())).await;
     }
     // An IPv4-mapped proxy address in the configuration means its IPv4.
-    let mapped_config = HttpsStack::new(RequireHttps::new().trust_proxy(IpAddr::V6(mapped))).await;
+    let mapped_config = HttpsStack::new(Peers::new().trust_proxy(IpAddr::V6(mapped))).await;
     let request = from(
         header(bearer(&mapped_config.token), "x-forwarded-proto", "https"),
         PROXY,
@@ -392,12 +390,10 @@ async fn a_custom_peer_resolver_decides_who_is_the_proxy() {
     let fixture = Fixture::new();
     let issued = fixture.pat(S::BILLING_READ).await;
     let service = ServiceBuilder::new()
-        .layer(
-            fixture
-                .layer()
-                .require_https(proxy())
-                .peer_addr(|ext| ext.get::<ProxyIp>().map(|p| p.0)),
-        )
+        .layer(RequireHttpsLayer::new(
+            proxy().peer_addr(|ext| ext.get::<ProxyIp>().map(|p| p.0)),
+        ))
+        .layer(fixture.layer())
         .service(Inner::<S>::new());
     let token = issued.secret.expose_secret();
     let mut trusted = header(bearer(token), "x-forwarded-proto", "https");
@@ -425,7 +421,7 @@ mod throttle {
     use std::time::Duration;
 
     use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
-    use tower_token_auth::auth::Throttle;
+    use tower_token_auth::auth::ThrottleLayer;
     use tower_token_auth::token::{TokenFormat, TokenKind};
 
     use super::*;
@@ -464,8 +460,8 @@ mod throttle {
         runs
     }
 
-    /// `Throttle`'s debug counters: (tracked, blocked).
-    fn counters(throttle: &Throttle) -> (usize, usize) {
+    /// `ThrottleLayer`'s debug counters: (tracked, blocked).
+    fn counters(throttle: &ThrottleLayer) -> (usize, usize) {
         let debug = format!("{throttle:?}");
         let field = |name: &str| -> usize {
             let start = debug.find(&format!("{name}: ")).expect(name) + name.len() + 2;
@@ -484,13 +480,10 @@ mod throttle {
         let fixture = Fixture::new();
         let good = fixture.pat(S::BILLING_READ).await;
         let store = CountingStore::new(fixture.store.clone());
-        let throttle = Throttle::per_minute(NonZeroU32::new(BUDGET).unwrap());
+        let throttle = ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap());
         let service = ServiceBuilder::new()
-            .layer(
-                TokenAuthLayer::new(store.clone())
-                    .clock(fixture.clock.clone())
-                    .throttle(throttle.clone()),
-            )
+            .layer(throttle.clone())
+            .layer(TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone()))
             .service(Inner::<S>::new());
 
         let mut statuses = Vec::new();
@@ -557,14 +550,14 @@ mod throttle {
     }
 
     /// Over time a peer gets no more guesses (store lookups) than the
-    /// quota allows: by GCRA, the burst plus one per replenish period.
-    ///
-    /// Today a blocked peer is let through when its block ends, makes a
-    /// guess that takes the replenished cell, and is blocked only by the
-    /// guess after that: two guesses per period, twice the quota.
+    /// quota allows: by GCRA, the burst plus one per replenish period. A
+    /// blocked peer let through when its block ends must be blocked again
+    /// by that one guess, not by the next (two guesses per period, twice
+    /// the quota). Time is a `ManualClock`, stepped 2 ms per request.
     #[tokio::test]
     async fn a_throttled_peer_gets_no_more_guesses_than_the_quota_allows() {
         const PERIOD: Duration = Duration::from_millis(100);
+        const STEP: Duration = Duration::from_millis(2);
         const RUN: Duration = Duration::from_secs(1);
         let fixture = Fixture::new();
         let store = CountingStore::new(fixture.store.clone());
@@ -572,11 +565,12 @@ mod throttle {
             .unwrap()
             .allow_burst(NonZeroU32::new(1).unwrap());
         let service = ServiceBuilder::new()
-            .layer(TokenAuthLayer::new(store.clone()).throttle(Throttle::with_quota(quota)))
+            .layer(ThrottleLayer::with_quota(quota).clock(fixture.clock.clone()))
+            .layer(TokenAuthLayer::new(store.clone()))
             .service(Inner::<S>::new());
-        let started = std::time::Instant::now();
+        let mut elapsed = Duration::ZERO;
         let mut requests = 0;
-        while started.elapsed() < RUN {
+        while elapsed < RUN {
             let response = service
                 .clone()
                 .oneshot(from(bearer(&unknown()), ATTACKER))
@@ -584,11 +578,11 @@ mod throttle {
                 .unwrap();
             assert!(matches!(response.status().as_u16(), 401 | 429));
             requests += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            fixture.clock.advance(STEP);
+            elapsed += STEP;
         }
-        let elapsed = started.elapsed();
-        // Burst 1, plus one per period begun, plus one for the boundary.
-        let allowed = 1 + (elapsed.as_millis() / PERIOD.as_millis()) as usize + 1;
+        // Burst 1, plus one per period that ended.
+        let allowed = 1 + (elapsed.as_millis() / PERIOD.as_millis()) as usize;
         println!(
             "{requests} bad tokens in {elapsed:?} at 1 per {PERIOD:?}: {} looked up, at most {allowed} allowed",
             store.finds()
@@ -598,24 +592,66 @@ mod throttle {
             "{} guesses reached the store in {elapsed:?}; the quota allows {allowed}",
             store.finds()
         );
+        assert!(
+            store.finds() >= allowed - 1,
+            "the quota is given, too: {}",
+            store.finds()
+        );
+    }
+
+    /// `Retry-After` says how long the client really has to wait, bounded by
+    /// the quota: with 5 failures a minute, a cell comes back every 12 s.
+    #[tokio::test]
+    async fn retry_after_counts_down_to_the_next_allowed_failure() {
+        let fixture = Fixture::new();
+        let store = CountingStore::new(fixture.store.clone());
+        let service = ServiceBuilder::new()
+            .layer(
+                ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap())
+                    .clock(fixture.clock.clone()),
+            )
+            .layer(TokenAuthLayer::new(store.clone()))
+            .service(Inner::<S>::new());
+        let guess = || from(bearer(&unknown()), ATTACKER);
+        let retry_after = |response: &http::Response<_>| -> Option<u64> {
+            let value = response.headers().get(RETRY_AFTER)?;
+            value.to_str().ok()?.parse().ok()
+        };
+        for _ in 0..BUDGET {
+            let response = service.clone().oneshot(guess()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        let period = 60 / u64::from(BUDGET);
+        for (waited, left) in [(0, period), (5, period - 5), (6, 1)] {
+            fixture.clock.advance(Duration::from_secs(waited));
+            let response = service.clone().oneshot(guess()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(retry_after(&response), Some(left), "after {waited} s more");
+        }
+        // One cell back after the period: one guess, then blocked again.
+        fixture.clock.advance(Duration::from_secs(1));
+        let looked_up = store.finds();
+        let response = service.clone().oneshot(guess()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let response = service.clone().oneshot(guess()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry_after(&response), Some(period));
+        assert_eq!(store.finds(), looked_up + 1);
     }
 
     #[tokio::test]
     async fn only_guessing_counts_against_a_peer() {
         let fixture = Fixture::new();
         let reader = fixture.pat(S::BILLING_READ).await;
-        let auth = fixture
-            .layer()
-            .throttle(Throttle::per_minute(NonZeroU32::new(2).unwrap()));
+        let auth = fixture.layer();
         let needs_write = ServiceBuilder::new()
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()))
             .layer(auth.clone())
             .layer(auth.require(S::BILLING_WRITE))
             .service(Inner::<S>::new());
         let down = ServiceBuilder::new()
-            .layer(
-                TokenAuthLayer::new(FailingStore::new(Failure::Unavailable))
-                    .throttle(Throttle::per_minute(NonZeroU32::new(2).unwrap())),
-            )
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()))
+            .layer(TokenAuthLayer::new(FailingStore::new(Failure::Unavailable)))
             .service(Inner::<S>::new());
 
         for _ in 0..20 {
@@ -672,9 +708,11 @@ mod throttle {
         const MAX_CLIENTS: usize = 64;
         let fixture = Fixture::new();
         let good = fixture.pat(S::BILLING_READ).await;
-        let throttle = Throttle::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
+        let throttle =
+            ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
         let service = ServiceBuilder::new()
-            .layer(fixture.layer().throttle(throttle.clone()))
+            .layer(throttle.clone())
+            .layer(fixture.layer())
             .service(Inner::<S>::new());
         // One attacker is blocked first.
         for _ in 0..4 {
@@ -751,9 +789,9 @@ mod throttle {
     }
 
     /// The statuses of `requests`, sent in turn through `service`.
-    async fn statuses<Svc>(service: &Svc, requests: impl IntoIterator<Item = Req>) -> Vec<u16>
+    async fn statuses<Svc, B>(service: &Svc, requests: impl IntoIterator<Item = Req>) -> Vec<u16>
     where
-        Svc: tower::Service<Req, Response = http::Response<ResponseBody<Full<Bytes>>>> + Clone,
+        Svc: tower::Service<Req, Response = http::Response<B>> + Clone,
         Svc::Error: std::fmt::Debug,
     {
         let mut statuses = Vec::new();
@@ -772,9 +810,11 @@ mod throttle {
         const MAX_CLIENTS: usize = 8;
         let fixture = Fixture::new();
         let store = CountingStore::new(fixture.store.clone());
-        let throttle = Throttle::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
+        let throttle =
+            ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
         let service = ServiceBuilder::new()
-            .layer(TokenAuthLayer::new(store.clone()).throttle(throttle.clone()))
+            .layer(throttle.clone())
+            .layer(TokenAuthLayer::new(store.clone()))
             .service(Inner::<S>::new());
         // Fill the table: one failure each, budget left, nothing to prune.
         let fillers =
@@ -806,11 +846,8 @@ mod throttle {
         let fixture = Fixture::new();
         let good = fixture.pat(S::BILLING_READ).await;
         let service = ServiceBuilder::new()
-            .layer(
-                fixture
-                    .layer()
-                    .throttle(Throttle::per_minute(NonZeroU32::new(3).unwrap())),
-            )
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()))
+            .layer(fixture.layer())
             .service(Inner::<S>::new());
         let one_64 = [
             "2001:db8:1:2::1",
@@ -837,11 +874,8 @@ mod throttle {
     async fn an_ipv4_mapped_address_is_its_ipv4_client() {
         let fixture = Fixture::new();
         let service = ServiceBuilder::new()
-            .layer(
-                fixture
-                    .layer()
-                    .throttle(Throttle::per_minute(NonZeroU32::new(3).unwrap())),
-            )
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()))
+            .layer(fixture.layer())
             .service(Inner::<S>::new());
         let v4 = Ipv4Addr::new(203, 0, 113, 9);
         let peers = [IpAddr::V4(v4), IpAddr::V6(v4.to_ipv6_mapped())];
@@ -856,11 +890,8 @@ mod throttle {
     async fn requests_without_a_key_share_one_budget() {
         let fixture = Fixture::new();
         let service = ServiceBuilder::new()
-            .layer(
-                fixture
-                    .layer()
-                    .throttle(Throttle::per_minute(NonZeroU32::new(3).unwrap())),
-            )
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()))
+            .layer(fixture.layer())
             .service(Inner::<S>::new());
         let got = statuses(&service, (0..5).map(|_| bearer(&unknown()))).await;
         assert_eq!(got, [401, 401, 401, 429, 429], "no peer address");
@@ -878,12 +909,13 @@ mod throttle {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| tower_token_auth::auth::ClientKey::Named(v.into()))
         };
-        let throttle = Throttle::per_minute(NonZeroU32::new(2).unwrap()).key_fn(by_client_id);
+        let throttle = ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).key_fn(by_client_id);
         let _kept = throttle.clone();
         let throttle = throttle.max_clients(1_000);
         let fixture = Fixture::new();
         let service = ServiceBuilder::new()
-            .layer(fixture.layer().throttle(throttle))
+            .layer(throttle)
+            .layer(fixture.layer())
             .service(Inner::<S>::new());
         let guess = |client: &'static str, peer: u8| {
             from(
@@ -902,6 +934,124 @@ mod throttle {
         assert_eq!(statuses(&service, [guess("globex", 1)]).await, [401]);
     }
 
+    /// The throttle is a layer of its own: on the token endpoint it counts
+    /// refused refresh grants (the endpoint marks them
+    /// `FailedAuthentication`), and one layer on several routes is one
+    /// budget per client across them.
+    #[tokio::test]
+    async fn failed_grants_and_bad_tokens_share_one_budget_across_routes() {
+        use tower_token_auth::oauth::TokenEndpoint;
+        use tower_token_auth::store::TokenManager;
+
+        let fixture = Fixture::new();
+        let pair = fixture.store.issue_pair("agent", "u", None).await.unwrap();
+        let throttle = ThrottleLayer::per_minute(NonZeroU32::new(4).unwrap());
+        let api = ServiceBuilder::new()
+            .layer(throttle.clone())
+            .layer(fixture.layer())
+            .service(Inner::<S>::new());
+        let grants = ServiceBuilder::new()
+            .layer(throttle.clone())
+            .service(TokenEndpoint::new(fixture.store.clone()));
+        let grant = |refresh_token: &str, peer: [u8; 4]| {
+            let body = format!("grant_type=refresh_token&refresh_token={refresh_token}");
+            let request = Request::post("/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            from(request, peer)
+        };
+        // Two made-up refresh tokens, a malformed one, and a bad bearer token.
+        let made_up = TokenFormat::default().generate(TokenKind::Refresh).unwrap();
+        let mut got = statuses(
+            &grants,
+            [
+                grant(made_up.expose_secret(), ATTACKER),
+                grant(made_up.expose_secret(), ATTACKER),
+                grant("garbage", ATTACKER),
+            ],
+        )
+        .await;
+        got.extend(statuses(&api, [from(bearer(&unknown()), ATTACKER)]).await);
+        assert_eq!(got, [400, 400, 400, 401]);
+        // The budget is spent on either route, before the endpoint runs: the
+        // attacker's good refresh token is not even looked at.
+        let refused = grants
+            .clone()
+            .oneshot(grant(pair.refresh.secret.expose_secret(), ATTACKER))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.headers().contains_key(RETRY_AFTER));
+        let refused = api
+            .clone()
+            .oneshot(from(bearer(&unknown()), ATTACKER))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Another client's grant goes through; a malformed request (no
+        // grant_type) is not a failed credential and does not count.
+        let statuses_of_client = statuses(
+            &grants,
+            (0..6).map(|_| {
+                let request = Request::post("/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Full::new(Bytes::from_static(b"refresh_token=x")))
+                    .unwrap();
+                from(request, CLIENT)
+            }),
+        )
+        .await;
+        assert_eq!(statuses_of_client, [400; 6]);
+        let ok = grants
+            .oneshot(grant(pair.refresh.secret.expose_secret(), CLIENT))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+
+    /// Behind a trusted proxy every connection comes from the proxy: the
+    /// throttle tells clients apart by the proxy's last `X-Forwarded-For`
+    /// value, with the same `Peers` the HTTPS rule uses. From anyone else
+    /// the header is the client's word and does not count.
+    #[tokio::test]
+    async fn behind_a_trusted_proxy_clients_are_told_apart_by_the_forwarded_address() {
+        let fixture = Fixture::new();
+        let good = fixture.pat(S::BILLING_READ).await;
+        let peers = proxy();
+        let service = ServiceBuilder::new()
+            .layer(RequireHttpsLayer::new(peers.clone()))
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).peers(peers))
+            .layer(fixture.layer())
+            .service(Inner::<S>::new());
+        let via_proxy = |token: &str, client: &'static str| {
+            let request = header(bearer(token), "x-forwarded-proto", "https");
+            let request = header(request, "x-forwarded-for", "192.0.2.200");
+            from(header(request, "x-forwarded-for", client), PROXY)
+        };
+        let attacker = [
+            via_proxy(&unknown(), "203.0.113.9"),
+            via_proxy(&unknown(), "203.0.113.9"),
+            via_proxy(&unknown(), "203.0.113.9"),
+        ];
+        assert_eq!(statuses(&service, attacker).await, [401, 401, 429]);
+        let client = via_proxy(good.secret.expose_secret(), "198.51.100.7");
+        assert_eq!(
+            statuses(&service, [client]).await,
+            [200],
+            "another client behind the proxy"
+        );
+        // A client that talks to the service directly cannot pick its key.
+        let mut direct = Vec::new();
+        for spoofed in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            let request = header(bearer(&unknown()), "x-forwarded-for", spoofed);
+            let mut request = from(request, [192, 0, 2, 50]);
+            request.extensions_mut().insert(Tls);
+            direct.push(request);
+        }
+        assert_eq!(statuses(&service, direct).await, [401, 401, 429]);
+    }
+
     /// The throttle over a real socket: the peer is axum's `ConnectInfo`.
     #[cfg(feature = "axum")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -912,11 +1062,8 @@ mod throttle {
         let good = fixture.pat(S::BILLING_READ).await;
         let router = axum::Router::new()
             .route("/v1/invoices", get(|| async { "invoices" }))
-            .route_layer(
-                fixture
-                    .layer()
-                    .throttle(Throttle::per_minute(NonZeroU32::new(BUDGET).unwrap())),
-            );
+            .route_layer(fixture.layer())
+            .route_layer(ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {

@@ -60,7 +60,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -149,6 +149,8 @@ struct State {
     last_prune: AtomicU64,
     /// How often the table was pruned (for `Debug`).
     prunes: AtomicU64,
+    /// Whether a request without a key was seen (warned about once).
+    keyless_seen: AtomicBool,
 }
 
 impl fmt::Debug for ThrottleLayer {
@@ -465,6 +467,7 @@ impl State {
             shared_until: AtomicU64::new(0),
             last_prune: AtomicU64::new(0),
             prunes: AtomicU64::new(0),
+            keyless_seen: AtomicBool::new(false),
         }
     }
 
@@ -477,6 +480,13 @@ impl State {
     fn blocked_for(&self, key: Option<&ClientKey>) -> Option<Duration> {
         let now = self.now();
         let Some(key) = key else {
+            if !self.keyless_seen.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "tower_token_auth::throttle",
+                    "a request without a client key (no peer address?): such requests \
+                     share one budget; give the server PeerAddr or ConnectInfo"
+                );
+            }
             return self.shared_blocked_for(now);
         };
         if let Some(until) = self.blocked.get(key).map(|until| *until) {

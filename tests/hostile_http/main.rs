@@ -11,6 +11,11 @@
 //! read tokens from a form body, answer with RFC 6749 errors and no
 //! challenge either.
 //!
+//! The example throttles failed authentications per client, so each case
+//! connects from a loopback address of its own (127.1.x.y); the throttle
+//! itself, the production profile's HTTPS rule and the dashboard login are
+//! tested over the socket too, each client at its own address.
+//!
 //! `cargo test --test hostile_http -- --nocapture` prints the table.
 
 #![cfg(all(feature = "axum", feature = "throttle"))]

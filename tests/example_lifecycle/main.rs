@@ -2,7 +2,7 @@
 //! create, use, list (last used, no secret), refresh, reuse detection,
 //! revocation of each kind, regeneration, and the dashboard login.
 
-#![cfg(feature = "axum")]
+#![cfg(all(feature = "axum", feature = "throttle"))]
 
 // The demo-file writer is not used here.
 #[allow(dead_code)]

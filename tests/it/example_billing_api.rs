@@ -1,11 +1,6 @@
 //! Black-box tests of the `billing_api` example: its router is driven in
 //! memory with `oneshot`, using the demo credentials it issues.
 
-#![cfg(feature = "axum")]
-
-#[path = "../examples/billing_api/app.rs"]
-mod app;
-
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +12,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
+
+use crate::app;
 
 /// The router and the demo credentials, keyed by label.
 struct Demo {

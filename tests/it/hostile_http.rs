@@ -11,14 +11,8 @@
 //! read tokens from a form body, answer with RFC 6749 errors and no
 //! challenge either.
 //!
-//! `cargo test --test hostile_http -- --nocapture` prints the table.
-
-#![cfg(feature = "axum")]
-
-// The demo-file writer of the example is not used here.
-#[allow(dead_code)]
-#[path = "../../examples/billing_api/app.rs"]
-mod app;
+//! `cargo test --all-features --test it hostile_http -- --nocapture` prints
+//! the table.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -28,6 +22,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_token_auth::token::{TokenFormat, TokenKind};
+
+use crate::app;
 
 /// How long one exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);

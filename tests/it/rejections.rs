@@ -2,9 +2,6 @@
 //! (status, exact `WWW-Authenticate`, JSON body, `Cache-Control`, typed
 //! error), plus custom realms and replaced responses.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +14,7 @@ use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenManager, TokenReco
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, Challenge, PayRequestScopes as S, TokenAuthLayer};
 
-use support::*;
+use crate::support::*;
 
 /// Sends `request` through `TokenAuthLayer` (over the fixture's store) and
 /// an inner service; returns the rejection and how often the inner service
@@ -212,7 +209,7 @@ async fn refresh_record_behind_an_access_prefix_is_401_invalid_token() {
         kind: TokenKind::Refresh,
         ..record
     };
-    let store = support::CountingStore::new(FixedStore::new(record));
+    let store = CountingStore::new(FixedStore::new(record));
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
         .layer(TokenAuthLayer::new(store.clone()))

@@ -3,11 +3,8 @@
 //! recovery after it, concurrent refresh exchanges on two pools, the schema
 //! and its identifiers.
 //!
-//! The store behaviours shared with every backend are in `tests/store_suite`.
-#![cfg(all(feature = "postgres", feature = "cache"))]
-
-#[path = "../support/pg.rs"]
-mod pg;
+//! The store behaviours shared with every backend are in the crate's
+//! conformance kit.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -29,6 +26,8 @@ use tower_token_auth::store::{
 };
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
+
+use crate::support::pg;
 
 /// How long a revocation may take to reach another instance.
 const PROPAGATION_BOUND: Duration = Duration::from_secs(1);

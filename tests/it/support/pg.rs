@@ -12,10 +12,6 @@
 //! stops each cluster and deletes its directory when the test binary exits,
 //! however it exits. A test that needs to stop and start the server starts
 //! a [`Cluster`] of its own.
-//!
-//! Use it with `#[path = "../support/pg.rs"] mod pg;`.
-
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -9,9 +9,6 @@
 //!   a flood of distinct peers; over a real socket the peer is axum's
 //!   `ConnectInfo`.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
@@ -22,7 +19,7 @@ use tower_token_auth::auth::{PeerAddr, RequireHttps, Tls};
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
 
-use support::*;
+use crate::support::*;
 
 type Req = Request<Full<Bytes>>;
 

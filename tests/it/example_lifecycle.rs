@@ -2,13 +2,6 @@
 //! create, use, list (last used, no secret), refresh, reuse detection,
 //! revocation of each kind, regeneration, and the dashboard login.
 
-#![cfg(feature = "axum")]
-
-// The demo-file writer is not used here.
-#[allow(dead_code)]
-#[path = "../../examples/billing_api/app.rs"]
-mod app;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +12,8 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+
+use crate::app;
 
 /// A running example server and its demo credentials.
 struct Server {

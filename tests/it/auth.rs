@@ -2,9 +2,6 @@
 //! check before any store call, expiry at the boundary, revocation,
 //! refresh tokens, optional mode, the principal, readiness, and body types.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +18,7 @@ use tower_token_auth::store::{IssueRequest, TokenManager};
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, MemoryStore, PayRequestScopes as S, TokenAuth, TokenAuthLayer};
 
-use support::*;
+use crate::support::*;
 
 type Counted = CountingStore<MemoryStore<S>>;
 

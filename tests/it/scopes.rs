@@ -1,9 +1,6 @@
 //! Scopes end to end: implication through `RequireScopeLayer`, `any_of`
 //! requirements, the wire form, and a service's own scope set.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use http::StatusCode;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::bitflags::bitflags;
@@ -15,7 +12,7 @@ use tower_token_auth::{
     TokenAuthLayer,
 };
 
-use support::*;
+use crate::support::*;
 
 /// Sends `token` to a route requiring `requirement`; returns the status and,
 /// for a 403, the `scope` the challenge names.

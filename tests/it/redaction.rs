@@ -1,9 +1,6 @@
 //! A token never shows up in the `Debug` output of any type that holds or
 //! handles one, nor in error messages.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use tower::{ServiceBuilder, ServiceExt};
@@ -11,7 +8,7 @@ use tower_token_auth::store::{IssueRequest, IssuedToken, TokenManager};
 use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, PayRequestScopes as S};
 
-use support::*;
+use crate::support::*;
 
 /// `{:?}` and `{:#?}` of `value`.
 fn debug_both(value: &dyn std::fmt::Debug) -> [String; 2] {

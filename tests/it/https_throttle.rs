@@ -52,7 +52,7 @@ fn header(mut request: Req, name: &'static str, value: &'static str) -> Req {
 /// A store that counts lookups, a layer requiring HTTPS behind [`PROXY`],
 /// and a valid `billing.read` token.
 struct HttpsStack {
-    store: CountingStore<tower_token_auth::MemoryStore>,
+    store: CountingStore<Tokens>,
     inner: Inner<S>,
     service: tower::util::BoxCloneService<
         Req,
@@ -66,7 +66,7 @@ impl HttpsStack {
     async fn new(https: RequireHttps) -> Self {
         let fixture = Fixture::new();
         let issued = fixture.pat(S::BILLING_READ).await;
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let inner = Inner::<S>::new();
         let service = ServiceBuilder::new()
             .layer(
@@ -337,7 +337,7 @@ mod throttle {
     async fn a_flood_of_bad_tokens_from_one_peer_gets_429_with_retry_after() {
         let fixture = Fixture::new();
         let good = fixture.pat(S::BILLING_READ).await;
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let throttle = Throttle::per_minute(NonZeroU32::new(BUDGET).unwrap());
         let service = ServiceBuilder::new()
             .layer(
@@ -418,7 +418,7 @@ mod throttle {
         const PERIOD: Duration = Duration::from_millis(100);
         const RUN: Duration = Duration::from_secs(1);
         let fixture = Fixture::new();
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let quota = governor::Quota::with_period(PERIOD)
             .unwrap()
             .allow_burst(NonZeroU32::new(1).unwrap());

@@ -344,6 +344,17 @@ async fn regenerating_a_token_issues_a_new_secret_and_revokes_the_old_one() {
         server.api("/v1/invoices", old).await,
         StatusCode::UNAUTHORIZED
     );
+
+    // The old token is revoked: it cannot be regenerated again.
+    let again = server
+        .dashboard(
+            Method::POST,
+            &format!("/settings/api-tokens/{id}/regenerate"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.text);
+    assert_eq!(again.json()["error"], "invalid_request");
 }
 
 #[tokio::test]

@@ -38,3 +38,21 @@ mod rejections;
 mod revocation_stress;
 mod scopes;
 mod secret_hygiene;
+
+/// A build without every feature compiles tests away (PostgreSQL, SQLite,
+/// the cache, the throttle, axum) and would pass without running them.
+#[cfg(not(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cache",
+    feature = "throttle",
+    feature = "axum"
+)))]
+#[test]
+fn the_suite_runs_with_every_feature() {
+    panic!(
+        "these tests were built without some of the crate's features, so the tests of those \
+         features (the database backends among them) were compiled away: run the suite as the \
+         README says, with `cargo test --all-features`"
+    );
+}

@@ -41,20 +41,25 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_token_auth::auth::{Peers, RequireHttpsLayer, ThrottleLayer};
-use tower_token_auth::store::TokenManager;
+use tower_token_auth::store::{TokenBackend, TokenManager};
 use tower_token_auth::usage::UsageTracker;
 use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
 use tracing::Level;
 
 use demo::DashboardLogin;
 
-/// The token store of the service: in memory by default, PostgreSQL when
-/// `DATABASE_URL` is set (feature `postgres`). Chosen at start-up, so it is
-/// a trait object; the middleware and the endpoints are generic over it.
-pub type Store = Arc<dyn TokenManager<Scopes = PayRequestScopes>>;
+/// Where the service's tokens are stored: in memory by default, PostgreSQL
+/// when `DATABASE_URL` is set (feature `postgres`). Chosen at start-up, so
+/// it is a trait object; the manager over it is generic over it.
+pub type Backend = Arc<dyn TokenBackend<Scopes = PayRequestScopes>>;
+
+/// The service's tokens: the lifecycle engine (issue, list, revoke,
+/// refresh) over the backend. The middleware and the OAuth endpoints are
+/// built over it, so they check tokens with its format and clock.
+pub type Tokens = TokenManager<Backend>;
 
 /// The authentication layer of the service, shared by every route group.
-pub type Auth = TokenAuthLayer<Store>;
+pub type Auth = TokenAuthLayer<Tokens>;
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "billing";
@@ -64,13 +69,13 @@ pub const REALM: &str = "billing";
 /// tokens, refused refresh grants and wrong dashboard passwords all count.
 pub const FAILURES_PER_MINUTE: u32 = 10;
 
-/// What the handlers share: the token store, the authentication layer built
-/// over it, the dashboard login and the public URL of the service.
+/// What the handlers share: the tokens, the authentication layer built over
+/// them, the dashboard login and the public URL of the service.
 #[derive(Clone)]
 pub struct AppState {
-    /// Where tokens live. The middleware looks tokens up here; the
-    /// management side (issue, list, revoke) writes here.
-    pub store: Store,
+    /// The tokens. The middleware looks tokens up here; the management side
+    /// (issue, list, revoke) goes through here.
+    pub tokens: Tokens,
     /// The bearer-token layer; `auth.require(…)` builds per-route scope
     /// checks with the same challenge.
     pub auth: Auth,
@@ -98,28 +103,28 @@ pub struct AppState {
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:3000";
 
 impl AppState {
-    /// A fresh in-memory store and a random dashboard password, served at
-    /// the default URL.
+    /// Tokens in a fresh in-memory store and a random dashboard password,
+    /// served at the default URL.
     #[allow(dead_code)] // used by the tests that include this file
     pub fn new() -> Result<Self, demo::DemoError> {
         Ok(Self::with_store(
-            Arc::new(MemoryStore::new()),
+            TokenManager::new(Arc::new(MemoryStore::new())),
             DashboardLogin::generate()?,
             DEFAULT_BASE_URL,
         ))
     }
 
-    /// State over an existing store and login, served at `base_url`.
-    pub fn with_store(store: Store, dashboard: DashboardLogin, base_url: &str) -> Self {
+    /// State over existing tokens and login, served at `base_url`.
+    pub fn with_store(tokens: Tokens, dashboard: DashboardLogin, base_url: &str) -> Self {
         let base_url: Arc<str> = base_url.trim_end_matches('/').into();
         let challenge = Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&base_url));
-        let auth = TokenAuthLayer::new(store.clone()).challenge(challenge.clone());
+        let auth = TokenAuthLayer::new(tokens.clone()).challenge(challenge.clone());
         let throttle = ThrottleLayer::per_minute(
             NonZeroU32::new(FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
         )
         .challenge(challenge);
         Self {
-            store,
+            tokens,
             auth,
             dashboard: Arc::new(dashboard),
             base_url,
@@ -153,7 +158,7 @@ impl AppState {
     /// it as `last_used_at`.
     #[allow(dead_code)] // not every test that includes this file tracks usage
     pub fn track_usage(mut self, interval: Duration) -> Self {
-        let (tracker, worker) = UsageTracker::new(self.store.clone(), interval);
+        let (tracker, worker) = UsageTracker::new(self.tokens.clone(), interval);
         tokio::spawn(worker.run());
         self.auth = self.auth.track_usage(tracker);
         self

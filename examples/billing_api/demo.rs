@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tower_token_auth::store::{IssueRequest, TokenManager, TokenRecord};
+use tower_token_auth::store::{IssueRequest, TokenRecord};
 use tower_token_auth::token::{TokenKind, TokenSecret};
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
@@ -105,15 +105,15 @@ impl DemoCredential {
     }
 }
 
-/// Issues every demo token into the state's store and returns them with the
+/// Issues every demo token through the state's tokens and returns them with the
 /// dashboard login, in the documented order.
 pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
-    let store = &state.store;
+    let tokens = &state.tokens;
     let request = |kind, label: &str| IssueRequest::new(kind, format!("demo: {label}"), DEMO_OWNER);
     let mut credentials = Vec::new();
 
-    // No scopes at creation: the store gives the default set, billing.read.
-    let issued = store
+    // No scopes at creation: the manager gives the default set, billing.read.
+    let issued = tokens
         .issue(request(TokenKind::PersonalAccess, "default"))
         .await?;
     credentials.push(DemoCredential::token(
@@ -123,16 +123,16 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
     ));
 
     for (name, scopes) in S::SCOPES {
-        let issued = store
+        let issued = tokens
             .issue(request(TokenKind::PersonalAccess, name).scopes(*scopes))
             .await?;
         credentials.push(DemoCredential::token(name, &issued.secret, &issued.record));
     }
 
-    // Expired: issued through the store like any other token, with a
+    // Expired: issued through the manager like any other token, with a
     // lifetime of one millisecond, then left to run out. This works the same
-    // on every store (memory or PostgreSQL).
-    let issued = store
+    // on every backend (memory or PostgreSQL).
+    let issued = tokens
         .issue(
             request(TokenKind::PersonalAccess, "expired")
                 .scopes(S::BILLING_READ)
@@ -152,10 +152,10 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
     tokio::time::sleep(left + Duration::from_millis(2)).await;
 
     // Revoked: a normal token, revoked through the management API.
-    let issued = store
+    let issued = tokens
         .issue(request(TokenKind::PersonalAccess, "revoked").scopes(S::BILLING_READ))
         .await?;
-    store.revoke(issued.record.id).await?;
+    tokens.revoke(issued.record.id).await?;
     credentials.push(DemoCredential::token(
         "revoked",
         &issued.secret,
@@ -164,7 +164,7 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
 
     // Access and refresh: one pair of one family, as a token endpoint
     // grants them, so the refresh token can later be exchanged.
-    let pair = store
+    let pair = tokens
         .issue_pair("demo: access", DEMO_OWNER, Some(S::BILLING_READ))
         .await?;
     credentials.push(DemoCredential::token(

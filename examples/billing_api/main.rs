@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_token_auth::auth::Peers;
+use tower_token_auth::store::TokenManager;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
@@ -165,10 +166,10 @@ const USAGE_INTERVAL: Duration = Duration::from_secs(60);
 
 async fn run(options: Options) -> Result<(), app::demo::DemoError> {
     let profile = profile_from_env()?;
-    let store = open_store().await?;
+    let tokens = TokenManager::new(open_store().await?);
     let base_url = format!("http://{}", options.addr);
     let mut state =
-        app::AppState::with_store(store, app::demo::DashboardLogin::generate()?, &base_url)
+        app::AppState::with_store(tokens, app::demo::DashboardLogin::generate()?, &base_url)
             .track_usage(USAGE_INTERVAL)
             .peers(profile.peers);
     if profile.https_required {
@@ -249,8 +250,8 @@ fn parse_profile(profile: &str, proxies: &str) -> Result<Profile, String> {
 
 /// The in-memory store, or PostgreSQL when `DATABASE_URL` is set and the
 /// example was built with `--features postgres` (plus a revocation-aware
-/// cache with `--features postgres,cache`).
-async fn open_store() -> Result<app::Store, app::demo::DemoError> {
+/// cache with `--features postgres,cache`). The token manager goes over it.
+async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
     if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
         #[cfg(feature = "postgres")]
         return postgres_store(&url).await;
@@ -268,7 +269,7 @@ async fn open_store() -> Result<app::Store, app::demo::DemoError> {
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_store(url: &str) -> Result<app::Store, app::demo::DemoError> {
+async fn postgres_store(url: &str) -> Result<app::Backend, app::demo::DemoError> {
     use tower_token_auth::store::PgStore;
 
     // A short acquire timeout: when the database is down, requests answer
@@ -286,7 +287,7 @@ async fn postgres_store(url: &str) -> Result<app::Store, app::demo::DemoError> {
 
 /// With `cache`: a revocation-aware cache in front of PostgreSQL.
 #[cfg(all(feature = "postgres", feature = "cache"))]
-fn with_cache(store: tower_token_auth::store::PgStore) -> app::Store {
+fn with_cache(store: tower_token_auth::store::PgStore) -> app::Backend {
     let cache = tower_token_auth::store::CachedStore::new(store.clone());
     // Revocations on any instance evict this instance's cache.
     let _listener = store.spawn_revocation_listener(cache.clone());
@@ -295,7 +296,7 @@ fn with_cache(store: tower_token_auth::store::PgStore) -> app::Store {
 }
 
 #[cfg(all(feature = "postgres", not(feature = "cache")))]
-fn with_cache(store: tower_token_auth::store::PgStore) -> app::Store {
+fn with_cache(store: tower_token_auth::store::PgStore) -> app::Backend {
     tracing::info!("token store: PostgreSQL");
     Arc::new(store)
 }

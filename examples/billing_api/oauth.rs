@@ -1,6 +1,6 @@
 //! The OAuth side of the service: the refresh grant (RFC 6749 §6),
 //! revocation (RFC 7009) and protected resource metadata (RFC 9728), all
-//! provided by the library over the service's store.
+//! provided by the library over the service's tokens.
 //!
 //! | route | needs |
 //! |---|---|
@@ -30,10 +30,10 @@ pub(super) fn metadata_url(base_url: &str) -> String {
 /// `/oauth/token`, `/oauth/revoke` and the metadata document.
 pub(super) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route_service("/oauth/token", TokenEndpoint::new(state.store.clone()))
+        .route_service("/oauth/token", TokenEndpoint::new(state.tokens.clone()))
         .route_service(
             "/oauth/revoke",
-            RevocationEndpoint::new(state.store.clone()),
+            RevocationEndpoint::new(state.tokens.clone()),
         )
         .route(METADATA_PATH, get(metadata))
 }

@@ -117,14 +117,14 @@ async fn create(
     };
     let request =
         IssueRequest::new(TokenKind::PersonalAccess, body.name, user.owner).scopes(scopes);
-    match state.store.issue(request).await {
+    match send::issue(&state.tokens, request).await {
         Ok(issued) => shown_once(&issued),
         Err(error) => store_error(&error),
     }
 }
 
 async fn list(State(state): State<AppState>, user: DashboardUser) -> Response {
-    match state.store.list(user.owner).await {
+    match send::list(&state.tokens, user.owner).await {
         Ok(tokens) => {
             let tokens: Vec<Value> = tokens.iter().map(metadata).collect();
             Json(json!({ "tokens": tokens })).into_response()
@@ -141,7 +141,7 @@ async fn remove(
     let Some(id) = owned(&state, user.owner, &id).await else {
         return not_found();
     };
-    match state.store.revoke(id).await {
+    match send::revoke(&state.tokens, id).await {
         // Revoking an already revoked token is still a success.
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => store_error(&error),
@@ -156,7 +156,7 @@ async fn regenerate(
     let Some(id) = owned(&state, user.owner, &id).await else {
         return not_found();
     };
-    match state.store.regenerate(id).await {
+    match send::regenerate(&state.tokens, id).await {
         Ok(Some(issued)) => shown_once(&issued),
         Ok(None) => not_found(),
         Err(error) => store_error(&error),
@@ -166,7 +166,7 @@ async fn regenerate(
 /// The id, when it parses and names a token of `owner`.
 async fn owned(state: &AppState, owner: &str, id: &str) -> Option<TokenId> {
     let id = id.parse::<TokenId>().ok()?;
-    let info = state.store.get(id).await.ok().flatten()?;
+    let info = send::get(&state.tokens, id).await.ok().flatten()?;
     (info.owner == owner).then_some(id)
 }
 
@@ -215,6 +215,11 @@ fn store_error(error: &StoreError) -> Response {
         StoreError::InvalidInput(message) => {
             error_response(StatusCode::BAD_REQUEST, "invalid_request", message)
         }
+        // Regenerating a revoked token, or one that is not a personal
+        // access token.
+        StoreError::Conflict(message) => {
+            error_response(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
         StoreError::Unavailable(_) => {
             tracing::error!(%error, "token store unavailable");
             error_response(
@@ -231,5 +236,62 @@ fn store_error(error: &StoreError) -> Response {
                 "The request could not be completed.",
             )
         }
+    }
+}
+
+/// The manager's calls of the dashboard, as boxed `Send` futures.
+///
+/// rustc (1.95) cannot prove that the future of a borrowing
+/// `TokenManager` method is `Send` when the backend is a trait object: it
+/// erases the `'static` of `dyn TokenBackend` in the proof, and
+/// `TokenStore: 'static` then no longer holds (rust-lang/rust#110338). A
+/// handler that awaits such a future directly is no axum `Handler`. Boxed
+/// here, in code generic over the backend, the proof is made once for any
+/// backend, and the box is `Send` by its type.
+mod send {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use tower_token_auth::store::{
+        IssueRequest, IssuedToken, StoreError, TokenBackend, TokenId, TokenInfo, TokenManager,
+    };
+
+    type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+
+    pub(super) fn issue<B: TokenBackend>(
+        tokens: &TokenManager<B>,
+        request: IssueRequest<B::Scopes>,
+    ) -> Boxed<IssuedToken<B::Scopes>> {
+        let tokens = tokens.clone();
+        Box::pin(async move { tokens.issue(request).await })
+    }
+
+    pub(super) fn list<B: TokenBackend>(
+        tokens: &TokenManager<B>,
+        owner: &'static str,
+    ) -> Boxed<Vec<TokenInfo<B::Scopes>>> {
+        let tokens = tokens.clone();
+        Box::pin(async move { tokens.list(owner).await })
+    }
+
+    pub(super) fn get<B: TokenBackend>(
+        tokens: &TokenManager<B>,
+        id: TokenId,
+    ) -> Boxed<Option<TokenInfo<B::Scopes>>> {
+        let tokens = tokens.clone();
+        Box::pin(async move { tokens.get(id).await })
+    }
+
+    pub(super) fn revoke<B: TokenBackend>(tokens: &TokenManager<B>, id: TokenId) -> Boxed<bool> {
+        let tokens = tokens.clone();
+        Box::pin(async move { tokens.revoke(id).await })
+    }
+
+    pub(super) fn regenerate<B: TokenBackend>(
+        tokens: &TokenManager<B>,
+        id: TokenId,
+    ) -> Boxed<Option<IssuedToken<B::Scopes>>> {
+        let tokens = tokens.clone();
+        Box::pin(async move { tokens.regenerate(id).await })
     }
 }

@@ -1,9 +1,6 @@
 //! Scopes end to end: implication through `RequireScopeLayer`, `any_of`
 //! requirements, the wire form, and a service's own scope set.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use http::StatusCode;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::bitflags::bitflags;
@@ -15,7 +12,7 @@ use tower_token_auth::{
     TokenAuthLayer,
 };
 
-use support::*;
+use crate::support::*;
 
 /// Sends `token` to a route requiring `requirement`; returns the status and,
 /// for a 403, the `scope` the challenge names.
@@ -196,7 +193,7 @@ async fn all_of_several_scopes_needs_every_one() {
 async fn token_created_without_scopes_holds_billing_read_only() {
     let fixture = Fixture::new();
     let default = fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(
             TokenKind::PersonalAccess,
             "default",
@@ -305,7 +302,7 @@ async fn a_custom_scope_set_works_end_to_end() {
         .pat(ShopScopes::parse_scope("orders:read").unwrap())
         .await;
     let default = fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "default", "u"))
         .await
         .unwrap();
@@ -374,8 +371,8 @@ async fn a_custom_scope_set_works_end_to_end() {
 
 #[tokio::test]
 async fn a_custom_scope_set_puts_its_own_principal_type_in_the_request() {
-    let store = MemoryStore::<ShopScopes>::default();
-    let issued = store
+    let tokens = TokenManager::new(MemoryStore::<ShopScopes>::default());
+    let issued = tokens
         .issue(
             IssueRequest::new(TokenKind::Access, "shop sync", "shop-1")
                 .scopes(ShopScopes::ORDERS_ADMIN),
@@ -383,7 +380,7 @@ async fn a_custom_scope_set_puts_its_own_principal_type_in_the_request() {
         .await
         .unwrap();
     let inner = Inner::<ShopScopes>::new();
-    let auth = TokenAuthLayer::new(store);
+    let auth = TokenAuthLayer::new(tokens);
     let service = ServiceBuilder::new()
         .layer(auth.clone())
         .layer(auth.require(ShopScopes::ORDERS_WRITE))

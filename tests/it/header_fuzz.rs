@@ -1,9 +1,6 @@
 //! Arbitrary `Authorization` values through the whole stack: never a
 //! panic, never a 200, and with a healthy store never a 5xx.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::sync::OnceLock;
 
 use http::{HeaderValue, StatusCode};
@@ -14,7 +11,7 @@ use tower_token_auth::store::IssuedToken;
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::PayRequestScopes as S;
 
-use support::*;
+use crate::support::*;
 
 /// One stack for every case: a store holding tokens of every kind, and a
 /// route requiring `billing.read`.

@@ -1,16 +1,13 @@
 //! Shared scaffolding of the behaviour tests: a clock-controlled store, an
-//! inner service that records what it saw, stores that count or fail, and a
-//! parsed view of a rejection to assert RFC 6750 responses against.
-//!
-//! Each test crate uses part of it: `#[path = "../support/mod.rs"] mod support;`.
-
-#![allow(dead_code)]
+//! inner service that records what it saw, stores that count or fail, a
+//! parsed view of a rejection to assert RFC 6750 responses against, and the
+//! log of the test binary.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
 use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,9 +25,6 @@ use tower_token_auth::{
     async_trait, AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,
 };
 
-/// The realm of the default challenge.
-pub const REALM: &str = "api";
-
 /// What the inner test service answers with.
 pub const INNER_BODY: &str = "inner";
 
@@ -39,11 +33,18 @@ pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
+#[cfg(all(feature = "postgres", feature = "cache"))]
+pub mod pg;
+
 // ---- store and layer ----
 
-/// A memory store and a layer that share one manual clock.
+/// The manager the tests issue through: over a memory store.
+pub type Tokens<S = PayRequestScopes> = TokenManager<MemoryStore<S>>;
+
+/// A manager over a memory store, with a manual clock: the layer built over
+/// it judges expiry by that clock.
 pub struct Fixture<S = PayRequestScopes> {
-    pub store: MemoryStore<S>,
+    pub tokens: Tokens<S>,
     pub clock: Arc<ManualClock>,
 }
 
@@ -57,19 +58,22 @@ impl<S: ScopeSet> Fixture<S> {
     /// A fixture for any scope set.
     pub fn with_scopes() -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
-        let store = MemoryStore::with_policy(IssuePolicy::default().clock(clock.clone()));
-        Self { store, clock }
+        let tokens = TokenManager::with_policy(
+            MemoryStore::default(),
+            IssuePolicy::default().clock(clock.clone()),
+        );
+        Self { tokens, clock }
     }
 
-    /// A required-authentication layer over the store, judging expiry by the
-    /// fixture's clock.
-    pub fn layer(&self) -> TokenAuthLayer<MemoryStore<S>> {
-        TokenAuthLayer::new(self.store.clone()).clock(self.clock.clone())
+    /// A required-authentication layer over the manager: its format, and
+    /// expiry judged by the fixture's clock.
+    pub fn layer(&self) -> TokenAuthLayer<Tokens<S>> {
+        TokenAuthLayer::new(self.tokens.clone())
     }
 
     /// Issues a token of `kind` holding `scopes`.
     pub async fn issue(&self, kind: TokenKind, scopes: S) -> IssuedToken<S> {
-        self.store
+        self.tokens
             .issue(IssueRequest::new(kind, "test token", "user-1").scopes(scopes))
             .await
             .expect("the memory store issues tokens")
@@ -79,6 +83,16 @@ impl<S: ScopeSet> Fixture<S> {
     pub async fn pat(&self, scopes: S) -> IssuedToken<S> {
         self.issue(TokenKind::PersonalAccess, scopes).await
     }
+}
+
+/// A token minted by a manager of its own, and its record: for a lookup
+/// that answers with a record no store of the test holds.
+pub async fn minted<S: ScopeSet>(request: IssueRequest<S>) -> (TokenSecret, TokenRecord<S>) {
+    let issued = TokenManager::new(MemoryStore::<S>::default())
+        .issue(request)
+        .await
+        .expect("the memory store issues tokens");
+    (issued.secret, TokenRecord::clone(&issued.record))
 }
 
 // ---- inner service ----
@@ -580,4 +594,72 @@ pub fn insufficient(challenge: &str) -> Expected<'_> {
         error: "insufficient_scope",
         description: "The access token does not have the scope this request requires.",
     }
+}
+
+// ---- the log ----
+
+/// A log sink shared with the subscriber.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Everything logged so far, by every test.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The lines logged inside the [`test_span`] named `test`: what that
+    /// test logged, whatever ran next to it.
+    pub fn of(&self, test: &str) -> String {
+        let mark = format!("it{{test={test}}}");
+        self.text()
+            .lines()
+            .filter(|line| line.contains(&mark))
+            .fold(String::new(), |mut of, line| {
+                of.push_str(line);
+                of.push('\n');
+                of
+            })
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of this test binary: every event and span (with its fields) at
+/// TRACE, of every test from the first call on.
+///
+/// The subscriber is the process-wide default, installed once: a
+/// thread-local one (`set_default`) can miss events whose callsite another
+/// test thread reached first, because `tracing` caches callsite interest
+/// globally. A test picks out its own lines with [`Logs::of`].
+pub fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+}
+
+/// The span a test runs its logging part in (with
+/// `tracing::Instrument::instrument`): every line logged inside it names
+/// `test`, and [`Logs::of`] finds it by that.
+pub fn test_span(test: &'static str) -> tracing::Span {
+    tracing::info_span!("it", test = %test)
 }

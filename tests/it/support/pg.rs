@@ -12,10 +12,6 @@
 //! stops each cluster and deletes its directory when the test binary exits,
 //! however it exits. A test that needs to stop and start the server starts
 //! a [`Cluster`] of its own.
-//!
-//! Use it with `#[path = "../support/pg.rs"] mod pg;`.
-
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -193,11 +189,6 @@ impl Cluster {
         let mut cluster = Self::start();
         cluster.stop_on_drop = true;
         cluster
-    }
-
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// Options to connect to `database` as the `postgres` superuser.

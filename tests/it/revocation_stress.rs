@@ -11,12 +11,8 @@
 //! revoked must be accepted throughout, and everything must finish in time
 //! (no deadlock).
 //!
-//! `cargo test --all-features --test revocation_stress -- --nocapture`
+//! `cargo test --all-features --test it revocation_stress -- --nocapture`
 //! prints the counts.
-
-#[cfg(all(feature = "postgres", feature = "cache"))]
-#[path = "../support/pg.rs"]
-mod pg;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -30,7 +26,7 @@ use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::oauth::RevocationEndpoint;
-use tower_token_auth::store::{IssueRequest, TokenId, TokenManager, TokenStore};
+use tower_token_auth::store::{IssueRequest, TokenBackend, TokenId, TokenManager, TokenStore};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
 
@@ -43,10 +39,6 @@ const REVOKE_TASKS: usize = 4;
 
 /// The whole scenario must end within this (else: a deadlock).
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// How late another instance may still accept a revoked token.
-#[cfg(all(feature = "postgres", feature = "cache"))]
-const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
 
 type App = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
 
@@ -255,30 +247,20 @@ fn figures(
     figures
 }
 
-/// Sends `token` to `app` until it is refused, for at most `bound`.
-#[cfg(all(feature = "postgres", feature = "cache"))]
-async fn refused_within(app: &App, token: &str, bound: Duration) {
-    let started = Instant::now();
-    loop {
-        let status = app.clone().oneshot(bearer(token)).await.unwrap().status();
-        if status == StatusCode::UNAUTHORIZED {
-            return;
-        }
-        assert!(started.elapsed() < bound, "still {status} after {bound:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Issues `count` targets through `store`: a third personal access tokens
+/// Issues `count` targets through `tokens`: a third personal access tokens
 /// revoked by id, a third access tokens revoked through the endpoint with
 /// themselves, a third access tokens revoked through the endpoint with
 /// their refresh token; and `kept` tokens never revoked.
-async fn targets<M: TokenManager<Scopes = S>>(store: &M, count: usize, kept: usize) -> Vec<Target> {
+async fn targets<B: TokenBackend<Scopes = S>>(
+    tokens: &TokenManager<B>,
+    count: usize,
+    kept: usize,
+) -> Vec<Target> {
     let mut targets = Vec::new();
     for i in 0..count {
         let target = match i % 3 {
             0 => {
-                let issued = store
+                let issued = tokens
                     .issue(IssueRequest::new(
                         TokenKind::PersonalAccess,
                         "stress",
@@ -292,7 +274,7 @@ async fn targets<M: TokenManager<Scopes = S>>(store: &M, count: usize, kept: usi
                 }
             }
             n => {
-                let pair = store.issue_pair("stress", "user-1", None).await.unwrap();
+                let pair = tokens.issue_pair("stress", "user-1", None).await.unwrap();
                 let access = pair.access.secret.expose_secret().to_owned();
                 let by = if n == 1 {
                     access.clone()
@@ -308,7 +290,7 @@ async fn targets<M: TokenManager<Scopes = S>>(store: &M, count: usize, kept: usi
         targets.push(target);
     }
     for _ in 0..kept {
-        let issued = store
+        let issued = tokens
             .issue(IssueRequest::new(
                 TokenKind::PersonalAccess,
                 "kept",
@@ -332,11 +314,11 @@ fn planned(targets: &[Target]) -> Vec<bool> {
         .collect()
 }
 
-/// Revokes through `store` (by id) and `RevocationEndpoint` over it.
-fn revoke_through<M: TokenManager<Scopes = S> + Clone>(store: M) -> RevokeFn {
-    let endpoint = RevocationEndpoint::new(store.clone());
+/// Revokes through `tokens` (by id) and `RevocationEndpoint` over it.
+fn revoke_through<B: TokenBackend<Scopes = S>>(tokens: TokenManager<B>) -> RevokeFn {
+    let endpoint = RevocationEndpoint::new(tokens.clone());
     Arc::new(move |revoke: &Revoke| {
-        let store = store.clone();
+        let tokens = tokens.clone();
         let endpoint = endpoint.clone();
         let revoke = match revoke {
             Revoke::Never => unreachable!("never revoked"),
@@ -345,7 +327,7 @@ fn revoke_through<M: TokenManager<Scopes = S> + Clone>(store: M) -> RevokeFn {
         };
         Box::pin(async move {
             match revoke {
-                Ok(id) => assert!(store.revoke(id).await.unwrap(), "revoked now"),
+                Ok(id) => assert!(tokens.revoke(id).await.unwrap(), "revoked now"),
                 Err(token) => {
                     let request = Request::post("/oauth/revoke")
                         .header("content-type", "application/x-www-form-urlencoded")
@@ -362,12 +344,12 @@ fn revoke_through<M: TokenManager<Scopes = S> + Clone>(store: M) -> RevokeFn {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_request_starting_after_revoke_returned_is_accepted_memory_store() {
     tokio::time::timeout(DEADLINE, async {
-        let store = MemoryStore::new();
-        let targets = targets(&store, 48, 16).await;
+        let tokens = TokenManager::new(MemoryStore::new());
+        let targets = targets(&tokens, 48, 16).await;
         let secrets: Vec<String> = targets.iter().map(|t| t.secret.clone()).collect();
         let planned = planned(&targets);
-        let apps = vec![app(store.clone())];
-        let (attempts, revocations) = run(apps.clone(), targets, revoke_through(store)).await;
+        let apps = vec![app(tokens.clone())];
+        let (attempts, revocations) = run(apps.clone(), targets, revoke_through(tokens)).await;
         let figures = figures(1, &planned, &attempts, &revocations);
         let f = &figures[0];
         println!(
@@ -400,76 +382,104 @@ async fn no_request_starting_after_revoke_returned_is_accepted_memory_store() {
     .expect("no deadlock: the scenario finishes in time");
 }
 
+/// Two instances over one PostgreSQL database, each with a cache that its
+/// revocation listener keeps current.
 #[cfg(all(feature = "postgres", feature = "cache"))]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_request_starting_after_revoke_returned_is_accepted_postgres_and_cache() {
+mod postgres {
     use tower_token_auth::store::{CachedStore, PgStore};
+
+    use super::*;
+    use crate::support::pg;
+
+    /// How late another instance may still accept a revoked token.
+    const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
 
     /// Long enough that only revocations make a cache forget.
     const LONG_TTL: Duration = Duration::from_secs(600);
 
-    let db = pg::database().await;
-    tokio::time::timeout(DEADLINE, async {
-        let store_a = PgStore::new(db.pool().await);
-        store_a.migrate().await.unwrap();
-        let store_b = PgStore::new(db.pool().await);
-        let cache_a = CachedStore::builder(store_a.clone()).ttl(LONG_TTL).build();
-        let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
-        let mut listener_a = store_a.spawn_revocation_listener(cache_a.clone());
-        let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
-        listener_a.listening().await;
-        listener_b.listening().await;
-
-        let targets = targets(&cache_a, 24, 8).await;
-        let secrets: Vec<String> = targets.iter().map(|t| t.secret.clone()).collect();
-        let apps = vec![app(cache_a.clone()), app(cache_b.clone())];
-        // Both caches hold every token before the run.
-        for secret in &secrets {
-            for app in &apps {
-                let status = app.clone().oneshot(bearer(secret)).await.unwrap().status();
-                assert_eq!(status, StatusCode::OK);
+    /// Sends `token` to `app` until it is refused, for at most `bound`.
+    async fn refused_within(app: &App, token: &str, bound: Duration) {
+        let started = Instant::now();
+        loop {
+            let status = app.clone().oneshot(bearer(token)).await.unwrap().status();
+            if status == StatusCode::UNAUTHORIZED {
+                return;
             }
+            assert!(started.elapsed() < bound, "still {status} after {bound:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let planned = planned(&targets);
-        let (attempts, revocations) = run(apps.clone(), targets, revoke_through(cache_a)).await;
-        let figures = figures(2, &planned, &attempts, &revocations);
-        for (name, f) in ["A (revokes)", "B (other instance)"].iter().zip(&figures) {
-            println!(
-                "PgStore + CachedStore, instance {name}: {} attempts, {} accepted, {} refused; \
-                 {} accepted while their revoke call was running, {} after it returned \
-                 (max lag {:?})",
-                f.attempts,
-                f.accepted,
-                f.refused,
-                f.accepted_during_revoke,
-                f.accepted_after_revoke,
-                f.max_lag
-            );
-        }
-        assert_eq!(
-            figures[0].accepted_after_revoke, 0,
-            "instance A accepted up to {:?} after its own revoke returned",
-            figures[0].max_lag
-        );
-        assert!(
-            figures[1].max_lag < PROPAGATION_BOUND,
-            "instance B accepted {:?} after revoke returned",
-            figures[1].max_lag
-        );
-        for (secret, r) in secrets.iter().zip(&revocations) {
-            for app in &apps {
-                if r.is_some() {
-                    refused_within(app, secret, PROPAGATION_BOUND).await;
-                } else {
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_request_starting_after_revoke_returned_is_accepted_postgres_and_cache() {
+        let db = pg::database().await;
+        tokio::time::timeout(DEADLINE, async {
+            let store_a = PgStore::new(db.pool().await);
+            store_a.migrate().await.unwrap();
+            let store_b = PgStore::new(db.pool().await);
+            let cache_a = CachedStore::builder(store_a.clone()).ttl(LONG_TTL).build();
+            let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
+            let mut listener_a = store_a.spawn_revocation_listener(cache_a.clone());
+            let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
+            listener_a.listening().await;
+            listener_b.listening().await;
+
+            // Each instance's manager goes over its cache: what it revokes
+            // leaves its own cache at once, and the others' by NOTIFY.
+            let tokens_a = TokenManager::new(cache_a.clone());
+            let tokens_b = TokenManager::new(cache_b.clone());
+            let targets = targets(&tokens_a, 24, 8).await;
+            let secrets: Vec<String> = targets.iter().map(|t| t.secret.clone()).collect();
+            let apps = vec![app(tokens_a.clone()), app(tokens_b)];
+            // Both caches hold every token before the run.
+            for secret in &secrets {
+                for app in &apps {
                     let status = app.clone().oneshot(bearer(secret)).await.unwrap().status();
                     assert_eq!(status, StatusCode::OK);
                 }
             }
-        }
-        listener_a.abort();
-        listener_b.abort();
-    })
-    .await
-    .expect("no deadlock: the scenario finishes in time");
-    db.finish().await;
+            let planned = planned(&targets);
+            let (attempts, revocations) =
+                run(apps.clone(), targets, revoke_through(tokens_a)).await;
+            let figures = figures(2, &planned, &attempts, &revocations);
+            for (name, f) in ["A (revokes)", "B (other instance)"].iter().zip(&figures) {
+                println!(
+                    "PgStore + CachedStore, instance {name}: {} attempts, {} accepted, {} refused; \
+                     {} accepted while their revoke call was running, {} after it returned \
+                     (max lag {:?})",
+                    f.attempts,
+                    f.accepted,
+                    f.refused,
+                    f.accepted_during_revoke,
+                    f.accepted_after_revoke,
+                    f.max_lag
+                );
+            }
+            assert_eq!(
+                figures[0].accepted_after_revoke, 0,
+                "instance A accepted up to {:?} after its own revoke returned",
+                figures[0].max_lag
+            );
+            assert!(
+                figures[1].max_lag < PROPAGATION_BOUND,
+                "instance B accepted {:?} after revoke returned",
+                figures[1].max_lag
+            );
+            for (secret, r) in secrets.iter().zip(&revocations) {
+                for app in &apps {
+                    if r.is_some() {
+                        refused_within(app, secret, PROPAGATION_BOUND).await;
+                    } else {
+                        let status = app.clone().oneshot(bearer(secret)).await.unwrap().status();
+                        assert_eq!(status, StatusCode::OK);
+                    }
+                }
+            }
+            listener_a.abort();
+            listener_b.abort();
+        })
+        .await
+        .expect("no deadlock: the scenario finishes in time");
+        db.finish().await;
+    }
 }

@@ -2,11 +2,6 @@
 //! extractors, the 500 of a route without the layer, and `route_layer`
 //! keeping unknown routes 404.
 
-#![cfg(feature = "axum")]
-
-#[path = "../support/mod.rs"]
-mod support;
-
 use axum::body::Body;
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,7 +12,7 @@ use tower_token_auth::extract::MissingPrincipal;
 use tower_token_auth::scope::ScopeSet;
 use tower_token_auth::{PayRequestScopes as S, Principal};
 
-use support::*;
+use crate::support::*;
 
 async fn me(principal: Principal) -> String {
     format!(

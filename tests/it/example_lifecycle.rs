@@ -2,15 +2,9 @@
 //! create, use, list (last used, no secret), refresh, reuse detection,
 //! revocation of each kind, regeneration, and the dashboard login.
 
-#![cfg(all(feature = "axum", feature = "throttle"))]
-
-// The demo-file writer is not used here.
-#[allow(dead_code)]
-#[path = "../../examples/billing_api/app.rs"]
-mod app;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -19,6 +13,10 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tower_token_auth::store::TokenManager;
+use tower_token_auth::MemoryStore;
+
+use crate::app;
 
 /// A running example server and its demo credentials.
 struct Server {
@@ -44,7 +42,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = app::AppState::with_store(
-            std::sync::Arc::new(tower_token_auth::MemoryStore::new()),
+            TokenManager::new(Arc::new(MemoryStore::new())),
             app::demo::DashboardLogin::generate().unwrap(),
             &format!("http://{addr}"),
         )
@@ -346,6 +344,17 @@ async fn regenerating_a_token_issues_a_new_secret_and_revokes_the_old_one() {
         server.api("/v1/invoices", old).await,
         StatusCode::UNAUTHORIZED
     );
+
+    // The old token is revoked: it cannot be regenerated again.
+    let again = server
+        .dashboard(
+            Method::POST,
+            &format!("/settings/api-tokens/{id}/regenerate"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.text);
+    assert_eq!(again.json()["error"], "invalid_request");
 }
 
 #[tokio::test]

@@ -16,14 +16,8 @@
 //! itself, the production profile's HTTPS rule and the dashboard login are
 //! tested over the socket too, each client at its own address.
 //!
-//! `cargo test --test hostile_http -- --nocapture` prints the table.
-
-#![cfg(all(feature = "axum", feature = "throttle"))]
-
-// The demo-file writer of the example is not used here.
-#[allow(dead_code)]
-#[path = "../../examples/billing_api/app.rs"]
-mod app;
+//! `cargo test --all-features --test it hostile_http -- --nocapture` prints
+//! the table.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,6 +28,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_token_auth::token::{TokenFormat, TokenKind};
+
+use crate::app;
 
 /// How long one exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);

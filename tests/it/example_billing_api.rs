@@ -1,11 +1,6 @@
 //! Black-box tests of the `billing_api` example: its router is driven in
 //! memory with `oneshot`, using the demo credentials it issues.
 
-#![cfg(all(feature = "axum", feature = "throttle"))]
-
-#[path = "../examples/billing_api/app.rs"]
-mod app;
-
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +11,10 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+use tower_token_auth::store::TokenManager;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
+
+use crate::app;
 
 /// The router and the demo credentials, keyed by label.
 struct Demo {
@@ -302,12 +300,12 @@ async fn get_and_post_on_one_path_need_different_scopes() {
 #[tokio::test]
 async fn chained_method_route_layers_also_wrap_earlier_methods() {
     let demo = Demo::new().await;
-    let store = MemoryStore::new();
-    let auth = TokenAuthLayer::new(store.clone());
+    let tokens = TokenManager::new(MemoryStore::new());
+    let auth = TokenAuthLayer::new(tokens.clone());
     let reader = {
-        use tower_token_auth::store::{IssueRequest, TokenManager};
+        use tower_token_auth::store::IssueRequest;
         use tower_token_auth::token::TokenKind;
-        store
+        tokens
             .issue(IssueRequest::new(TokenKind::PersonalAccess, "r", "u").scopes(S::BILLING_READ))
             .await
             .unwrap()

@@ -1,0 +1,58 @@
+//! The behaviour tests of tower-token-auth, in one test binary: one module
+//! per behaviour, the scaffolding they share in [`support`], and the
+//! `billing_api` example compiled once as [`app`].
+//!
+//! Run them as the README says, with every feature, so that no test is
+//! compiled away (the PostgreSQL tests start a throwaway server, see
+//! `support/pg.rs`):
+//!
+//! ```text
+//! cargo test --all-features
+//! cargo test --all-features --test it hostile_http -- --nocapture
+//! ```
+
+mod support;
+
+/// The `billing_api` example's router, state and demo credentials.
+#[cfg(feature = "axum")]
+#[path = "../../examples/billing_api/app.rs"]
+mod app;
+
+mod auth;
+#[cfg(feature = "axum")]
+mod axum_extract;
+#[cfg(feature = "axum")]
+mod example_billing_api;
+#[cfg(feature = "axum")]
+mod example_lifecycle;
+mod header_fuzz;
+#[cfg(feature = "axum")]
+mod hostile_http;
+mod https_throttle;
+mod logs;
+// A real PostgreSQL server, several instances over it, their caches.
+#[cfg(all(feature = "postgres", feature = "cache"))]
+mod postgres;
+mod redaction;
+mod rejections;
+mod revocation_stress;
+mod scopes;
+mod secret_hygiene;
+
+/// A build without every feature compiles tests away (PostgreSQL, SQLite,
+/// the cache, the throttle, axum) and would pass without running them.
+#[cfg(not(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cache",
+    feature = "throttle",
+    feature = "axum"
+)))]
+#[test]
+fn the_suite_runs_with_every_feature() {
+    panic!(
+        "these tests were built without some of the crate's features, so the tests of those \
+         features (the database backends among them) were compiled away: run the suite as the \
+         README says, with `cargo test --all-features`"
+    );
+}

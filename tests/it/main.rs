@@ -19,6 +19,8 @@ mod support;
 mod app;
 
 mod auth;
+#[cfg(feature = "conformance")]
+mod conformance;
 #[cfg(feature = "axum")]
 mod axum_extract;
 #[cfg(feature = "axum")]
@@ -46,7 +48,8 @@ mod secret_hygiene;
     feature = "sqlite",
     feature = "cache",
     feature = "throttle",
-    feature = "axum"
+    feature = "axum",
+    feature = "conformance"
 )))]
 #[test]
 fn the_suite_runs_with_every_feature() {

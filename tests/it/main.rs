@@ -19,10 +19,10 @@ mod support;
 mod app;
 
 mod auth;
-#[cfg(feature = "conformance")]
-mod conformance;
 #[cfg(feature = "axum")]
 mod axum_extract;
+#[cfg(feature = "conformance")]
+mod conformance;
 #[cfg(feature = "axum")]
 mod example_billing_api;
 #[cfg(feature = "axum")]

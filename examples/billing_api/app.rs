@@ -41,16 +41,17 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_token_auth::auth::{Peers, RequireHttpsLayer, ThrottleLayer};
-use tower_token_auth::store::{TokenBackend, TokenManager};
+use tower_token_auth::store::{IssuePolicy, TokenBackend, TokenManager, TokenStore};
 use tower_token_auth::usage::UsageTracker;
 use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
 use tracing::Level;
 
 use demo::DashboardLogin;
 
-/// Where the service's tokens are stored: in memory by default, PostgreSQL
-/// when `DATABASE_URL` is set (feature `postgres`). Chosen at start-up, so
-/// it is a trait object; the manager over it is generic over it.
+/// Where the service's tokens are stored: in memory by default, SQLite or
+/// PostgreSQL when `DATABASE_URL` is set (features `sqlite`, `postgres`).
+/// Chosen at start-up, so it is a trait object; the manager over it is
+/// generic over it.
 pub type Backend = Arc<dyn TokenBackend<Scopes = PayRequestScopes>>;
 
 /// The service's tokens: the lifecycle engine (issue, list, revoke,
@@ -58,8 +59,12 @@ pub type Backend = Arc<dyn TokenBackend<Scopes = PayRequestScopes>>;
 /// built over it, so they check tokens with its format and clock.
 pub type Tokens = TokenManager<Backend>;
 
+/// Where the `/v1` routes look tokens up: the service's own tokens, or a
+/// remote RFC 7662 endpoint when `INTROSPECTION_URL` is set.
+pub type Lookup = Arc<dyn TokenStore<Scopes = PayRequestScopes>>;
+
 /// The authentication layer of the service, shared by every route group.
-pub type Auth = TokenAuthLayer<Tokens>;
+pub type Auth = TokenAuthLayer<Lookup>;
 
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "billing";
@@ -83,8 +88,15 @@ pub struct AppState {
     /// (HTTP Basic), used by the routes that manage tokens.
     pub dashboard: Arc<DashboardLogin>,
     /// The URL clients reach the service at, e.g. `http://127.0.0.1:3000`:
-    /// the resource of the RFC 9728 metadata.
+    /// the issuer of its tokens and the base of its endpoints.
     pub base_url: Arc<str>,
+    /// This server's resource identifier (RFC 8707, RFC 9728 `resource`):
+    /// the tokens it issues are for it, and tokens for another resource
+    /// are refused. `RESOURCE`, by default the base URL.
+    pub resource: Arc<str>,
+    /// The login of callers of `/oauth/introspect` (RFC 7662), random per
+    /// process, written to the demo file.
+    pub introspection: Arc<DashboardLogin>,
     /// Who is on the other end: the peer address, and the proxies whose
     /// forwarding headers count (`TRUSTED_PROXIES`). The HTTPS rule and the
     /// throttle share it.
@@ -108,17 +120,27 @@ impl AppState {
     #[allow(dead_code)] // used by the tests that include this file
     pub fn new() -> Result<Self, demo::DemoError> {
         Ok(Self::with_store(
-            TokenManager::new(Arc::new(MemoryStore::new())),
+            tokens_for(Arc::new(MemoryStore::new()), DEFAULT_BASE_URL),
             DashboardLogin::generate()?,
             DEFAULT_BASE_URL,
         ))
     }
 
-    /// State over existing tokens and login, served at `base_url`.
+    /// State over existing tokens and login, served at `base_url`. The
+    /// resource is the first of the manager's default audience (see
+    /// [`tokens_for`]), or the base URL.
     pub fn with_store(tokens: Tokens, dashboard: DashboardLogin, base_url: &str) -> Self {
         let base_url: Arc<str> = base_url.trim_end_matches('/').into();
+        let resource: Arc<str> = tokens
+            .policy()
+            .default_audience_list()
+            .first()
+            .map_or_else(|| Arc::clone(&base_url), |r| r.as_str().into());
         let challenge = Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&base_url));
-        let auth = TokenAuthLayer::new(tokens.clone()).challenge(challenge.clone());
+        let lookup: Lookup = Arc::new(tokens.clone());
+        let auth = TokenAuthLayer::new(lookup)
+            .challenge(challenge.clone())
+            .resource(&*resource);
         let throttle = ThrottleLayer::per_minute(
             NonZeroU32::new(FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
         )
@@ -127,7 +149,16 @@ impl AppState {
             tokens,
             auth,
             dashboard: Arc::new(dashboard),
+            // With no random password (the OS generator failed), no caller
+            // is admitted: an empty password refuses everyone.
+            introspection: Arc::new(DashboardLogin {
+                username: "introspection".to_owned(),
+                password: DashboardLogin::generate()
+                    .map(|login| login.password)
+                    .unwrap_or_default(),
+            }),
             base_url,
+            resource,
             peers: Peers::new(),
             https_required: false,
             throttle,
@@ -153,6 +184,19 @@ impl AppState {
         self
     }
 
+    /// The `/v1` routes validate tokens by asking `remote` (an RFC 7662
+    /// endpoint, cached) instead of the service's own store: the mode of a
+    /// service that holds no tokens. Audience and challenge stay the same.
+    #[allow(dead_code)] // not every test that includes this file needs it
+    pub fn validate_remotely(mut self, remote: Lookup) -> Self {
+        let challenge =
+            Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&self.base_url));
+        self.auth = TokenAuthLayer::new(remote)
+            .challenge(challenge)
+            .resource(&*self.resource);
+        self
+    }
+
     /// Records when tokens are used, at most once per token per `interval`,
     /// written by a task spawned on the current tokio runtime; listings show
     /// it as `last_used_at`.
@@ -163,6 +207,15 @@ impl AppState {
         self.auth = self.auth.track_usage(tracker);
         self
     }
+}
+
+/// The service's token manager over `backend`: tokens it issues (the
+/// dashboard's, the demo's, the grants') are for `resource` (RFC 8707).
+pub fn tokens_for(backend: Backend, resource: &str) -> Tokens {
+    TokenManager::with_policy(
+        backend,
+        IssuePolicy::default().default_audience([resource.trim_end_matches('/')]),
+    )
 }
 
 /// The whole service: public routes, the bearer-protected `/v1` API, the

@@ -15,7 +15,11 @@
 //! one per scope name, `expired` and `revoked` (`billing.read` personal
 //! access tokens that no longer work), `access` (an access token with
 //! `billing.read`), `refresh` (a refresh token, which is not an API
-//! credential), and `dashboard` (the HTTP Basic login of the dashboard).
+//! credential), `wrong-audience` (a `billing.read` personal access token
+//! issued for the resource `https://other.example/`, refused here),
+//! `dashboard` (the dashboard login: HTTP Basic on the JSON API, the form on
+//! the web page) and `introspection` (the HTTP Basic login of callers of
+//! `/oauth/introspect`).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -35,6 +39,9 @@ pub type DemoError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The owner of every demo token.
 pub const DEMO_OWNER: &str = "demo-user";
+
+/// The resource the `wrong-audience` token is issued for.
+pub const WRONG_AUDIENCE: &str = "https://other.example/";
 
 /// The dashboard login: a stand-in for the host application's own user
 /// login, checked with HTTP Basic. The password is random per process.
@@ -83,9 +90,9 @@ pub enum DemoCredential {
         /// The token itself.
         token: String,
     },
-    /// The dashboard login.
+    /// A login: the dashboard's or the introspection callers'.
     Login {
-        /// Always `dashboard`.
+        /// `dashboard` or `introspection`.
         label: &'static str,
         /// The user name.
         username: String,
@@ -178,10 +185,29 @@ pub async fn issue(state: &AppState) -> Result<Vec<DemoCredential>, DemoError> {
         &pair.refresh.record,
     ));
 
+    // Issued for another resource server: this one refuses it (401).
+    let issued = tokens
+        .issue(
+            request(TokenKind::PersonalAccess, "wrong-audience")
+                .scopes(S::BILLING_READ)
+                .audience([WRONG_AUDIENCE]),
+        )
+        .await?;
+    credentials.push(DemoCredential::token(
+        "wrong-audience",
+        &issued.secret,
+        &issued.record,
+    ));
+
     credentials.push(DemoCredential::Login {
         label: "dashboard",
         username: state.dashboard.username.clone(),
         password: state.dashboard.password.clone(),
+    });
+    credentials.push(DemoCredential::Login {
+        label: "introspection",
+        username: state.introspection.username.clone(),
+        password: state.introspection.password.clone(),
     });
     Ok(credentials)
 }

@@ -26,115 +26,58 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use tower_token_auth::auth::Peers;
-use tower_token_auth::store::TokenManager;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "\
-usage: billing_api [--addr ADDR] [--demo-tokens FILE]
+/// Serves the billing API example: `/v1` routes protected by bearer tokens
+/// and per-route OAuth scopes, the OAuth endpoints, and the dashboard.
+#[derive(Debug, Parser)]
+#[command(
+    name = "billing_api",
+    after_help = "\
+Environment:
+  RUST_LOG                 log filter (default info,tower_token_auth=debug)
+  DATABASE_URL             where tokens live: unset = in memory; sqlite:PATH (build with
+                           --features sqlite; the file is created when missing) or
+                           postgres://… (build with --features postgres; add cache for a
+                           revocation-aware cache)
+  RESOURCE                 this server's resource identifier (RFC 8707 / RFC 9728);
+                           default http://ADDR. Tokens issued here are for it; tokens
+                           for another resource are refused
+  INTROSPECTION_URL        validate the /v1 routes' tokens by asking this RFC 7662
+  INTROSPECTION_USER       endpoint (with this HTTP Basic login) instead of the local
+  INTROSPECTION_PASSWORD   store (build with --features introspection)
+  BILLING_API_PROFILE      development (default) or production: production refuses
+                           requests not known to arrive over TLS on every route but
+                           /health (403 https_required)
+  TRUSTED_PROXIES          comma-separated IP addresses of the TLS-terminating proxies
+                           whose forwarding headers are believed
 
-Serves the billing API example with an in-memory token store, or with
-PostgreSQL when DATABASE_URL is set (build with --features postgres).
-
-options:
-  --addr ADDR          address to listen on (default 127.0.0.1:3000)
-  --demo-tokens FILE   write demo tokens and the dashboard login to FILE
-                       (JSON, mode 0600) before accepting connections
-  -h, --help           print this help
-
-environment:
-  RUST_LOG             log filter (default info,tower_token_auth=debug)
-  DATABASE_URL         PostgreSQL connection string (with --features postgres)
-  BILLING_API_PROFILE  `development` (default) or `production`: production
-                       refuses requests not known to arrive over TLS on every
-                       route but /health (403 https_required)
-  TRUSTED_PROXIES      comma-separated IP addresses of the TLS-terminating
-                       proxies whose forwarding headers are believed:
-                       X-Forwarded-Proto / Forwarded proto= for HTTPS (in
-                       production), X-Forwarded-For / Forwarded for= for the
-                       client address the throttle counts failures against
-
-Failed authentications (bad tokens, refused grants, wrong dashboard
-passwords) are throttled per client in both profiles: 10 a minute, then
-429 with Retry-After.";
-
-const DEFAULT_ADDR: &str = "127.0.0.1:3000";
-
-/// The parsed command line.
-#[derive(Debug)]
+Failed authentications (bad tokens, refused grants, wrong dashboard and
+introspection passwords) are throttled per client (IPv6 per /64) in both
+profiles: 10 a minute, then 429 with Retry-After."
+)]
 struct Options {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000", value_name = "ADDR")]
     addr: SocketAddr,
+    /// Write demo tokens and the dashboard and introspection logins to FILE
+    /// (JSON, mode 0600) before accepting connections.
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     demo_tokens: Option<PathBuf>,
 }
 
-/// What the command line asks for.
-#[derive(Debug)]
-enum Command {
-    Run(Options),
-    Help,
-}
-
-/// Parses the arguments after the program name. `Err` is a message for
-/// stderr (exit code 2).
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut addr = None;
-    let mut demo_tokens = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--addr" => {
-                let text = value("--addr")?;
-                let parsed = text.parse::<SocketAddr>().map_err(|_| {
-                    format!(
-                        "--addr: `{text}` is not an address such as 127.0.0.1:3000 or [::1]:8080"
-                    )
-                })?;
-                addr = Some(parsed);
-            }
-            "--demo-tokens" => {
-                let path = value("--demo-tokens")?;
-                if path.is_empty() {
-                    return Err("--demo-tokens needs a file path".to_owned());
-                }
-                demo_tokens = Some(PathBuf::from(path));
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
+fn non_empty_path(path: &str) -> Result<PathBuf, String> {
+    if path.is_empty() {
+        Err("needs a file path".to_owned())
+    } else {
+        Ok(PathBuf::from(path))
     }
-    Ok(Command::Run(Options {
-        addr: match addr {
-            Some(addr) => addr,
-            None => DEFAULT_ADDR.parse().map_err(|_| "bad default address")?,
-        },
-        demo_tokens,
-    }))
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("billing_api: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::parse();
 
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -164,19 +107,28 @@ fn main() -> ExitCode {
 /// How often a token's last use is written to the store at most.
 const USAGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often dead records (revoked or expired for longer than the
+/// retention) are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 async fn run(options: Options) -> Result<(), app::demo::DemoError> {
     let profile = profile_from_env()?;
-    let tokens = TokenManager::new(open_store().await?);
     let base_url = format!("http://{}", options.addr);
+    let resource = env("RESOURCE").unwrap_or_else(|| base_url.clone());
+    let tokens = app::tokens_for(open_store().await?, &resource);
+    tokio::spawn(purge_periodically(tokens.clone()));
     let mut state =
         app::AppState::with_store(tokens, app::demo::DashboardLogin::generate()?, &base_url)
             .track_usage(USAGE_INTERVAL)
             .peers(profile.peers);
+    if let Some(remote) = remote_lookup()? {
+        state = state.validate_remotely(remote);
+    }
     if profile.https_required {
         tracing::info!(peers = ?state.peers, "production profile: HTTPS required");
         state = state.require_https();
     }
-    tracing::info!(throttle = ?state.throttle, "failed authentications throttled per client");
+    tracing::info!(resource = %state.resource, throttle = ?state.throttle, "serving");
 
     // The demo file is complete before the listener exists, so a client
     // that waits for the port can read the file right away.
@@ -203,6 +155,56 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
         .await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// A non-empty environment variable.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Deletes dead records every [`PURGE_INTERVAL`], so that nothing grows
+/// without bound.
+async fn purge_periodically(tokens: app::Tokens) {
+    let mut every = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        if let Err(error) = tokens.purge().await {
+            tracing::warn!(%error, "purging dead token records failed; trying again later");
+        }
+    }
+}
+
+/// With `INTROSPECTION_URL` (and its login): a lookup that asks that RFC
+/// 7662 endpoint, cached briefly, for the `/v1` routes.
+fn remote_lookup() -> Result<Option<app::Lookup>, String> {
+    let Some(url) = env("INTROSPECTION_URL") else {
+        return Ok(None);
+    };
+    #[cfg(feature = "introspection")]
+    {
+        use tower_token_auth::store::IntrospectionStore;
+        use tower_token_auth::PayRequestScopes;
+
+        let (Some(user), Some(password)) =
+            (env("INTROSPECTION_USER"), env("INTROSPECTION_PASSWORD"))
+        else {
+            return Err(
+                "INTROSPECTION_URL needs INTROSPECTION_USER and INTROSPECTION_PASSWORD".to_owned(),
+            );
+        };
+        let remote = IntrospectionStore::<PayRequestScopes>::new(&url, &user, &password)
+            .map_err(|e| format!("INTROSPECTION_URL: {e}"))?
+            .cached();
+        tracing::info!(%url, "the /v1 routes validate tokens by introspection");
+        Ok(Some(Arc::new(remote)))
+    }
+    #[cfg(not(feature = "introspection"))]
+    {
+        Err(format!(
+            "INTROSPECTION_URL={url} needs a build with introspection support: \
+             cargo run --example billing_api --features introspection"
+        ))
+    }
 }
 
 /// What `BILLING_API_PROFILE` and `TRUSTED_PROXIES` ask for.
@@ -248,24 +250,40 @@ fn parse_profile(profile: &str, proxies: &str) -> Result<Profile, String> {
     })
 }
 
-/// The in-memory store, or PostgreSQL when `DATABASE_URL` is set and the
-/// example was built with `--features postgres` (plus a revocation-aware
-/// cache with `--features postgres,cache`). The token manager goes over it.
+/// The in-memory store, or the database `DATABASE_URL` names: SQLite
+/// (`sqlite:PATH`, feature `sqlite`) or PostgreSQL (`postgres://…`, feature
+/// `postgres`, with a revocation-aware cache under `cache`). A URL this
+/// build cannot serve is an error, never a silent fallback to memory.
 async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
-    if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    let Some(url) = env("DATABASE_URL") else {
+        tracing::info!("token store: in memory");
+        return Ok(Arc::new(tower_token_auth::MemoryStore::new()));
+    };
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let store = tower_token_auth::store::SqliteStore::connect(&url)
+                .await
+                .map_err(|e| format!("cannot open DATABASE_URL: {e}"))?;
+            tracing::info!("token store: SQLite");
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "sqlite"))]
+        return Err("DATABASE_URL=sqlite:… needs a build with SQLite support: \
+                    cargo run --example billing_api --features sqlite"
+            .into());
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         return postgres_store(&url).await;
         #[cfg(not(feature = "postgres"))]
-        {
-            let _ = url;
-            tracing::warn!(
-                "DATABASE_URL is set, but this build has no PostgreSQL support: \
-                 using the in-memory store (run with --features postgres)"
-            );
-        }
+        return Err(
+            "DATABASE_URL=postgres://… needs a build with PostgreSQL support: \
+                    cargo run --example billing_api --features postgres,cache"
+                .into(),
+        );
     }
-    tracing::info!("token store: in memory");
-    Ok(Arc::new(tower_token_auth::MemoryStore::new()))
+    Err("DATABASE_URL must start with sqlite: or postgres://".into())
 }
 
 #[cfg(feature = "postgres")]
@@ -389,33 +407,46 @@ mod tests {
         assert!(bad_profile.contains("`prod`"), "{bad_profile}");
     }
 
-    fn parse(args: &[&str]) -> Result<Command, String> {
-        parse_args(args.iter().map(|s| (*s).to_owned()))
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("billing_api").chain(args.iter().copied()))
     }
 
     #[test]
     fn defaults_and_both_flag_forms() {
-        let Ok(Command::Run(o)) = parse(&[]) else {
-            panic!()
-        };
-        assert_eq!(o.addr.to_string(), DEFAULT_ADDR);
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.addr.to_string(), "127.0.0.1:3000");
         assert!(o.demo_tokens.is_none());
-        let Ok(Command::Run(o)) = parse(&["--addr", "[::1]:8080", "--demo-tokens=/tmp/t.json"])
-        else {
-            panic!()
-        };
+        let o = parse(&["--addr", "[::1]:8080", "--demo-tokens=/tmp/t.json"]).unwrap();
         assert_eq!(o.addr.to_string(), "[::1]:8080");
         assert_eq!(o.demo_tokens.unwrap(), PathBuf::from("/tmp/t.json"));
     }
 
     #[test]
     fn help_unknown_flags_and_bad_addresses() {
-        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
-        assert!(parse(&["--port", "3000"]).unwrap_err().contains("--port"));
+        let help = parse(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        let text = help.to_string();
+        for documented in [
+            "--addr",
+            "--demo-tokens",
+            "DATABASE_URL",
+            "RESOURCE",
+            "INTROSPECTION_URL",
+        ] {
+            assert!(
+                text.contains(documented),
+                "{documented} missing from --help"
+            );
+        }
+        assert!(parse(&["--port", "3000"])
+            .unwrap_err()
+            .to_string()
+            .contains("--port"));
         assert!(parse(&["--addr", "localhost"])
             .unwrap_err()
+            .to_string()
             .contains("localhost"));
-        assert!(parse(&["--addr"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--addr"]).is_err());
         assert!(parse(&["--demo-tokens="]).is_err());
     }
 }

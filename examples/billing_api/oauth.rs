@@ -1,19 +1,25 @@
 //! The OAuth side of the service: the refresh grant (RFC 6749 §6),
-//! revocation (RFC 7009) and protected resource metadata (RFC 9728), all
+//! revocation (RFC 7009), introspection (RFC 7662), protected resource
+//! metadata (RFC 9728) and authorization server metadata (RFC 8414), all
 //! provided by the library over the service's tokens.
 //!
 //! | route | needs |
 //! |---|---|
-//! | `POST /oauth/token` (`grant_type=refresh_token`, form-encoded) | a refresh token |
+//! | `POST /oauth/token` (`grant_type=refresh_token`, form-encoded, optional `resource`) | a refresh token |
 //! | `POST /oauth/revoke` (`token=…`, form-encoded) | the token being revoked |
+//! | `POST /oauth/introspect` (`token=…`, form-encoded) | the demo file's `introspection` login (HTTP Basic) |
 //! | `GET /.well-known/oauth-protected-resource` | nothing |
+//! | `GET /.well-known/oauth-authorization-server` | nothing |
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use tower_token_auth::oauth::{ProtectedResourceMetadata, RevocationEndpoint, TokenEndpoint};
+use tower_token_auth::oauth::{
+    AuthorizationServerMetadata, IntrospectionEndpoint, ProtectedResourceMetadata,
+    RevocationEndpoint, TokenEndpoint,
+};
 use tower_token_auth::PayRequestScopes;
 
 use super::AppState;
@@ -27,21 +33,40 @@ pub(super) fn metadata_url(base_url: &str) -> String {
     format!("{base_url}{METADATA_PATH}")
 }
 
-/// `/oauth/token`, `/oauth/revoke` and the metadata document.
+/// The path of the RFC 8414 metadata document.
+const SERVER_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// `/oauth/token`, `/oauth/revoke`, `/oauth/introspect` and the two
+/// metadata documents.
 pub(super) fn router(state: &AppState) -> Router<AppState> {
+    let login = &state.introspection;
+    let base = &state.base_url;
+    // The service is its own authorization server: the issuer is its base
+    // URL, and its endpoints are under it.
+    let server = AuthorizationServerMetadata::<PayRequestScopes>::new(&**base)
+        .token_endpoint(format!("{base}/oauth/token"))
+        .revocation_endpoint(format!("{base}/oauth/revoke"))
+        .introspection_endpoint(format!("{base}/oauth/introspect"));
+    let introspection = if login.password.is_empty() {
+        IntrospectionEndpoint::with_caller_check(state.tokens.clone(), |_| false)
+    } else {
+        IntrospectionEndpoint::new(state.tokens.clone(), &login.username, &login.password)
+    };
     Router::new()
         .route_service("/oauth/token", TokenEndpoint::new(state.tokens.clone()))
         .route_service(
             "/oauth/revoke",
             RevocationEndpoint::new(state.tokens.clone()),
         )
+        .route_service("/oauth/introspect", introspection)
         .route(METADATA_PATH, get(metadata))
+        .route_service(SERVER_METADATA_PATH, server.into_service())
 }
 
 /// The service is its own authorization server: its token endpoint is
 /// under the same base URL.
 async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
-    let document = ProtectedResourceMetadata::<PayRequestScopes>::new(&*state.base_url)
+    let document = ProtectedResourceMetadata::<PayRequestScopes>::new(&*state.resource)
         .authorization_server(&*state.base_url)
         .resource_name("PayRequest billing API (example)")
         .to_json();

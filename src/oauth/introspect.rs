@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use tower_service::Service;
 
 use super::endpoint::{json_response, oauth_error, read_form, store_error};
+use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
 use crate::store::{BoxError, TokenBackend, TokenManager, TokenRecord, TokenStore};
@@ -32,7 +33,8 @@ type CallerCheck = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
 /// from an authenticated caller (RFC 7662 §2.1): by default HTTP Basic with
 /// the credentials given to [`new`](Self::new), compared in constant time.
 /// A caller that does not authenticate gets 401 `invalid_client` and
-/// learns nothing about the token.
+/// learns nothing about the token; the response carries
+/// [`FailedAuthentication`] for a throttle in front.
 ///
 /// An active token (a personal access or access token that is not
 /// revoked, not expired, and was found) answers `200` with `active: true`,
@@ -140,6 +142,8 @@ impl<B: TokenBackend> IntrospectionEndpoint<B> {
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"introspection\""),
             );
+            // A caller guessing credentials counts for a throttle in front.
+            response.extensions_mut().insert(FailedAuthentication);
             return response;
         }
         let form = match read_form(request).await {

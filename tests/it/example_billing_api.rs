@@ -121,7 +121,7 @@ async fn send(router: &Router, request: Request<Body>) -> Reply {
     }
 }
 
-const LABELS: [&str; 13] = [
+const LABELS: [&str; 15] = [
     "default",
     "billing.read",
     "billing.write",
@@ -134,7 +134,9 @@ const LABELS: [&str; 13] = [
     "revoked",
     "access",
     "refresh",
+    "wrong-audience",
     "dashboard",
+    "introspection",
 ];
 
 /// Every scoped route: method, path, the scope it needs.
@@ -448,6 +450,12 @@ async fn demo_file_lists_every_credential_privately() {
             assert!(state.dashboard.password.len() >= 32);
             continue;
         }
+        if label == "introspection" {
+            assert_eq!(entry["username"], state.introspection.username.as_str());
+            assert_eq!(entry["password"], state.introspection.password.as_str());
+            assert!(state.introspection.password.len() >= 32);
+            continue;
+        }
         let token = entry["token"].as_str().unwrap();
         let kind = entry["kind"].as_str().unwrap();
         let prefix = match kind {
@@ -471,7 +479,7 @@ async fn demo_file_lists_every_credential_privately() {
             .body(Body::empty())
             .unwrap();
         let reply = send(&router, request).await;
-        let usable = !matches!(label, "expired" | "revoked" | "refresh");
+        let usable = !matches!(label, "expired" | "revoked" | "refresh" | "wrong-audience");
         assert_eq!(
             reply.status.is_success(),
             usable,

@@ -13,7 +13,6 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tower_token_auth::store::TokenManager;
 use tower_token_auth::MemoryStore;
 
 use crate::app;
@@ -41,10 +40,11 @@ impl Server {
     async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let base_url = format!("http://{addr}");
         let state = app::AppState::with_store(
-            TokenManager::new(Arc::new(MemoryStore::new())),
+            app::tokens_for(Arc::new(MemoryStore::new()), &base_url),
             app::demo::DashboardLogin::generate().unwrap(),
-            &format!("http://{addr}"),
+            &base_url,
         )
         // A long interval: uses are coalesced, the first one is written.
         .track_usage(Duration::from_secs(60));

@@ -37,6 +37,8 @@ mod logs;
 mod postgres;
 mod redaction;
 mod rejections;
+#[cfg(all(feature = "axum", feature = "introspection"))]
+mod resource_server;
 mod revocation_stress;
 mod scopes;
 mod secret_hygiene;
@@ -49,7 +51,8 @@ mod secret_hygiene;
     feature = "cache",
     feature = "throttle",
     feature = "axum",
-    feature = "conformance"
+    feature = "conformance",
+    feature = "introspection"
 )))]
 #[test]
 fn the_suite_runs_with_every_feature() {

@@ -120,6 +120,9 @@ pub enum InvalidTokenReason {
     /// A refresh token was presented as an API credential.
     #[error("refresh token used as a credential")]
     NotAnAccessCredential,
+    /// The token was issued for another resource (RFC 8707 audience).
+    #[error("issued for another resource")]
+    WrongAudience,
 }
 
 impl AuthError {
@@ -168,6 +171,9 @@ impl AuthError {
             Self::InvalidToken(InvalidTokenReason::NotAnAccessCredential) => {
                 "A refresh token cannot be used as an API credential."
             }
+            Self::InvalidToken(InvalidTokenReason::WrongAudience) => {
+                "The access token was issued for another resource."
+            }
             Self::ExpiredToken => "The access token expired.",
             Self::InsufficientScope { .. } => {
                 "The access token does not have the scope this request requires."
@@ -186,6 +192,9 @@ impl AuthError {
             }
             Self::InvalidToken(InvalidTokenReason::NotAnAccessCredential) => {
                 "Exchange the refresh token at the token endpoint and send the access token it returns."
+            }
+            Self::InvalidToken(InvalidTokenReason::WrongAudience) => {
+                "Request a token for this API's resource (see its protected resource metadata)."
             }
             Self::InvalidToken(_) => {
                 "Ensure you're including a valid token in the Authorization header."
@@ -254,7 +263,7 @@ pub(crate) struct Prepared {
 /// the route, in [`fixed_slot`] order. The payloads are placeholders: no
 /// response shows a store error's text or a retry delay in its body or
 /// challenge (the delay goes into `Retry-After`, set per response).
-fn fixed_errors() -> [AuthError; 11] {
+fn fixed_errors() -> [AuthError; 12] {
     [
         AuthError::MissingToken,
         AuthError::InvalidRequest(InvalidRequestReason::RepeatedCredentials),
@@ -269,6 +278,7 @@ fn fixed_errors() -> [AuthError; 11] {
         AuthError::TooManyRequests {
             retry_after: std::time::Duration::ZERO,
         },
+        AuthError::InvalidToken(InvalidTokenReason::WrongAudience),
     ]
 }
 
@@ -287,6 +297,7 @@ fn fixed_slot(error: &AuthError) -> Option<usize> {
         AuthError::StoreUnavailable(_) => 8,
         AuthError::HttpsRequired => 9,
         AuthError::TooManyRequests { .. } => 10,
+        AuthError::InvalidToken(InvalidTokenReason::WrongAudience) => 11,
         AuthError::InsufficientScope { .. } => return None,
     })
 }

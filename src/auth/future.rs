@@ -142,6 +142,8 @@ pub(crate) fn judge<S: ScopeSet>(
         Some(AuthError::InvalidToken(InvalidTokenReason::Revoked))
     } else if record.is_expired_at(now) {
         Some(AuthError::ExpiredToken)
+    } else if !config.audience_admits(&record) {
+        Some(AuthError::InvalidToken(InvalidTokenReason::WrongAudience))
     } else {
         None
     };

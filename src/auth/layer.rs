@@ -30,9 +30,15 @@ pub struct TokenAuthLayer<St> {
 /// Settings shared by every clone of the layer and its services.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthConfig {
-    pub(crate) format: TokenFormat,
+    /// `None` for opaque tokens of another issuer: no offline check.
+    pub(crate) format: Option<TokenFormat>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) optional: bool,
+    /// This server's resource identifiers (RFC 8707); empty: no audience
+    /// check.
+    pub(crate) resources: Vec<String>,
+    /// Whether a token with no recorded audience passes the check.
+    pub(crate) accept_unbound: bool,
     pub(crate) challenge: Challenge,
     pub(crate) audit: Audit,
     pub(crate) usage: Option<UsageTracker>,
@@ -43,6 +49,13 @@ pub(crate) struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// Whether `record`'s audience lets it be used here.
+    pub(crate) fn audience_admits<S>(&self, record: &crate::store::TokenRecord<S>) -> bool {
+        self.resources.is_empty()
+            || record.is_for_any(&self.resources)
+            || (self.accept_unbound && record.audience.is_empty())
+    }
+
     /// The throttle key of a request, when a throttle is configured.
     #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
     pub(crate) fn client_key(
@@ -121,6 +134,8 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 format: store.token_format(),
                 clock: store.clock(),
                 optional: false,
+                resources: Vec::new(),
+                accept_unbound: false,
                 challenge: Challenge::default(),
                 audit: Audit::default(),
                 usage: None,
@@ -131,6 +146,31 @@ impl<St: TokenStore> TokenAuthLayer<St> {
             }),
             store,
         }
+    }
+
+    /// This server's resource identifier (RFC 8707, RFC 9728 `resource`),
+    /// e.g. `https://api.example.com/`. Once one is set, a token whose
+    /// audience does not name one of this server's identifiers is refused
+    /// (401 `invalid_token`, "issued for another resource"). Call it once
+    /// per identifier the server answers to.
+    ///
+    /// Tokens issued before audiences were recorded have none and are
+    /// refused too, unless [`accept_tokens_without_audience`](Self::accept_tokens_without_audience)
+    /// says otherwise.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config)
+            .resources
+            .push(resource.into());
+        self
+    }
+
+    /// The migration path for tokens that predate audiences: while set, a
+    /// token with no recorded audience passes the audience check (a token
+    /// bound to another resource never does). Turn it off once those tokens
+    /// have expired or been regenerated.
+    pub fn accept_tokens_without_audience(mut self, accept: bool) -> Self {
+        Arc::make_mut(&mut self.config).accept_unbound = accept;
+        self
     }
 
     /// Optional authentication: a request without bearer credentials passes
@@ -218,5 +258,97 @@ impl<Svc, St: Clone> Layer<Svc> for TokenAuthLayer<St> {
 
     fn layer(&self, inner: Svc) -> Self::Service {
         TokenAuth::from_parts(inner, self.store.clone(), Arc::clone(&self.config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::Full;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+    use crate::store::{IssueRequest, MemoryStore, TokenManager};
+    use crate::token::TokenKind;
+
+    async fn status(
+        layer: &TokenAuthLayer<TokenManager<MemoryStore<S>>>,
+        token: &str,
+    ) -> StatusCode {
+        let service = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+        }));
+        let request = Request::get("/v1/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap();
+        service.oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn rfc_8707_a_token_for_another_resource_is_invalid_token() {
+        let here = "https://api.example.com/";
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let issue = |audience: Option<&'static str>| {
+            let tokens = tokens.clone();
+            async move {
+                let mut request = IssueRequest::new(TokenKind::PersonalAccess, "t", "u1");
+                if let Some(resource) = audience {
+                    request = request.audience([resource]);
+                }
+                tokens.issue(request).await.unwrap()
+            }
+        };
+        let ours = issue(Some(here)).await;
+        let theirs = issue(Some("https://other.example/")).await;
+        let legacy = issue(None).await;
+
+        let unbound = TokenAuthLayer::new(tokens.clone());
+        for token in [&ours, &theirs, &legacy] {
+            assert_eq!(
+                status(&unbound, token.secret.expose_secret()).await,
+                StatusCode::OK
+            );
+        }
+        let bound = TokenAuthLayer::new(tokens.clone()).resource(here);
+        assert_eq!(
+            status(&bound, ours.secret.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&bound, theirs.secret.expose_secret()).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let rendered = bound.config.challenge.render(&AuthError::InvalidToken(
+            crate::error::InvalidTokenReason::WrongAudience,
+        ));
+        let challenge = rendered.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains("issued for another resource"),
+            "{challenge}"
+        );
+        assert_eq!(
+            status(&bound, legacy.secret.expose_secret()).await,
+            StatusCode::UNAUTHORIZED,
+            "no silent any: a token without audience is refused by default"
+        );
+        let migrating = bound.accept_tokens_without_audience(true);
+        assert_eq!(
+            status(&migrating, legacy.secret.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&migrating, theirs.secret.expose_secret()).await,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

@@ -121,13 +121,13 @@ where
             Ok(None) => return self.reject(AuthError::MissingToken, key),
             Err(error) => return self.reject(error, key),
         };
-        match config.format.check(token) {
-            Ok(TokenKind::Refresh) => {
+        match config.format.as_ref().map(|format| format.check(token)) {
+            Some(Ok(TokenKind::Refresh)) => {
                 let error = AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential);
                 return self.reject(error, key);
             }
-            Ok(_) => {}
-            Err(_) => {
+            Some(Ok(_)) | None => {}
+            Some(Err(_)) => {
                 let error = AuthError::InvalidToken(InvalidTokenReason::Malformed);
                 return self.reject(error, key);
             }
@@ -146,7 +146,14 @@ where
             };
         }
         let store = self.store.clone();
-        let lookup: LookupFuture<St::Scopes> = Box::pin(async move { store.find(&digest).await });
+        let lookup: LookupFuture<St::Scopes> = if store.needs_token() {
+            // A remote lookup (introspection) needs the token itself; only
+            // such stores pay for the copy.
+            let token = zeroize::Zeroizing::new(token.to_owned());
+            Box::pin(async move { store.find_token(&token, &digest).await })
+        } else {
+            Box::pin(async move { store.find(&digest).await })
+        };
         // The service that `poll_ready` readied is the one that must be
         // called: move it into the future and keep a fresh clone here. See
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services

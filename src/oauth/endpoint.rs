@@ -23,11 +23,14 @@ const MAX_BODY: usize = 8 * 1024;
 
 /// The refresh grant endpoint (RFC 6749 §6, §5.1, §5.2).
 ///
-/// `POST` with `grant_type=refresh_token`, `refresh_token` and an optional
-/// `scope` that keeps or narrows the scopes. Answers 200 with
+/// `POST` with `grant_type=refresh_token`, `refresh_token`, an optional
+/// `scope` that keeps or narrows the scopes, and optional RFC 8707
+/// `resource` parameters (repeatable) that narrow the new access token's
+/// audience to resources the grant holds. Answers 200 with
 /// `access_token`, `token_type` (`Bearer`), `expires_in`, `refresh_token`
 /// and `scope`; errors are 400 with `invalid_request`,
-/// `unsupported_grant_type`, `invalid_grant` or `invalid_scope`, and 503
+/// `unsupported_grant_type`, `invalid_grant`, `invalid_scope` or
+/// `invalid_target`, and 503
 /// `temporarily_unavailable` when the store is down. A spent refresh token
 /// presented again revokes its whole family (see
 /// [`TokenManager::refresh`]). Tokens are checked against the manager's
@@ -128,11 +131,25 @@ impl<B: TokenBackend> TokenEndpoint<B> {
             },
             Err(repeated) => return repeated.response(),
         };
+        // RFC 8707 §2: `resource` may be repeated; each must be an absolute
+        // URI without a fragment.
+        let resources = form.all("resource");
+        if resources
+            .iter()
+            .any(|r| r.contains('#') || !r.contains("://"))
+        {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                "A resource must be an absolute URI without a fragment.",
+            );
+        }
         let policy = self.tokens.policy();
         if policy.token_format().check(token) != Ok(TokenKind::Refresh) {
             return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
         }
-        match self.tokens.refresh(&TokenDigest::of(token), scopes).await {
+        let digest = TokenDigest::of(token);
+        match self.tokens.refresh_for(&digest, scopes, &resources).await {
             Ok(pair) => success(&pair, policy.now()),
             Err(error) => grant_error(&error),
         }
@@ -205,12 +222,12 @@ form_service!(TokenEndpoint);
 form_service!(RevocationEndpoint);
 
 /// A decoded form body.
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
     /// The single value of `name`; a repeated parameter is an error
     /// (RFC 6749 §3.2: parameters must not be included more than once).
-    fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
+    pub(super) fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
         let mut values = self.0.iter().filter(|(k, _)| k == name);
         let first = values.next().map(|(_, v)| v.as_str());
         if values.next().is_some() {
@@ -218,13 +235,22 @@ impl Form {
         }
         Ok(first.filter(|v| !v.is_empty()))
     }
+
+    /// Every non-empty value of `name`, for parameters that may repeat.
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 }
 
 /// A form parameter given more than once.
-struct Repeated;
+pub(super) struct Repeated;
 
 impl Repeated {
-    fn response(self) -> Response<Full<Bytes>> {
+    pub(super) fn response(self) -> Response<Full<Bytes>> {
         oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -233,7 +259,7 @@ impl Repeated {
     }
 }
 
-async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
+pub(super) async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -317,7 +343,7 @@ fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
     }
 }
 
-fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
+pub(super) fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
     match error {
         StoreError::InvalidInput(_) => oauth_error(
             StatusCode::BAD_REQUEST,
@@ -348,7 +374,11 @@ fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
 }
 
 /// An RFC 6749 §5.2 error response.
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Full<Bytes>> {
+pub(super) fn oauth_error(
+    status: StatusCode,
+    code: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
     let mut body = String::with_capacity(128);
     body.push_str("{\"error\":\"");
     escape_into(&mut body, code);
@@ -358,7 +388,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response<Fu
     json_response(status, body)
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response
@@ -380,6 +410,7 @@ mod tests {
     use crate::scope::PayRequestScopes as S;
     use crate::store::{IssueRequest, MemoryStore, TokenStore};
     use std::sync::Arc;
+    use std::time::SystemTime;
     use tower::ServiceExt;
 
     async fn post<Svc>(svc: Svc, body: &str) -> (StatusCode, serde_json::Value)
@@ -547,6 +578,159 @@ mod tests {
         assert_eq!(
             (status, json["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+    }
+
+    /// A backend that is down: every call fails as unreachable.
+    struct Down;
+
+    fn down<T>() -> Result<T, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl TokenStore for Down {
+        type Scopes = S;
+
+        async fn find(
+            &self,
+            _: &TokenDigest,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenBackend for Down {
+        async fn insert(&self, _: &[crate::store::TokenRecord<S>]) -> Result<(), StoreError> {
+            down()
+        }
+        async fn get(
+            &self,
+            _: crate::store::TokenId,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn list(&self, _: &str) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn update_scopes(
+            &self,
+            _: crate::store::TokenId,
+            _: S,
+            _: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn revoke(
+            &self,
+            _: crate::store::TokenId,
+            _: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn revoke_family(
+            &self,
+            _: crate::store::FamilyId,
+            _: SystemTime,
+        ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            down()
+        }
+        async fn exchange(
+            &self,
+            _: &crate::store::Exchange<S>,
+        ) -> Result<crate::store::ExchangeOutcome, StoreError> {
+            down()
+        }
+        async fn record_use(
+            &self,
+            _: &[(crate::store::TokenId, SystemTime)],
+        ) -> Result<(), StoreError> {
+            down()
+        }
+        async fn purge(&self, _: SystemTime) -> Result<u64, StoreError> {
+            down()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_is_503_never_200() {
+        let format = crate::token::TokenFormat::default();
+        let refresh = format.generate(TokenKind::Refresh).unwrap();
+        let pat = format.generate(TokenKind::PersonalAccess).unwrap();
+        let tokens = TokenManager::new(Down);
+
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            refresh.expose_secret()
+        );
+        let (status, json) = post(TokenEndpoint::new(tokens.clone()), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert!(json.get("access_token").is_none());
+
+        // A revocation that did not happen is never reported as done.
+        let body = format!("token={}", pat.expose_secret());
+        let (status, json) = post(RevocationEndpoint::new(tokens), &body).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn rfc_8707_2_resource_narrows_the_audience_and_never_widens_it() {
+        let api = "https://api.example.com/";
+        let billing = "https://billing.example.com/";
+        let tokens = TokenManager::with_policy(
+            MemoryStore::<S>::new(),
+            crate::store::IssuePolicy::default().default_audience([api, billing]),
+        );
+        let pair = tokens.issue_pair("agent", "u1", None).await.unwrap();
+        let rt = pair.refresh.secret.expose_secret();
+        let endpoint = TokenEndpoint::new(tokens.clone());
+
+        let other = "https%3A%2F%2Fother.example%2F";
+        let (status, json) = post(
+            endpoint.clone(),
+            &format!("grant_type=refresh_token&refresh_token={rt}&resource={other}"),
+        )
+        .await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_target"))
+        );
+        let (status, json) = post(
+            endpoint.clone(),
+            &format!("grant_type=refresh_token&refresh_token={rt}&resource=relative%2Fpath"),
+        )
+        .await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_target"))
+        );
+
+        let (status, json) = post(
+            endpoint,
+            &format!("grant_type=refresh_token&refresh_token={rt}&resource=https%3A%2F%2Fapi.example.com%2F"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let access = TokenDigest::of(json["access_token"].as_str().unwrap());
+        let refresh = TokenDigest::of(json["refresh_token"].as_str().unwrap());
+        assert_eq!(tokens.find(&access).await.unwrap().unwrap().audience, [api]);
+        assert_eq!(
+            tokens.find(&refresh).await.unwrap().unwrap().audience,
+            [api, billing],
+            "the grant keeps its whole audience"
         );
     }
 }

@@ -37,7 +37,9 @@
 //! ```
 
 mod endpoint;
+mod introspect;
 mod metadata;
 
 pub use endpoint::{RevocationEndpoint, TokenEndpoint};
-pub use metadata::ProtectedResourceMetadata;
+pub use introspect::IntrospectionEndpoint;
+pub use metadata::{AuthorizationServerMetadata, MetadataDocument, ProtectedResourceMetadata};

@@ -112,8 +112,10 @@ pub trait TokenBackend: TokenStore {
     /// `Exchanged` and the other `AlreadySpent` (the manager then revokes
     /// the family as a replay). With [`revoke_family`](Self::revoke_family)
     /// of the same family it is serialised, as said there.
-    async fn exchange(&self, exchange: &Exchange<Self::Scopes>)
-        -> Result<ExchangeOutcome, StoreError>;
+    async fn exchange(
+        &self,
+        exchange: &Exchange<Self::Scopes>,
+    ) -> Result<ExchangeOutcome, StoreError>;
 
     /// Records when tokens were last used: for each `(id, at)`, sets
     /// `last_used_at` to `at` unless the stored time is later (the latest

@@ -130,6 +130,7 @@ impl<St: TokenStore + fmt::Debug> fmt::Debug for CachedStore<St> {
 pub struct CachedStoreBuilder<St> {
     store: St,
     settings: Settings,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +181,14 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
         self
     }
 
+    /// Judges entry lifetimes by `clock` instead of the inner store's
+    /// [clock](TokenStore::clock): for a cache over a bare backend in a test
+    /// whose manager runs by a [`ManualClock`](crate::token::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> CachedStore<St> {
         let settings = self.settings;
@@ -192,7 +201,7 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
             .build();
         CachedStore {
             inner: Arc::new(Inner {
-                clock: self.store.clock(),
+                clock: self.clock.unwrap_or_else(|| self.store.clock()),
                 store: self.store,
                 cache,
                 generation: AtomicU64::new(0),
@@ -229,6 +238,7 @@ impl<St: TokenStore> CachedStore<St> {
         CachedStoreBuilder {
             store,
             settings: Settings::default(),
+            clock: None,
         }
     }
 
@@ -318,11 +328,55 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
     type Scopes = St::Scopes;
 
     async fn find(&self, digest: &TokenDigest) -> Result<Entry<St::Scopes>, StoreError> {
+        self.load(None, digest).await
+    }
+
+    fn needs_token(&self) -> bool {
+        self.inner.store.needs_token()
+    }
+
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Entry<St::Scopes>, StoreError> {
+        self.load(Some(token), digest).await
+    }
+
+    /// A cache hit answers at once; a miss (or a cache busy with its own
+    /// housekeeping) leaves it to [`find`](TokenStore::find).
+    fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
+        // moka's `get` completes without waiting unless it has to run
+        // maintenance first; then the lookup goes the asynchronous way.
+        let cached = self.inner.cache.get(digest).now_or_never()?;
+        self.fresh(cached).map(Ok)
+    }
+
+    fn token_format(&self) -> Option<TokenFormat> {
+        self.inner.store.token_format()
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+}
+
+impl<St: TokenStore> CachedStore<St> {
+    /// The cached answer for `digest`, or the store's (by `token` when it
+    /// is given), cached unless an invalidation overtook the lookup.
+    async fn load(
+        &self,
+        token: Option<&str>,
+        digest: &TokenDigest,
+    ) -> Result<Entry<St::Scopes>, StoreError> {
         if let Some(entry) = self.fresh(self.inner.cache.get(digest).await) {
             return Ok(entry);
         }
         let generation = self.generation();
-        let loaded = self.inner.store.find(digest).await?;
+        let loaded = match token {
+            Some(token) => self.inner.store.find_token(token, digest).await?,
+            None => self.inner.store.find(digest).await?,
+        };
         let now = self.inner.clock.now();
         let lifetime = self.inner.settings.lifetime(&loaded, now);
         if !lifetime.is_zero()
@@ -341,23 +395,6 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
             }
         }
         Ok(loaded)
-    }
-
-    /// A cache hit answers at once; a miss (or a cache busy with its own
-    /// housekeeping) leaves it to [`find`](TokenStore::find).
-    fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
-        // moka's `get` completes without waiting unless it has to run
-        // maintenance first; then the lookup goes the asynchronous way.
-        let cached = self.inner.cache.get(digest).now_or_never()?;
-        self.fresh(cached).map(Ok)
-    }
-
-    fn token_format(&self) -> TokenFormat {
-        self.inner.store.token_format()
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.inner.clock)
     }
 }
 
@@ -433,5 +470,235 @@ impl<St: TokenBackend> TokenBackend for CachedStore<St> {
 
     async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
         self.inner.store.purge(cutoff).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+    use crate::store::{IssuePolicy, IssueRequest, IssuedToken, MemoryStore, TokenManager};
+    use crate::token::{ManualClock, TokenKind};
+
+    const TTL: Duration = Duration::from_secs(60);
+    const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+    /// A memory store with a manager over it (the "other instance" that
+    /// changes tokens behind the cache's back), a cache over the same store,
+    /// and the clock they share.
+    struct Setup {
+        store: MemoryStore<S>,
+        behind: TokenManager<MemoryStore<S>>,
+        cache: CachedStore<MemoryStore<S>>,
+        clock: Arc<ManualClock>,
+    }
+
+    fn setup() -> Setup {
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        ));
+        let store = MemoryStore::<S>::new();
+        let behind =
+            TokenManager::with_policy(store.clone(), IssuePolicy::default().clock(clock.clone()));
+        let cache = CachedStore::builder(store.clone())
+            .ttl(TTL)
+            .negative_ttl(NEGATIVE_TTL)
+            .clock(clock.clone())
+            .build();
+        Setup {
+            store,
+            behind,
+            cache,
+            clock,
+        }
+    }
+
+    impl Setup {
+        async fn issue(&self, lifetime: Option<Duration>) -> IssuedToken<S> {
+            let mut request = IssueRequest::new(TokenKind::Access, "x", "u");
+            if let Some(lifetime) = lifetime {
+                request = request.lifetime(lifetime);
+            }
+            self.behind.issue(request).await.unwrap()
+        }
+
+        async fn revoked_through_cache(&self, digest: &TokenDigest) -> bool {
+            self.cache.find(digest).await.unwrap().unwrap().is_revoked()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_known_token_is_cached_for_the_ttl_by_the_store_clock() {
+        let s = setup();
+        let issued = s.issue(None).await;
+        let digest = issued.secret.digest();
+        assert!(!s.revoked_through_cache(&digest).await);
+        s.behind.revoke(issued.record.id).await.unwrap();
+        s.clock.advance(TTL - Duration::from_millis(1));
+        assert!(
+            !s.revoked_through_cache(&digest).await,
+            "within the TTL the cached answer stands"
+        );
+        s.clock.advance(Duration::from_millis(1));
+        assert!(
+            s.cache.find_now(&digest).is_none(),
+            "an entry past its TTL is not a hit"
+        );
+        assert!(
+            s.revoked_through_cache(&digest).await,
+            "at the TTL the store is asked again"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_entry_never_outlives_its_token() {
+        let s = setup();
+        let issued = s.issue(Some(Duration::from_secs(10))).await;
+        let digest = issued.secret.digest();
+        assert!(!s.revoked_through_cache(&digest).await);
+        s.behind.revoke(issued.record.id).await.unwrap();
+        s.clock.advance(Duration::from_secs(9));
+        assert!(!s.revoked_through_cache(&digest).await);
+        s.clock.advance(Duration::from_secs(1));
+        assert!(
+            s.revoked_through_cache(&digest).await,
+            "the token's expiry, 10 s, cuts the 60 s TTL short"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_digest_is_cached_for_the_negative_ttl() {
+        let s = setup();
+        let issued = s.issue(None).await;
+        let unknown = TokenDigest::of("pr_at_not_yet_stored");
+        assert!(s.cache.find(&unknown).await.unwrap().is_none());
+        assert!(matches!(s.cache.find_now(&unknown), Some(Ok(None))));
+        // Stored behind the cache's back (an insert through the cache would
+        // forget the negative entry).
+        let record = TokenRecord {
+            digest: unknown,
+            id: TokenId::from_u64(42),
+            ..(*issued.record).clone()
+        };
+        s.store.insert(&[record]).await.unwrap();
+        s.clock.advance(NEGATIVE_TTL - Duration::from_millis(1));
+        assert!(s.cache.find(&unknown).await.unwrap().is_none());
+        s.clock.advance(Duration::from_millis(1));
+        assert!(s.cache.find(&unknown).await.unwrap().is_some());
+    }
+
+    /// A store whose next lookup parks after it has read its answer, until
+    /// released: the window in which a revocation can overtake it.
+    struct SlowLookup {
+        store: MemoryStore<S>,
+        gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+    }
+
+    #[async_trait]
+    impl TokenStore for SlowLookup {
+        type Scopes = S;
+
+        async fn find(&self, digest: &TokenDigest) -> Result<Entry<S>, StoreError> {
+            let found = self.store.find(digest).await;
+            let gate = self.gate.lock().unwrap().take();
+            if let Some((reached, release)) = gate {
+                let _ = reached.send(());
+                let _ = release.await;
+            }
+            found
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_overtaken_by_an_invalidation_is_not_cached() {
+        let s = setup();
+        let issued = s.issue(None).await;
+        let digest = issued.secret.digest();
+        let (reached_tx, reached_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        let slow = SlowLookup {
+            store: s.store.clone(),
+            gate: Mutex::new(Some((reached_tx, release_rx))),
+        };
+        let cache = CachedStore::builder(slow).clock(s.clock.clone()).build();
+        let lookup = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.find(&digest).await })
+        };
+        reached_rx.await.unwrap();
+        // While the lookup holds the live record: revoked elsewhere, and the
+        // listener tells this cache.
+        s.behind.revoke(issued.record.id).await.unwrap();
+        cache.invalidate(&digest).await;
+        release_tx.send(()).unwrap();
+        let stale = lookup.await.unwrap().unwrap().unwrap();
+        assert!(!stale.is_revoked(), "the lookup read before the revocation");
+        assert!(
+            cache.find(&digest).await.unwrap().unwrap().is_revoked(),
+            "what it read was not cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn find_now_answers_cache_hits_only() {
+        let s = setup();
+        let issued = s.issue(None).await;
+        let digest = issued.secret.digest();
+        assert!(s.cache.find_now(&digest).is_none());
+        let found = s.cache.find(&digest).await.unwrap().unwrap();
+        let now = s.cache.find_now(&digest).expect("a hit").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&found, &now), "the cached record itself");
+    }
+
+    #[tokio::test]
+    async fn a_suspended_cache_asks_the_store_every_time() {
+        let s = setup();
+        let issued = s.issue(None).await;
+        let digest = issued.secret.digest();
+        s.cache.suspend();
+        assert!(!s.revoked_through_cache(&digest).await);
+        s.behind.revoke(issued.record.id).await.unwrap();
+        assert!(s.revoked_through_cache(&digest).await);
+        s.cache.resume();
+        assert!(s.revoked_through_cache(&digest).await);
+    }
+
+    #[tokio::test]
+    async fn writes_through_the_cache_evict_what_they_change() {
+        let s = setup();
+        let tokens = TokenManager::with_policy(
+            s.cache.clone(),
+            IssuePolicy::default().clock(s.clock.clone()),
+        );
+        let pat = tokens
+            .issue(IssueRequest::new(TokenKind::PersonalAccess, "x", "u").scopes(S::BILLING_AGENT))
+            .await
+            .unwrap();
+        let digest = pat.secret.digest();
+        assert_eq!(
+            tokens.find(&digest).await.unwrap().unwrap().scopes,
+            S::BILLING_AGENT
+        );
+        tokens
+            .set_scopes(pat.record.id, S::BILLING_READ)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.cache
+                .find_now(&digest)
+                .map(|r| r.unwrap().unwrap().scopes),
+            None,
+            "a scope change evicts"
+        );
+        assert_eq!(
+            tokens.find(&digest).await.unwrap().unwrap().scopes,
+            S::BILLING_READ
+        );
+        tokens.revoke(pat.record.id).await.unwrap();
+        assert!(tokens.find(&digest).await.unwrap().unwrap().is_revoked());
     }
 }

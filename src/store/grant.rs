@@ -13,6 +13,10 @@ pub enum GrantError {
     /// not hold.
     #[error("invalid_scope: the requested scope exceeds the scope of the refresh token")]
     InvalidScope,
+    /// `invalid_target` (RFC 8707 §2): the request named a resource the
+    /// grant was not issued for.
+    #[error("invalid_target: the requested resource is not one the grant holds")]
+    InvalidTarget,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -55,10 +59,9 @@ impl GrantError {
         match self {
             Self::InvalidGrant(_) => "invalid_grant",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             Self::Store(StoreError::Unavailable(_)) => "temporarily_unavailable",
-            Self::Store(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => {
-                "invalid_request"
-            }
+            Self::Store(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => "invalid_request",
             Self::Store(_) => "server_error",
         }
     }
@@ -74,6 +77,7 @@ impl GrantError {
             Self::InvalidScope => {
                 "The requested scope exceeds the scope granted to the refresh token."
             }
+            Self::InvalidTarget => "The requested resource is not one this grant was issued for.",
             Self::Store(StoreError::Unavailable(_)) => {
                 "The token store is temporarily unavailable."
             }
@@ -84,4 +88,3 @@ impl GrantError {
         }
     }
 }
-

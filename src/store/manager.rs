@@ -14,8 +14,8 @@ use super::{
 };
 use crate::audit::AuditEvent;
 use crate::scope::ScopeSet;
-use bitflags::Flags as _;
 use crate::token::{Clock, TokenDigest, TokenFormat, TokenKind, TokenSecret};
+use bitflags::Flags as _;
 
 /// How many access tokens of one grant stay valid after a rotation: the new
 /// one and the one before it (requests already sent with it still pass).
@@ -313,10 +313,6 @@ impl<B: TokenBackend> TokenManager<B> {
             ));
         }
         self.announce_created(&record);
-        self.emit(AuditEvent::TokenRevoked {
-            id,
-            owner: old.owner.clone(),
-        });
         self.emit(AuditEvent::TokenRegenerated {
             old: id,
             new: record.id,
@@ -360,8 +356,8 @@ impl<B: TokenBackend> TokenManager<B> {
                 self.emit(AuditEvent::ScopesChanged {
                     id,
                     owner: updated.owner.clone(),
-                    old: old.scopes.scope_string().into(),
-                    new: updated.scopes.scope_string().into(),
+                    old: old.scopes.scope_string(),
+                    new: updated.scopes.scope_string(),
                 });
                 Ok(Some(TokenInfo::of(&updated, now)))
             }
@@ -394,6 +390,19 @@ impl<B: TokenBackend> TokenManager<B> {
         presented: &TokenDigest,
         scopes: Option<B::Scopes>,
     ) -> Result<TokenPair<B::Scopes>, GrantError> {
+        self.refresh_for(presented, scopes, &[]).await
+    }
+
+    /// [`refresh`](Self::refresh) with RFC 8707 `resource` parameters: the
+    /// new access token is for `resources` only, each of which the grant
+    /// must hold ([`GrantError::InvalidTarget`] otherwise). Empty keeps the
+    /// grant's whole audience. The new refresh token keeps the grant's.
+    pub async fn refresh_for(
+        &self,
+        presented: &TokenDigest,
+        scopes: Option<B::Scopes>,
+        resources: &[String],
+    ) -> Result<TokenPair<B::Scopes>, GrantError> {
         let policy = &self.inner.policy;
         let now = self.now();
         let invalid = |reason| Err(GrantError::InvalidGrant(reason));
@@ -425,8 +434,18 @@ impl<B: TokenBackend> TokenManager<B> {
             Some(s) if !s.is_empty() => s,
             _ => old.scopes,
         };
+        if resources.iter().any(|r| !old.audience.contains(r)) {
+            return Err(GrantError::InvalidTarget);
+        }
+        let access_audience = if resources.is_empty() {
+            old.audience.clone()
+        } else {
+            resources.to_vec()
+        };
         let pair = self.mint_pair(&old.name, &old.owner, access_scopes, old.scopes, family)?;
-        let [(access_secret, access), (refresh_secret, refresh)] = pair;
+        let [(access_secret, mut access), (refresh_secret, mut refresh)] = pair;
+        access.audience = access_audience;
+        refresh.audience = old.audience.clone();
         let exchange = Exchange::new(
             *presented,
             family.id,
@@ -515,7 +534,7 @@ impl<B: TokenBackend> TokenManager<B> {
         access_scopes: B::Scopes,
         refresh_scopes: B::Scopes,
         family: Family,
-    ) -> Result<[(TokenSecret, TokenRecord<B::Scopes>); 2], StoreError> {
+    ) -> Result<[Minted<B::Scopes>; 2], StoreError> {
         let policy = &self.inner.policy;
         let (access_secret, mut access) =
             policy.mint(IssueRequest::new(TokenKind::Access, name, owner).scopes(access_scopes))?;
@@ -530,8 +549,11 @@ impl<B: TokenBackend> TokenManager<B> {
     }
 }
 
+/// A freshly minted token: its secret and its record, not stored yet.
+type Minted<S> = (TokenSecret, TokenRecord<S>);
+
 /// A freshly minted token, its record shared.
-fn issued<S>((secret, record): (TokenSecret, TokenRecord<S>)) -> IssuedToken<S> {
+fn issued<S>((secret, record): Minted<S>) -> IssuedToken<S> {
     IssuedToken {
         secret,
         record: Arc::new(record),
@@ -554,8 +576,8 @@ impl<B: TokenBackend> TokenStore for TokenManager<B> {
         self.inner.backend.find_now(digest)
     }
 
-    fn token_format(&self) -> TokenFormat {
-        self.inner.policy.token_format().clone()
+    fn token_format(&self) -> Option<TokenFormat> {
+        Some(self.inner.policy.token_format().clone())
     }
 
     fn clock(&self) -> Arc<dyn Clock> {

@@ -191,11 +191,14 @@
 //! client sees `invalid_token`. `Err` means the store could not answer, and
 //! the middleware fails closed with 503.
 
+mod backend;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cache;
-mod backend;
 mod grant;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 mod manager;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -212,6 +215,9 @@ pub use postgres::PgStore;
 
 pub use backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
 pub use grant::{GrantError, InvalidGrantReason};
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub use introspection::IntrospectionStore;
 pub use manager::TokenManager;
 pub use memory::MemoryStore;
 pub use record::{
@@ -290,12 +296,36 @@ pub trait TokenStore: Send + Sync + 'static {
         None
     }
 
-    /// The format of the tokens this store holds. The middleware and the
-    /// OAuth endpoints check presented tokens against it before any lookup.
-    /// The default is [`TokenFormat::default`] (`pr_…`); a
-    /// [`TokenManager`] answers with its policy's format.
-    fn token_format(&self) -> TokenFormat {
-        TokenFormat::default()
+    /// The format of the tokens this store holds. The middleware checks
+    /// presented tokens against it before any lookup, so garbage and typos
+    /// never reach the store. The default is [`TokenFormat::default`]
+    /// (`pr_…`); a [`TokenManager`] answers with its policy's format.
+    /// `None` means the tokens are opaque strings of another issuer (a
+    /// remote authorization server's): every well-formed `b64token` is
+    /// looked up.
+    fn token_format(&self) -> Option<TokenFormat> {
+        Some(TokenFormat::default())
+    }
+
+    /// Whether the lookup needs the presented token itself, not only its
+    /// digest: true for a store that asks a remote server about the token
+    /// (RFC 7662 introspection). The middleware then calls
+    /// [`find_token`](Self::find_token) instead of [`find`](Self::find);
+    /// [`find_now`](Self::find_now) is still asked first, by digest.
+    fn needs_token(&self) -> bool {
+        false
+    }
+
+    /// Finds a token given the token itself and its digest. The default
+    /// looks it up by digest; a store whose
+    /// [`needs_token`](Self::needs_token) is true overrides it.
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
+        let _ = token;
+        self.find(digest).await
     }
 
     /// The clock expiry is judged by. The default is the system clock; a
@@ -320,8 +350,20 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
         (**self).find_now(digest)
     }
 
-    fn token_format(&self) -> TokenFormat {
+    fn token_format(&self) -> Option<TokenFormat> {
         (**self).token_format()
+    }
+
+    fn needs_token(&self) -> bool {
+        (**self).needs_token()
+    }
+
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
+        (**self).find_token(token, digest).await
     }
 
     fn clock(&self) -> Arc<dyn Clock> {

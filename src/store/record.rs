@@ -143,9 +143,19 @@ pub struct TokenRecord<S> {
     /// When the token last authenticated a request, as recorded (coalesced)
     /// by the middleware's [`UsageTracker`](crate::usage::UsageTracker).
     pub last_used_at: Option<SystemTime>,
+    /// The resources (RFC 8707 resource identifiers, absolute URIs) the
+    /// token was issued for. Empty for a token issued with no audience
+    /// (for example before audiences were recorded).
+    pub audience: Vec<String>,
 }
 
 impl<S> TokenRecord<S> {
+    /// Whether the token may be used at a resource server identified by
+    /// one of `resources`: its audience names one of them.
+    pub fn is_for_any(&self, resources: &[String]) -> bool {
+        self.audience.iter().any(|a| resources.contains(a))
+    }
+
     /// Whether the token has expired at `now` (valid while `now < expires_at`).
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         now >= self.expires_at
@@ -224,6 +234,7 @@ impl<S: fmt::Debug> fmt::Debug for TokenRecord<S> {
             .field("family", &self.family)
             .field("spent_at", &self.spent_at)
             .field("last_used_at", &self.last_used_at)
+            .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
 }
@@ -273,6 +284,8 @@ pub struct TokenInfo<S> {
     /// When the token last authenticated a request (coalesced: may lag by
     /// up to the usage tracker's interval).
     pub last_used_at: Option<SystemTime>,
+    /// The resources it was issued for.
+    pub audience: Vec<String>,
 }
 
 impl<S: Copy> TokenInfo<S> {
@@ -292,6 +305,7 @@ impl<S: Copy> TokenInfo<S> {
             hint: r.hint.clone(),
             family: r.family.map(|f| f.id),
             last_used_at: r.last_used_at,
+            audience: r.audience.clone(),
         }
     }
 }
@@ -309,6 +323,9 @@ pub struct IssueRequest<S> {
     pub scopes: Option<S>,
     /// A lifetime shorter than the kind's; `None` means the kind's lifetime.
     pub lifetime: Option<Duration>,
+    /// The resources the token is for (RFC 8707); `None` means the
+    /// policy's [default audience](IssuePolicy::default_audience).
+    pub audience: Option<Vec<String>>,
     /// The family of an access token minted by a grant.
     pub(crate) family: Option<Family>,
 }
@@ -322,6 +339,7 @@ impl<S> IssueRequest<S> {
             owner: owner.into(),
             scopes: None,
             lifetime: None,
+            audience: None,
             family: None,
         }
     }
@@ -335,6 +353,16 @@ impl<S> IssueRequest<S> {
     /// Sets a lifetime, at most the kind's.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = Some(lifetime);
+        self
+    }
+
+    /// Sets the resources the token is for (RFC 8707 resource identifiers).
+    pub fn audience<I, R>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.audience = Some(resources.into_iter().map(Into::into).collect());
         self
     }
 }
@@ -383,6 +411,7 @@ pub struct IssuePolicy {
     family_max_age: Duration,
     retention: Duration,
     reuse_window: usize,
+    default_audience: Vec<String>,
     audit: Audit,
 }
 
@@ -395,6 +424,7 @@ impl Default for IssuePolicy {
             family_max_age: DEFAULT_FAMILY_MAX_AGE,
             retention: DEFAULT_RETENTION,
             reuse_window: DEFAULT_REUSE_WINDOW,
+            default_audience: Vec::new(),
             audit: Audit::default(),
         }
     }
@@ -445,6 +475,23 @@ impl IssuePolicy {
     pub fn reuse_window(mut self, spent_tokens: usize) -> Self {
         self.reuse_window = spent_tokens.max(1);
         self
+    }
+
+    /// Sets the resources a token is issued for when its request names
+    /// none (RFC 8707): the service's own resource identifier, so that the
+    /// tokens its dashboard creates are bound to it.
+    pub fn default_audience<I, R>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.default_audience = resources.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The default audience.
+    pub fn default_audience_list(&self) -> &[String] {
+        &self.default_audience
     }
 
     /// Sets where audit events go.
@@ -555,6 +602,9 @@ impl IssuePolicy {
             },
             spent_at: None,
             last_used_at: None,
+            audience: request
+                .audience
+                .unwrap_or_else(|| self.default_audience.clone()),
         };
         Ok((secret, record))
     }

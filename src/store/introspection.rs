@@ -1,0 +1,388 @@
+//! A lookup that asks a remote RFC 7662 introspection endpoint, for a
+//! service that holds no tokens itself.
+//!
+//! [`IntrospectionStore`] is a [`TokenStore`]: give it to the
+//! [`TokenAuthLayer`](crate::TokenAuthLayer) and the same middleware
+//! protects a service in front of this crate's own
+//! [`IntrospectionEndpoint`](crate::oauth::IntrospectionEndpoint) or of
+//! another authorization server's (Ory Hydra, Keycloak) with opaque tokens.
+//! Put it behind a [`CachedStore`] ([`IntrospectionStore::cached`] does,
+//! with short lifetimes) so that not every request asks the remote server.
+//!
+//! - A positive answer becomes a record that expires at the answer's `exp`;
+//!   cached, it lives at most until then and at most the cache's TTL, from
+//!   the moment it was fetched: using a token never extends its entry.
+//! - `{"active": false}` is "no such token": 401 `invalid_token`, cached
+//!   for the cache's negative TTL.
+//! - A remote failure (connection refused, a timeout, any status but 200,
+//!   a body that is not an introspection answer) is
+//!   [`StoreError::Unavailable`]: the middleware answers 503, never 401.
+//! - The remote `scope` string maps onto the application's scope set:
+//!   names the set does not define are dropped (a token never gains a scope
+//!   it was not given; it may lack one the remote server knows).
+//! - `aud` (a string or an array) becomes the record's audience, checked by
+//!   the layer like a local token's.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_token_auth::store::IntrospectionStore;
+//! use tower_token_auth::{PayRequestScopes, TokenAuthLayer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = IntrospectionStore::<PayRequestScopes>::new(
+//!     "https://auth.example.com/oauth/introspect",
+//!     "billing-api",
+//!     "s3cret",
+//! )?
+//! .timeout(Duration::from_secs(2))
+//! .cached(); // positive answers ≤ 5 s, negative ≤ 1 s
+//! let layer = TokenAuthLayer::new(store);
+//! # drop(layer);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::{CachedStore, StoreError, TokenId, TokenRecord, TokenStore};
+use crate::scope::ScopeSet;
+use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat, TokenKind};
+
+/// How long a remote answer may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long [`IntrospectionStore::cached`] keeps a positive answer.
+pub const DEFAULT_POSITIVE_TTL: Duration = Duration::from_secs(5);
+
+/// How long [`IntrospectionStore::cached`] keeps a negative answer.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(1);
+
+/// The largest answer read from the remote server.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Why an [`IntrospectionStore`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntrospectionConfigError {
+    /// The endpoint is not an absolute `http` or `https` URL.
+    #[error("the introspection endpoint must be an absolute http(s) URL")]
+    InvalidUrl,
+    /// The credentials cannot be sent in a header.
+    #[error("the introspection credentials cannot be sent in an HTTP header")]
+    InvalidCredentials,
+}
+
+/// A [`TokenStore`] that asks a remote RFC 7662 endpoint. See the
+/// [module docs](self).
+pub struct IntrospectionStore<S> {
+    inner: Arc<Inner>,
+    _scopes: PhantomData<fn() -> S>,
+}
+
+struct Inner {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    endpoint: Uri,
+    authorization: HeaderValue,
+    timeout: Duration,
+    format: Option<TokenFormat>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S> Clone for IntrospectionStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            _scopes: PhantomData,
+        }
+    }
+}
+
+impl<S> fmt::Debug for IntrospectionStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionStore")
+            .field("endpoint", &self.inner.endpoint)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ScopeSet> IntrospectionStore<S> {
+    /// A lookup that asks `endpoint`, authenticating with HTTP Basic as
+    /// `username` and `password`. Presented tokens are looked up whatever
+    /// their form (opaque tokens of another issuer); use
+    /// [`format`](Self::format) when the remote server is this crate's and
+    /// garbage should be refused without a remote call.
+    pub fn new(
+        endpoint: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Self, IntrospectionConfigError> {
+        let endpoint: Uri = endpoint
+            .parse()
+            .map_err(|_| IntrospectionConfigError::InvalidUrl)?;
+        if !matches!(endpoint.scheme_str(), Some("http" | "https")) || endpoint.host().is_none() {
+            return Err(IntrospectionConfigError::InvalidUrl);
+        }
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| IntrospectionConfigError::InvalidCredentials)?;
+        authorization.set_sensitive(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                endpoint,
+                authorization,
+                timeout: DEFAULT_TIMEOUT,
+                format: None,
+                clock: Arc::new(SystemClock),
+            }),
+            _scopes: PhantomData,
+        })
+    }
+
+    fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => Inner {
+                client: shared.client.clone(),
+                endpoint: shared.endpoint.clone(),
+                authorization: shared.authorization.clone(),
+                timeout: shared.timeout,
+                format: shared.format.clone(),
+                clock: Arc::clone(&shared.clock),
+            },
+        };
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+            _scopes: PhantomData,
+        }
+    }
+
+    /// How long a remote answer may take (default [`DEFAULT_TIMEOUT`]);
+    /// after that the request is answered 503.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with(|inner| inner.timeout = timeout)
+    }
+
+    /// Checks presented tokens against `format` before asking (the remote
+    /// server is this crate's): garbage is refused with no remote call.
+    pub fn format(self, format: TokenFormat) -> Self {
+        self.with(|inner| inner.format = Some(format))
+    }
+
+    /// The clock records are dated by (default the system clock).
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.with(|inner| inner.clock = clock)
+    }
+
+    /// This lookup behind a [`CachedStore`] with the recommended short
+    /// lifetimes: positive answers at most [`DEFAULT_POSITIVE_TTL`] (and
+    /// never past `exp`), negative ones [`DEFAULT_NEGATIVE_TTL`].
+    pub fn cached(self) -> CachedStore<Self> {
+        CachedStore::builder(self)
+            .ttl(DEFAULT_POSITIVE_TTL)
+            .negative_ttl(DEFAULT_NEGATIVE_TTL)
+            .build()
+    }
+
+    async fn ask(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
+        let inner = &self.inner;
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .append_pair("token_type_hint", "access_token")
+            .finish();
+        let mut request = Request::post(inner.endpoint.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, inner.authorization.clone());
+        let exchange = async {
+            let response = inner
+                .client
+                .request(request)
+                .await
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            if response.status() != StatusCode::OK {
+                return Err(StoreError::Unavailable(
+                    format!("the introspection endpoint answered {}", response.status()).into(),
+                ));
+            }
+            Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(StoreError::Unavailable)
+        };
+        let answer = tokio::time::timeout(inner.timeout, exchange)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable("the introspection endpoint timed out".into())
+            })??;
+        parse_answer(&answer, digest, inner.clock.now()).map(|r| r.map(Arc::new))
+    }
+}
+
+/// The record an introspection answer describes, or `None` for an inactive
+/// token.
+fn parse_answer<S: ScopeSet>(
+    answer: &[u8],
+    digest: &TokenDigest,
+    now: SystemTime,
+) -> Result<Option<TokenRecord<S>>, StoreError> {
+    let malformed = || StoreError::Unavailable("the introspection answer is malformed".into());
+    let json: serde_json::Value = serde_json::from_slice(answer).map_err(|_| malformed())?;
+    match json.get("active") {
+        Some(serde_json::Value::Bool(true)) => {}
+        Some(serde_json::Value::Bool(false)) => return Ok(None),
+        _ => return Err(malformed()),
+    }
+    let time = |field: &str| {
+        json.get(field)
+            .and_then(serde_json::Value::as_u64)
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    };
+    let text = |field: &str| json.get(field).and_then(serde_json::Value::as_str);
+    let scopes = text("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter_map(|name| S::parse_scope(name).ok())
+        .fold(S::empty(), |all, s| all.union(s));
+    let audience = match json.get("aud") {
+        Some(serde_json::Value::String(one)) => vec![one.clone()],
+        Some(serde_json::Value::Array(many)) => many
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest.as_bytes()[..8]);
+    Ok(Some(TokenRecord {
+        id: TokenId::from_u64(u64::from_le_bytes(id)),
+        digest: *digest,
+        name: text("client_id").unwrap_or("introspected token").to_owned(),
+        owner: text("sub").unwrap_or_default().to_owned(),
+        kind: TokenKind::Access,
+        scopes,
+        created_at: time("iat").unwrap_or(now),
+        // An answer without `exp` is valid now; the cache's TTL bounds it.
+        expires_at: time("exp").unwrap_or(now + DEFAULT_POSITIVE_TTL),
+        revoked_at: None,
+        hint: String::new(),
+        family: None,
+        spent_at: None,
+        last_used_at: None,
+        audience,
+    }))
+}
+
+#[async_trait]
+impl<S: ScopeSet> TokenStore for IntrospectionStore<S> {
+    type Scopes = S;
+
+    /// Unanswerable: a remote server needs the token, not its digest. The
+    /// middleware calls [`find_token`](TokenStore::find_token).
+    async fn find(&self, _digest: &TokenDigest) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
+        Err(StoreError::Backend(
+            "an introspection lookup needs the token; call find_token".into(),
+        ))
+    }
+
+    fn needs_token(&self) -> bool {
+        true
+    }
+
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
+        self.ask(token, digest).await
+    }
+
+    fn token_format(&self) -> Option<TokenFormat> {
+        self.inner.format.clone()
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+
+    fn parse(json: &str) -> Result<Option<TokenRecord<S>>, StoreError> {
+        parse_answer(json.as_bytes(), &TokenDigest::of("t"), UNIX_EPOCH)
+    }
+
+    #[test]
+    fn rfc_7662_2_2_answers_become_records_or_nothing() {
+        let record = parse(
+            r#"{"active":true,"scope":"billing.read products.fly","exp":2000000000,
+                "iat":1700000000,"sub":"user-1","aud":["https://api.example.com/"]}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(record.scopes, S::BILLING_READ, "unknown names are dropped");
+        assert_eq!(record.owner, "user-1");
+        assert_eq!(
+            record.expires_at,
+            UNIX_EPOCH + Duration::from_secs(2_000_000_000)
+        );
+        assert_eq!(record.audience, ["https://api.example.com/"]);
+        assert_eq!(record.kind, TokenKind::Access);
+        assert!(parse(r#"{"active":false}"#).unwrap().is_none());
+        for broken in [
+            r#"{"scope":"billing.read"}"#,
+            "not json",
+            r#"{"active":"yes"}"#,
+        ] {
+            assert!(
+                matches!(parse(broken), Err(StoreError::Unavailable(_))),
+                "{broken}: a broken answer is the remote failing, never a 401"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_must_be_absolute_http_urls() {
+        for bad in ["/oauth/introspect", "ftp://x/introspect", "not a url"] {
+            assert!(
+                IntrospectionStore::<S>::new(bad, "u", "p").is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

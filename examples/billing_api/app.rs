@@ -22,6 +22,8 @@
 mod api;
 #[path = "demo.rs"]
 pub mod demo;
+#[path = "manage.rs"]
+mod manage;
 #[path = "oauth.rs"]
 mod oauth;
 #[path = "public.rs"]

@@ -21,6 +21,9 @@ mod app;
 mod auth;
 #[cfg(feature = "axum")]
 mod axum_extract;
+// The example's dashboard: its JSON API, its web page, in a real browser.
+#[cfg(feature = "axum")]
+mod dashboard;
 #[cfg(feature = "axum")]
 mod example_billing_api;
 #[cfg(feature = "axum")]

@@ -20,6 +20,8 @@
 // `mod app;` of `main.rs` and as `#[path = "…/app.rs"] mod app;` of a test.
 #[path = "api.rs"]
 mod api;
+#[path = "dashboard/mod.rs"]
+mod dashboard;
 #[path = "demo.rs"]
 pub mod demo;
 #[path = "manage.rs"]
@@ -139,13 +141,16 @@ impl AppState {
     }
 }
 
-/// The whole service: public routes, the bearer-protected `/v1` API, a JSON
-/// 404 for everything else, and request logging.
+/// The whole service: public routes, the bearer-protected `/v1` API, the
+/// token endpoints and the dashboard (JSON API and web page), a JSON 404
+/// for everything else, and request logging.
 ///
 /// Authentication is added with `route_layer`, so it runs only for requests
 /// that match a route: an unknown path is a 404 with or without a token.
 pub fn app(state: AppState) -> Router {
-    let mut endpoints = oauth::router(&state).merge(settings::router());
+    let mut endpoints = oauth::router(&state)
+        .merge(settings::router())
+        .merge(dashboard::router(&state));
     if let Some(https) = state.https.clone() {
         let rule = (https, Challenge::new(REALM));
         endpoints = endpoints.route_layer(middleware::from_fn_with_state(rule, https_only));

@@ -9,6 +9,8 @@
 //! | `PATCH /settings/api-tokens/{id}` (JSON `scopes`) | 200 with the token's metadata; the new scopes hold from the next request |
 //! | `DELETE /settings/api-tokens/{id}` | 204; the token (a grant: all of its tokens) stops working at once |
 //! | `POST /settings/api-tokens/{id}/regenerate` | 201 with a new token; the old one is revoked |
+//!
+//! The web page over the same tokens is the [dashboard](super::dashboard).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};

@@ -1,8 +1,11 @@
 //! The dashboard of the `billing_api` example: the JSON API's token
-//! statuses and `PATCH /settings/api-tokens/{id}` (in memory, with
-//! `oneshot`).
+//! statuses and `PATCH` (in memory, with `oneshot`), and the web page's
+//! rules (sessions, CSRF, headers, shown-once tokens, bad forms; in memory
+//! too).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -11,11 +14,18 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use tower_token_auth::auth::{PeerAddr, RequireHttps};
 use tower_token_auth::store::IssueRequest;
-use tower_token_auth::token::TokenKind;
+use tower_token_auth::token::{TokenKind, TokenSecret};
 use tower_token_auth::PayRequestScopes as S;
+use tracing::Instrument;
 
 use crate::app;
+use crate::support::{assert_redacted, logs, test_span};
+
+const TOKENS: &str = "/dashboard/settings/api-tokens";
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 // ---- an in-memory example ----
 
@@ -143,6 +153,18 @@ impl Reply {
             .get(name)
             .map_or("", |v| v.to_str().unwrap_or_default())
     }
+
+    /// The page's first CSRF token (every form of a page carries the same).
+    fn csrf(&self) -> String {
+        field_value(&self.text, "csrf").unwrap_or_else(|| panic!("a CSRF field in {}", self.text))
+    }
+}
+
+/// The `value` of the first hidden field `name` of an HTML page.
+fn field_value(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!(r#"name="{name}" value=""#))? + name.len() + 15;
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].to_owned())
 }
 
 async fn send(router: &Router, request: Request<Body>) -> Reply {
@@ -368,4 +390,638 @@ async fn patch_answers_400_404_and_409_where_it_cannot_apply() {
         demo.api(Method::POST, "/v1/invoices", &token).await.status,
         StatusCode::FORBIDDEN
     );
+}
+
+// ---- B. the web page, in memory ----
+
+/// A browser without a browser: keeps the cookies the dashboard sets and
+/// sends them back.
+struct Agent<'a> {
+    demo: &'a Demo,
+    cookies: HashMap<String, String>,
+    /// Requests come from a trusted proxy that terminated TLS (for the
+    /// production profile).
+    via_tls_proxy: bool,
+}
+
+/// The proxy trusted in the production-profile tests.
+const PROXY: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+impl<'a> Agent<'a> {
+    fn new(demo: &'a Demo) -> Self {
+        Self {
+            demo,
+            cookies: HashMap::new(),
+            via_tls_proxy: false,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            request = request.header(header::COOKIE, cookie);
+        }
+        if self.via_tls_proxy {
+            request = request.header("x-forwarded-proto", "https");
+        }
+        let body = match form {
+            Some(form) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(form)
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).unwrap();
+        if self.via_tls_proxy {
+            request
+                .extensions_mut()
+                .insert(PeerAddr(SocketAddr::new(PROXY, 40_000)));
+        }
+        let reply = send(&self.demo.router, request).await;
+        for set in reply.headers.get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        reply
+    }
+
+    /// Logs in with the demo file's dashboard login; the token page.
+    async fn log_in(&mut self) -> Reply {
+        let form = self.get("/dashboard/login").await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+        let csrf = form.csrf();
+        let (user, password) = (
+            self.demo.state.dashboard.username.clone(),
+            self.demo.state.dashboard.password.clone(),
+        );
+        let reply = self
+            .post(
+                "/dashboard/login",
+                &[
+                    ("csrf", &csrf),
+                    ("next", TOKENS),
+                    ("username", &user),
+                    ("password", &password),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+        assert_eq!(reply.header(header::LOCATION), TOKENS);
+        let page = self.get(TOKENS).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        page
+    }
+
+    fn has_session(&self) -> bool {
+        self.cookies.keys().any(|k| k.contains("dashboard_session"))
+    }
+}
+
+#[tokio::test]
+async fn every_dashboard_response_sends_the_security_headers() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let mut replies = vec![agent.get("/dashboard/login").await, agent.get(TOKENS).await];
+    replies.push(agent.log_in().await);
+    replies.push(agent.post(TOKENS, &[("name", "x")]).await);
+    for reply in &replies {
+        assert_eq!(reply.header(header::CONTENT_SECURITY_POLICY), CSP);
+        assert_eq!(reply.header(header::CACHE_CONTROL), "no-store");
+        assert_eq!(reply.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        assert_eq!(reply.header(header::REFERRER_POLICY), "no-referrer");
+    }
+    // No inline script or style anywhere: the policy allows none.
+    let page = &replies[2];
+    assert!(page.header(header::CONTENT_TYPE).starts_with("text/html"));
+    for inline in ["<script>", "<style", " style=", " onclick="] {
+        assert!(!page.text.contains(inline), "{inline} in the page");
+    }
+    for (path, content_type) in [
+        ("/dashboard/static/dashboard.css", "text/css"),
+        ("/dashboard/static/dashboard.js", "text/javascript"),
+    ] {
+        let asset = agent.get(path).await;
+        assert_eq!(asset.status, StatusCode::OK, "{path}");
+        assert!(asset.header(header::CONTENT_TYPE).starts_with(content_type));
+        assert_eq!(asset.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        assert!(!asset.text.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_login_is_a_401_page_with_an_error_and_no_session() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let form = agent.get("/dashboard/login").await;
+    for label in ["Username", "Password", "Log in"] {
+        assert!(form.text.contains(&format!(">{label}<")), "{label}");
+    }
+    let csrf = form.csrf();
+    let user = demo.state.dashboard.username.clone();
+    let password = demo.state.dashboard.password.clone();
+    for (user, password) in [
+        (user.as_str(), "wrong"),
+        ("root", password.as_str()),
+        ("", ""),
+        (user.as_str(), &password[..password.len() - 1]),
+    ] {
+        let reply = agent
+            .post(
+                "/dashboard/login",
+                &[("csrf", &csrf), ("username", user), ("password", password)],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{user}:{password}");
+        assert!(reply.text.contains("Wrong username or password"));
+        assert!(!reply.text.contains(&demo.state.dashboard.password));
+        assert!(!agent.has_session(), "no session after a failed login");
+    }
+    // Still logged out.
+    let page = agent.get(TOKENS).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // The login form without its CSRF token: 403, even with the password.
+    let reply = agent
+        .post(
+            "/dashboard/login",
+            &[("username", &user), ("password", &password)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(!agent.has_session());
+}
+
+#[tokio::test]
+async fn login_comes_back_only_to_a_path_of_this_site() {
+    let demo = Demo::new().await;
+    let mut anonymous = Agent::new(&demo);
+    let sent = anonymous.get(&format!("{TOKENS}?tab=1")).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        sent.header(header::LOCATION),
+        "/dashboard/login?next=%2Fdashboard%2Fsettings%2Fapi-tokens%3Ftab%3D1"
+    );
+    let form = anonymous.get(sent.header(header::LOCATION)).await;
+    assert_eq!(
+        field_value(&form.text, "next").as_deref(),
+        Some("/dashboard/settings/api-tokens?tab=1")
+    );
+
+    for (next, lands) in [
+        (
+            "/oauth/authorize?client_id=c&state=s",
+            "/oauth/authorize?client_id=c&state=s",
+        ),
+        ("//evil.example/", TOKENS),
+        ("/\\evil.example/", TOKENS),
+        ("https://evil.example/", TOKENS),
+        ("javascript:alert(1)", TOKENS),
+        ("/x\r\nSet-Cookie: a=b", TOKENS),
+    ] {
+        let mut agent = Agent::new(&demo);
+        let csrf = agent.get("/dashboard/login").await.csrf();
+        let (user, password) = (
+            demo.state.dashboard.username.clone(),
+            demo.state.dashboard.password.clone(),
+        );
+        let reply = agent
+            .post(
+                "/dashboard/login",
+                &[
+                    ("csrf", &csrf),
+                    ("next", next),
+                    ("username", &user),
+                    ("password", &password),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(reply.header(header::LOCATION), lands, "{next:?}");
+        assert!(agent.has_session());
+        // Already logged in, the login form goes straight on.
+        let again = agent
+            .get(&format!(
+                "/dashboard/login?next={}",
+                form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER);
+        assert_eq!(again.header(header::LOCATION), lands, "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_strict_and_secure_in_production() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let csrf = agent.get("/dashboard/login").await.csrf();
+    let login = agent
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &csrf),
+                ("username", &demo.state.dashboard.username),
+                ("password", &demo.state.dashboard.password),
+            ],
+        )
+        .await;
+    let cookie = session_cookie(&login);
+    assert!(cookie.starts_with("dashboard_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "development serves plain HTTP");
+
+    let production = app::AppState::new()
+        .unwrap()
+        .require_https(RequireHttps::new().trust_proxy(PROXY));
+    let demo = Demo::with_state(production).await;
+    let mut plain = Agent::new(&demo);
+    let refused = plain.get("/dashboard/login").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(refused.json()["error"], "https_required");
+
+    let mut agent = Agent::new(&demo);
+    agent.via_tls_proxy = true;
+    let form = agent.get("/dashboard/login").await;
+    assert!(form.header(header::SET_COOKIE).contains("; Secure"));
+    let login = agent
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &form.csrf()),
+                ("username", &demo.state.dashboard.username),
+                ("password", &demo.state.dashboard.password),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.text);
+    let cookie = session_cookie(&login);
+    assert!(cookie.starts_with("__Host-dashboard_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert_eq!(agent.get(TOKENS).await.status, StatusCode::OK);
+}
+
+fn session_cookie(reply: &Reply) -> String {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.contains("dashboard_session="))
+        .unwrap_or_else(|| panic!("a session cookie: {:?}", reply.headers))
+}
+
+#[tokio::test]
+async fn every_state_changing_form_needs_the_sessions_csrf_token() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let page = agent.log_in().await;
+    let csrf = page.csrf();
+    let (id, token) = demo.create("guarded", "billing.agent").await;
+    let wrong = "0".repeat(64);
+    let before = demo
+        .manage(Method::GET, "/settings/api-tokens", None)
+        .await
+        .text;
+
+    let actions: [(String, Vec<(&str, &str)>); 5] = [
+        (
+            TOKENS.to_owned(),
+            vec![("name", "sneaky"), ("scope", "billing.agent")],
+        ),
+        (
+            format!("{TOKENS}/{id}/edit"),
+            vec![("scope", "billing.read")],
+        ),
+        (format!("{TOKENS}/{id}/regenerate"), vec![]),
+        (format!("{TOKENS}/{id}/delete"), vec![]),
+        ("/dashboard/logout".to_owned(), vec![]),
+    ];
+    for (path, fields) in &actions {
+        for csrf in [None, Some(""), Some(wrong.as_str())] {
+            let mut fields = fields.clone();
+            if let Some(csrf) = csrf {
+                fields.push(("csrf", csrf));
+            }
+            let reply = agent.post(path, &fields).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} with {csrf:?}");
+            assert!(reply.text.contains("Request refused"), "{}", reply.text);
+        }
+    }
+    // Nothing happened: same tokens, same scopes, still logged in.
+    let after = demo
+        .manage(Method::GET, "/settings/api-tokens", None)
+        .await
+        .text;
+    assert_eq!(before, after);
+    assert_eq!(
+        demo.api(Method::POST, "/v1/invoices", &token).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(agent.get(TOKENS).await.status, StatusCode::OK);
+
+    // The CSRF token is the session's: another session's does not pass.
+    let mut other = Agent::new(&demo);
+    let other_csrf = other.log_in().await.csrf();
+    assert_ne!(other_csrf, csrf);
+    let reply = agent
+        .post(&format!("{TOKENS}/{id}/delete"), &[("csrf", &other_csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // With it, logging out ends the session.
+    let out = agent.post("/dashboard/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.header(header::LOCATION), "/dashboard/login");
+    assert!(!agent.has_session());
+    assert_eq!(agent.get(TOKENS).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn bad_form_fields_are_pages_with_a_message_never_a_500() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let csrf = agent.log_in().await.csrf();
+    let long_name = "n".repeat(201);
+    for (fields, message) in [
+        (
+            vec![("name", "x"), ("scope", "billing.admin")],
+            "is not a scope",
+        ),
+        (vec![("name", "x"), ("scope", "")], "is not a scope"),
+        (
+            vec![("name", "   "), ("scope", "billing.read")],
+            "Give the token a name",
+        ),
+        (vec![("scope", "billing.read")], "Give the token a name"),
+        (vec![("name", long_name.as_str())], "name"),
+    ] {
+        let mut fields = fields.clone();
+        fields.push(("csrf", &csrf));
+        let reply = agent.post(TOKENS, &fields).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(reply.text.contains(message), "{message}: {}", reply.text);
+        assert!(!reply.text.contains("id=\"new-token\""));
+    }
+    // The form keeps what was typed after an error, escaped.
+    let reply = agent
+        .post(
+            TOKENS,
+            &[("csrf", &csrf), ("name", "<b>\"x\"</b>"), ("scope", "nope")],
+        )
+        .await;
+    assert!(reply
+        .text
+        .contains("value=\"&lt;b&gt;&quot;x&quot;&lt;/b&gt;\""));
+
+    // A body that is no form at all.
+    let junk = agent
+        .send(Method::POST, TOKENS, Some("%%%\u{0}=&&=".to_owned()))
+        .await;
+    assert_eq!(junk.status, StatusCode::FORBIDDEN);
+
+    // Unknown or foreign ids: 404 pages; dead tokens: 409 pages.
+    let stranger = demo
+        .state
+        .tokens
+        .issue(IssueRequest::new(
+            TokenKind::PersonalAccess,
+            "theirs",
+            "someone-else",
+        ))
+        .await
+        .unwrap()
+        .record
+        .id
+        .to_string();
+    let revoked = demo.listed("demo: revoked", "personal_access").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let access = demo.listed("demo: access", "access").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (id, status) in [
+        ("nonsense", StatusCode::NOT_FOUND),
+        ("tok_0000000000000000", StatusCode::NOT_FOUND),
+        (stranger.as_str(), StatusCode::NOT_FOUND),
+        (revoked.as_str(), StatusCode::CONFLICT),
+        (access.as_str(), StatusCode::CONFLICT),
+    ] {
+        for action in ["edit", "regenerate"] {
+            let reply = agent
+                .post(
+                    &format!("{TOKENS}/{id}/{action}"),
+                    &[("csrf", &csrf), ("scope", "billing.read")],
+                )
+                .await;
+            assert_eq!(reply.status, status, "{action} {id}");
+            assert!(reply.header(header::CONTENT_TYPE).starts_with("text/html"));
+        }
+        assert_eq!(
+            agent.get(&format!("{TOKENS}/{id}/edit")).await.status,
+            status
+        );
+    }
+    // Editing down to no scope is refused with a message.
+    let (id, _) = demo.create("keeps a scope", "billing.read").await;
+    let reply = agent
+        .post(&format!("{TOKENS}/{id}/edit"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.text.contains("Check at least one scope"));
+    // Deleting a revoked token changes nothing: 409; a grant's token: done.
+    let reply = agent
+        .post(&format!("{TOKENS}/{revoked}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    let reply = agent
+        .post(&format!("{TOKENS}/{access}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        demo.api(Method::GET, "/v1/me", &demo.token("access"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_new_token_is_shown_once_and_never_in_a_url_or_a_log_line() {
+    async {
+        let demo = Demo::new().await;
+        let mut agent = Agent::new(&demo);
+        let csrf = agent.log_in().await.csrf();
+        let created = agent
+            .post(
+                TOKENS,
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Shown once"),
+                    ("scope", "billing.agent"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER);
+        assert_eq!(created.header(header::LOCATION), TOKENS);
+
+        let page = agent.get(TOKENS).await;
+        let token = new_token(&page.text).expect("the new token on the page");
+        assert!(token.starts_with("pr_pat_"), "{token}");
+        assert!(page.text.contains("it will not be shown again"));
+        assert_eq!(page.text.matches(&token).count(), 1, "shown exactly once");
+        assert_eq!(
+            demo.api(Method::POST, "/v1/invoices", &token).await.status,
+            StatusCode::CREATED
+        );
+
+        // A reload does not show it again, nor does any other page.
+        let again = agent.get(TOKENS).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert!(new_token(&again.text).is_none());
+        assert!(!again.text.contains(&token));
+        assert!(again.text.contains("Shown once"), "listed by name");
+
+        // Regenerating shows the new one once; the old one stops working.
+        let id = demo.listed("Shown once", "personal_access").await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let regenerated = agent
+            .post(&format!("{TOKENS}/{id}/regenerate"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(regenerated.status, StatusCode::SEE_OTHER);
+        assert_eq!(regenerated.header(header::LOCATION), TOKENS);
+        let page = agent.get(TOKENS).await;
+        let fresh = new_token(&page.text).expect("the regenerated token");
+        assert_ne!(fresh, token);
+        assert!(new_token(&agent.get(TOKENS).await.text).is_none());
+        assert_eq!(
+            demo.api(Method::GET, "/v1/invoices", &token).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            demo.api(Method::GET, "/v1/invoices", &fresh).await.status,
+            StatusCode::OK
+        );
+
+        for secret in [token, fresh] {
+            assert_redacted("logs", &logs().text(), &[&TokenSecret::new(secret)]);
+        }
+    }
+    .instrument(test_span("dashboard_shown_once"))
+    .await;
+}
+
+/// The text of `#new-token`, if the page has it.
+fn new_token(html: &str) -> Option<String> {
+    let start = html.find(r#"<code id="new-token">"#)? + 21;
+    let end = start + html[start..].find('<')?;
+    Some(html[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn the_list_shows_a_grant_as_one_row_and_dead_tokens_without_buttons() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let page = agent.log_in().await.text;
+    let rows: Vec<&str> = page.split("<tr data-status=").skip(1).collect();
+    let row = |name: &str| {
+        let found: Vec<&&str> = rows
+            .iter()
+            .filter(|r| r.contains(&format!(r#"<span class="name">{name}</span>"#)))
+            .collect();
+        assert_eq!(found.len(), 1, "one row for {name}");
+        (*found[0]).to_owned()
+    };
+    let grant = row("demo: access");
+    assert!(grant.contains("OAuth grant"), "{grant}");
+    assert!(
+        grant.contains("pr_at_") && grant.contains("pr_rt_"),
+        "{grant}"
+    );
+    assert!(grant.contains(">Delete<") && !grant.contains(">Edit<"));
+    for dead in ["demo: revoked", "demo: expired"] {
+        let dead_row = row(dead);
+        for button in [">Edit<", ">Regenerate<", ">Delete<"] {
+            assert!(!dead_row.contains(button), "{button} on {dead}");
+        }
+    }
+    let live = row("demo: billing.agent");
+    for button in [
+        ">Edit<",
+        ">Regenerate<",
+        ">Delete<",
+        ">Confirm<",
+        ">Cancel<",
+    ] {
+        assert!(live.contains(button), "{button}: {live}");
+    }
+    assert!(live.contains("<code>billing.agent</code>"), "{live}");
+    // The access token expires in 15 days, the grant in 30: no warning;
+    // a token expiring in 3 days has one.
+    assert!(!grant.contains("Expires in"));
+    demo.state
+        .tokens
+        .issue(
+            IssueRequest::new(
+                TokenKind::PersonalAccess,
+                "short-lived",
+                app::demo::DEMO_OWNER,
+            )
+            .lifetime(Duration::from_secs(3 * 86_400 + 600)),
+        )
+        .await
+        .unwrap();
+    let page = agent.get(TOKENS).await.text;
+    let short = page
+        .split("<tr data-status=")
+        .find(|r| r.contains("short-lived"))
+        .unwrap();
+    assert!(short.contains("Expires in 3 days"), "{short}");
+
+    // Each scope has a checkbox with its name as value and the seed's words.
+    for (name, description) in [
+        ("billing.read", "Read invoices, subscriptions, transactions"),
+        (
+            "billing.agent",
+            "Full AI billing agent access; includes billing.read and billing.write",
+        ),
+        ("products.write", "Create and modify products"),
+    ] {
+        assert!(
+            page.contains(&format!(
+                r#"<input type="checkbox" name="scope" value="{name}"> <code>{name}</code> — {description}"#
+            )),
+            "{name}"
+        );
+    }
+    assert!(page.contains("If you check no scope, the token gets billing.read."));
 }

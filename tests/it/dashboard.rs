@@ -1,11 +1,19 @@
-//! The dashboard of the `billing_api` example: the JSON API's token
-//! statuses and `PATCH` (in memory, with `oneshot`), and the web page's
-//! rules (sessions, CSRF, headers, shown-once tokens, bad forms; in memory
-//! too).
+//! The dashboard of the `billing_api` example: the JSON API's statuses and
+//! `PATCH` (in memory, with `oneshot`), the web page's rules (sessions,
+//! CSRF, headers, shown-once tokens, bad forms; in memory too), and the
+//! whole journey in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver), by the words and ids of DESIGN §7.
+//!
+//! The browser test needs `chromium` and `chromedriver` on the `PATH`
+//! (Debian: `apt-get install chromium chromium-driver`; `CHROMEDRIVER` and
+//! `CHROME` name other binaries). It never skips: without them it fails
+//! and says how to get them. It saves a screenshot of the page to
+//! `docs/dashboard.png`, which the README shows.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -15,9 +23,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_token_auth::auth::{PeerAddr, RequireHttps};
-use tower_token_auth::store::IssueRequest;
+use tower_token_auth::store::{IssueRequest, TokenManager};
 use tower_token_auth::token::{TokenKind, TokenSecret};
-use tower_token_auth::PayRequestScopes as S;
+use tower_token_auth::{MemoryStore, PayRequestScopes as S};
 use tracing::Instrument;
 
 use crate::app;
@@ -1024,4 +1032,544 @@ async fn the_list_shows_a_grant_as_one_row_and_dead_tokens_without_buttons() {
         );
     }
     assert!(page.contains("If you check no scope, the token gets billing.read."));
+}
+
+// ---- C. the journey in a real browser ----
+
+/// chromedriver, started on a free port, stopped when dropped.
+struct Chromedriver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const GET_A_BROWSER: &str = "the dashboard's browser test needs Chromium and chromedriver: \
+     `apt-get install chromium chromium-driver` (Debian), or set CHROMEDRIVER and CHROME \
+     to their paths";
+
+/// A program on the `PATH` (or at the path `env` names).
+fn program(env: &str, names: &[&str]) -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Some(path.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+async fn start_chromedriver() -> Chromedriver {
+    let binary = program("CHROMEDRIVER", &["chromedriver"])
+        .unwrap_or_else(|| panic!("no chromedriver found: {GET_A_BROWSER}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(&binary)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {GET_A_BROWSER}", binary.display()));
+    let driver = Chromedriver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    // Ready when it accepts connections.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver
+}
+
+/// A headless Chromium session. `--no-sandbox`: CI runs as root.
+async fn browser(driver: &Chromedriver) -> fantoccini::Client {
+    let chrome = program("CHROME", &["chromium", "chromium-browser", "google-chrome"])
+        .unwrap_or_else(|| panic!("no Chromium found: {GET_A_BROWSER}"));
+    let mut options = json!({
+        "args": [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--window-size=1280,1400",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+        ],
+    });
+    options["binary"] = json!(chrome.to_string_lossy());
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".to_owned(), options);
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    fantoccini::ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a browser session: {e}; {GET_A_BROWSER}"))
+}
+
+/// The example on a socket, as `main` serves it.
+async fn serve() -> (SocketAddr, app::AppState) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = app::AppState::with_store(
+        TokenManager::new(Arc::new(MemoryStore::new())),
+        app::demo::DashboardLogin::generate().unwrap(),
+        &format!("http://{addr}"),
+    );
+    app::demo::issue(&state).await.unwrap();
+    let service = app::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+    (addr, state)
+}
+
+/// A plain HTTP client for the API calls of the journey.
+struct Http {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    base: String,
+}
+
+impl Http {
+    fn new(addr: SocketAddr) -> Self {
+        Self {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    async fn send(
+        &self,
+        request: Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> (StatusCode, Value) {
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// `GET /v1/invoices` with `token`.
+    async fn list_invoices(&self, token: &str) -> StatusCode {
+        let request = Request::get(format!("{}/v1/invoices", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Default::default())
+            .unwrap();
+        self.send(request).await.0
+    }
+
+    /// `POST /v1/invoices` with `token`.
+    async fn create_invoice(&self, token: &str) -> (StatusCode, Value) {
+        let request = Request::post(format!("{}/v1/invoices", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(r#"{"customer":"cus_000001","amount":4900}"#.into())
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// A form posted with the browser's cookies.
+    async fn post_form(&self, path: &str, cookie: &str, form: &str) -> StatusCode {
+        let request = Request::post(format!("{}{path}", self.base))
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form.to_owned().into())
+            .unwrap();
+        self.send(request).await.0
+    }
+}
+
+/// The whole journey of DESIGN §7 in headless Chromium, by the words a
+/// user sees. Prints how long it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_journey_through_the_token_page() {
+    let started = Instant::now();
+    let driver = start_chromedriver().await;
+    let (addr, state) = serve().await;
+    let client = browser(&driver).await;
+    let ready = started.elapsed();
+    // A panic inside is caught here, so that the browser is closed either way.
+    let journey = tokio::spawn(journey(client.clone(), addr, state));
+    let outcome = journey.await;
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+    eprintln!(
+        "browser journey: {:.1?} in all ({:.1?} to start chromedriver, the example and Chromium)",
+        started.elapsed(),
+        ready
+    );
+}
+
+async fn journey(browser: fantoccini::Client, addr: SocketAddr, state: app::AppState) {
+    use fantoccini::Locator;
+
+    let base = format!("http://{addr}");
+    let http = Http::new(addr);
+    let page = Page {
+        browser: &browser,
+        base: &base,
+    };
+
+    // Logged out, the token page leads to the login form.
+    page.open(TOKENS).await;
+    assert!(page.path().await.starts_with("/dashboard/login?next="));
+
+    // A wrong password: an error, and no session.
+    page.fill("Username", &state.dashboard.username).await;
+    page.fill("Password", "not the password").await;
+    page.click("Log in").await;
+    assert!(page.text().await.contains("Wrong username or password"));
+    assert!(
+        !page.has_session_cookie().await,
+        "no session after a wrong password"
+    );
+    page.open(TOKENS).await;
+    assert!(page.path().await.starts_with("/dashboard/login"));
+
+    // The right one leads to the token page.
+    page.fill("Username", &state.dashboard.username).await;
+    page.fill("Password", &state.dashboard.password).await;
+    page.click("Log in").await;
+    assert_eq!(page.path().await, TOKENS);
+    assert!(page.has_session_cookie().await);
+    assert!(page
+        .text()
+        .await
+        .contains("If you check no scope, the token gets billing.read."));
+
+    // Create "MCP Billing Agent" with billing.agent; it is shown once.
+    page.fill("Name", "MCP Billing Agent").await;
+    page.check_scope("Create", "billing.agent", true).await;
+    page.click("Create").await;
+    let token = page.new_token().await.expect("the new token in #new-token");
+    assert!(token.starts_with("pr_pat_"), "{token}");
+    assert!(page.text().await.contains("it will not be shown again"));
+    let (status, invoice) = http.create_invoice(&token).await;
+    assert_eq!(status, StatusCode::CREATED, "{invoice}");
+    page.screenshot("docs/dashboard.png").await;
+
+    // A reload does not show it again.
+    browser.refresh().await.unwrap();
+    assert_eq!(page.new_token().await, None);
+    assert!(!page.source().await.contains(&token));
+
+    // Edit down to billing.read: the same token now gets 403.
+    page.submit(page.row_button("MCP Billing Agent", "Edit").await)
+        .await;
+    page.check_scope("Save", "billing.agent", false).await;
+    page.check_scope("Save", "billing.read", true).await;
+    page.click("Save").await;
+    assert_eq!(page.path().await, TOKENS);
+    let (status, refusal) = http.create_invoice(&token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(refusal["error"], "insufficient_scope");
+    assert_eq!(http.list_invoices(&token).await, StatusCode::OK);
+
+    // Regenerate: the old value is refused, the new one works.
+    page.submit(page.row_button("MCP Billing Agent", "Regenerate").await)
+        .await;
+    let regenerated = page
+        .new_token()
+        .await
+        .expect("the regenerated token in #new-token");
+    assert_ne!(regenerated, token);
+    assert_eq!(http.list_invoices(&token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(http.list_invoices(&regenerated).await, StatusCode::OK);
+
+    // Delete, then Cancel: nothing happens.
+    let delete = page.row_button("MCP Billing Agent", "Delete").await;
+    delete.click().await.unwrap();
+    let dialog = browser
+        .find(Locator::XPath("//dialog[@open]"))
+        .await
+        .expect("Delete opens a dialog");
+    assert!(dialog.text().await.unwrap().contains("MCP Billing Agent"));
+    dialog
+        .find(Locator::XPath(".//button[normalize-space(.)='Cancel']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(browser
+        .find_all(Locator::XPath("//dialog[@open]"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(http.list_invoices(&regenerated).await, StatusCode::OK);
+
+    // Delete, then Confirm: the token is refused.
+    let delete = page.row_button("MCP Billing Agent", "Delete").await;
+    delete.click().await.unwrap();
+    let confirm = browser
+        .find(Locator::XPath(
+            "//dialog[@open]//button[normalize-space(.)='Confirm']",
+        ))
+        .await
+        .expect("Delete opens a dialog with Confirm");
+    page.submit(confirm).await;
+    assert_eq!(page.path().await, TOKENS);
+    assert!(page.text().await.contains("is deleted"));
+    assert_eq!(
+        http.list_invoices(&regenerated).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let row = page.row("MCP Billing Agent").await;
+    assert!(row.text().await.unwrap().contains("revoked"));
+    assert!(row
+        .find_all(Locator::XPath(".//button"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A form posted without its CSRF token: 403, nothing created.
+    browser
+        .execute(
+            "document.querySelectorAll('form.create input[name=csrf]').forEach(e => e.remove());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    page.fill("Name", "Without CSRF").await;
+    page.click("Create").await;
+    assert!(page.text().await.contains("Request refused"));
+    let cookie = page.cookie_header().await;
+    let status = http.post_form(TOKENS, &cookie, "name=Without+CSRF").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    page.open(TOKENS).await;
+    assert!(!page.text().await.contains("Without CSRF"));
+
+    // Log out ends the session.
+    page.click("Log out").await;
+    let path = page.path().await;
+    assert!(
+        path.starts_with("/dashboard/login"),
+        "{path}: {}",
+        page.text().await
+    );
+    page.open(TOKENS).await;
+    assert!(page.path().await.starts_with("/dashboard/login"));
+}
+
+/// The browser on the example's pages, driven by labels, button texts and
+/// ids.
+struct Page<'a> {
+    browser: &'a fantoccini::Client,
+    base: &'a str,
+}
+
+impl Page<'_> {
+    async fn open(&self, path: &str) {
+        self.browser
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    /// The path and query of the current page.
+    async fn path(&self) -> String {
+        let url = self.browser.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn text(&self) -> String {
+        self.browser
+            .find(fantoccini::Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn source(&self) -> String {
+        self.browser.source().await.unwrap()
+    }
+
+    /// Types `value` into the field labelled `label`.
+    async fn fill(&self, label: &str, value: &str) {
+        let label_element = self
+            .browser
+            .find(fantoccini::Locator::XPath(&format!(
+                "//label[normalize-space(.)='{label}']"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("a field labelled {label}: {e}"));
+        let id = label_element.attr("for").await.unwrap().unwrap();
+        let field = self
+            .browser
+            .find(fantoccini::Locator::Id(&id))
+            .await
+            .unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    /// Clicks the button `text` (the only one of that text), which
+    /// submits its form, and waits for the next page.
+    async fn click(&self, text: &str) {
+        let button = self
+            .browser
+            .find(fantoccini::Locator::XPath(&format!(
+                "//button[normalize-space(.)='{text}']"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("a button {text}: {e}"));
+        self.submit(button).await;
+    }
+
+    /// Clicks `button`, which submits its form, and waits until the page
+    /// it was on is gone and the next one has loaded.
+    async fn submit(&self, button: fantoccini::elements::Element) {
+        let old = self
+            .browser
+            .find(fantoccini::Locator::Css("html"))
+            .await
+            .unwrap();
+        button.click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let gone = matches!(old.tag_name().await, Err(e) if e.is_stale_element_reference());
+            if gone {
+                let state = self
+                    .browser
+                    .execute("return document.readyState", vec![])
+                    .await
+                    .unwrap();
+                if state == "complete" {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the click led to no new page");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Checks (or unchecks) the scope checkbox labelled with `scope` in the
+    /// form whose button is `button`.
+    async fn check_scope(&self, button: &str, scope: &str, checked: bool) {
+        let checkbox = self
+            .browser
+            .find(fantoccini::Locator::XPath(&format!(
+                "//form[.//button[normalize-space(.)='{button}']]\
+                 //label[code[normalize-space(.)='{scope}']]/input[@type='checkbox']"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("a checkbox {scope}: {e}"));
+        assert_eq!(
+            checkbox.attr("value").await.unwrap().as_deref(),
+            Some(scope)
+        );
+        if checkbox.is_selected().await.unwrap() != checked {
+            checkbox.click().await.unwrap();
+        }
+        assert_eq!(checkbox.is_selected().await.unwrap(), checked);
+    }
+
+    /// The row of the token named `name`.
+    async fn row(&self, name: &str) -> fantoccini::elements::Element {
+        self.browser
+            .find(fantoccini::Locator::XPath(&format!(
+                "//table//tr[.//*[normalize-space(.)='{name}']]"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("a row for {name}: {e}"))
+    }
+
+    /// The button `text` of the row of the token named `name`.
+    async fn row_button(&self, name: &str, text: &str) -> fantoccini::elements::Element {
+        self.row(name)
+            .await
+            .find(fantoccini::Locator::XPath(&format!(
+                ".//button[normalize-space(.)='{text}']"
+            )))
+            .await
+            .unwrap_or_else(|e| panic!("a button {text} on {name}: {e}"))
+    }
+
+    /// The text of `#new-token`, if the page shows one.
+    async fn new_token(&self) -> Option<String> {
+        let found = self
+            .browser
+            .find_all(fantoccini::Locator::Id("new-token"))
+            .await
+            .unwrap();
+        match found.first() {
+            Some(element) => Some(element.text().await.unwrap()),
+            None => None,
+        }
+    }
+
+    async fn has_session_cookie(&self) -> bool {
+        self.browser
+            .get_all_cookies()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.name() == "dashboard_session")
+    }
+
+    /// The browser's cookies for this site, as a `Cookie` header.
+    async fn cookie_header(&self) -> String {
+        self.browser
+            .get_all_cookies()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Saves a screenshot of the whole page at `path`, relative to the
+    /// crate: the window is made as tall as the page first.
+    async fn screenshot(&self, path: &str) {
+        let size = self
+            .browser
+            .execute(
+                "return [document.documentElement.scrollHeight, \
+                         window.outerHeight - window.innerHeight]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let height = |i: usize| size[i].as_u64().and_then(|h| u32::try_from(h).ok());
+        if let (Some(page), Some(frame)) = (height(0), height(1)) {
+            self.browser
+                .set_window_size(1280, page.min(3000) + frame)
+                .await
+                .unwrap();
+        }
+        let png = self.browser.screenshot().await.unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, png).unwrap();
+    }
 }

@@ -24,8 +24,11 @@
 //! # futures_util::FutureExt::now_or_never(async {
 //! let recorder = Arc::new(Recorder::default());
 //! let audit = Audit::new().observer(recorder.clone());
-//! let store = MemoryStore::<PayRequestScopes>::with_policy(IssuePolicy::default().audit(audit));
-//! let issued = store.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
+//! let tokens = TokenManager::with_policy(
+//!     MemoryStore::<PayRequestScopes>::default(),
+//!     IssuePolicy::default().audit(audit),
+//! );
+//! let issued = tokens.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
 //! assert!(matches!(
 //!     recorder.0.lock().unwrap()[0],
 //!     AuditEvent::TokenCreated { id, .. } if id == issued.record.id

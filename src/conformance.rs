@@ -4,7 +4,7 @@
 //! Every backend of this crate (memory, SQLite, PostgreSQL, each also behind
 //! the cache) passes it in CI. A backend for another database runs it from
 //! its own tests with one macro call, given an async function that returns a
-//! fresh, empty backend of [`PayRequestScopes`] tokens:
+//! fresh, empty backend of [`PayRequestScopes`](crate::PayRequestScopes) tokens:
 //!
 //! ```ignore
 //! // tests/conformance.rs of the crate that writes `MyBackend`

@@ -8,8 +8,8 @@
 //! | expired token | 401 | `… error="invalid_token", error_description="…expired…"` | `invalid_token` |
 //! | valid token, scope missing | 403 | `… error="insufficient_scope", scope="…"` | `insufficient_scope` |
 //! | store unreachable or failing | 503 | none | `temporarily_unavailable` |
-//! | not over HTTPS, when [required](crate::auth::RequireHttps) | 403 | none | `https_required` |
-//! | too many failed authentications ([throttle](crate::auth)) | 429 + `Retry-After` | none | `too_many_requests` |
+//! | not known to arrive over TLS ([`RequireHttpsLayer`](crate::auth::RequireHttpsLayer)) | 403 | none | `https_required` |
+//! | too many failed authentications ([`ThrottleLayer`](crate::auth::ThrottleLayer)) | 429 + `Retry-After` | none | `too_many_requests` |
 //!
 //! Every rejection has a JSON body with `error`, `error_description` and a
 //! `solution` hint, `Cache-Control: no-store`, and the [`AuthError`] in its
@@ -74,18 +74,41 @@ pub enum AuthError {
     /// The token store could not answer. The request is refused with 503.
     #[error("the token store is unavailable")]
     StoreUnavailable(Arc<StoreError>),
-    /// The request did not arrive over TLS and the layer requires it
-    /// ([`RequireHttps`](crate::auth::RequireHttps)).
+    /// The request is not known to have arrived over TLS and the route
+    /// requires it ([`RequireHttpsLayer`](crate::auth::RequireHttpsLayer)).
     #[error("the request did not arrive over HTTPS")]
     HttpsRequired,
-    /// The client spent its budget of failed authentications (the
-    /// brute-force throttle).
+    /// The client spent its budget of failed authentications
+    /// ([`ThrottleLayer`](crate::auth::ThrottleLayer)).
     #[error("too many failed authentications")]
     TooManyRequests {
         /// How long until the client may try again.
         retry_after: std::time::Duration,
     },
 }
+
+/// A response extension saying the request presented a credential that
+/// did not authenticate it: a wrong password, a refresh token or
+/// authorization code the grant refused.
+///
+/// [`ThrottleLayer`](crate::auth::ThrottleLayer) counts responses that
+/// carry it against their client, as it counts the [`AuthError`]s of
+/// invalid bearer tokens, so one budget covers guessing on every route. Put
+/// it on your own login's failures; the crate's
+/// [`TokenEndpoint`](crate::oauth::TokenEndpoint) puts it on its
+/// `invalid_grant` answers. A missing credential is not a failed one: leave
+/// it off there.
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use tower_token_auth::error::FailedAuthentication;
+///
+/// let mut refused = Response::new("wrong user name or password");
+/// *refused.status_mut() = StatusCode::UNAUTHORIZED;
+/// refused.extensions_mut().insert(FailedAuthentication);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailedAuthentication;
 
 /// Why a request was `invalid_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -7,6 +7,11 @@
 //!   [`Principal`] into the request.
 //! - [`RequireScopeLayer`] enforces scopes per route: 403
 //!   `insufficient_scope` naming what is missing.
+//! - [`RequireHttpsLayer`](auth::RequireHttpsLayer) and
+//!   [`ThrottleLayer`](auth::ThrottleLayer) go in front of any route that
+//!   takes credentials: 403 for what is not known to arrive over TLS, 429
+//!   for a client that keeps failing, with one [`Peers`](auth::Peers)
+//!   configuration for both.
 //! - Rejections follow RFC 6750 §3 exactly; a store that is down answers 503
 //!   and never lets a request through.
 //!
@@ -27,15 +32,15 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = MemoryStore::new();
-//! let agent = store
+//! let tokens = TokenManager::new(MemoryStore::new());
+//! let agent = tokens
 //!     .issue(
 //!         IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-1")
 //!             .scopes(PayRequestScopes::parse_scope("billing.agent")?),
 //!     )
 //!     .await?;
 //!
-//! let auth = TokenAuthLayer::new(store);
+//! let auth = TokenAuthLayer::new(tokens);
 //! let create_invoice = ServiceBuilder::new()
 //!     .layer(auth.clone())
 //!     .layer(auth.require(PayRequestScopes::BILLING_WRITE)) // implied by billing.agent
@@ -61,7 +66,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | [`Principal`] and `Option<Principal>` extractors (`extract` module); axum's `ConnectInfo` as the peer address |
-//! | `throttle` | no | `auth::Throttle`: brute-force throttling of failed authentications (governor) |
+//! | `throttle` | yes | `auth::ThrottleLayer`: brute-force throttling of failed authentications on any route (governor) |
+//! | `sqlite` | no | `store::SqliteStore`: tokens in an SQLite file (sqlx 0.8, tokio), for a service on one machine; migrations shipped with the crate |
 //! | `postgres` | no | `store::PgStore`: tokens in PostgreSQL (sqlx 0.8, tokio), migrations shipped with the crate |
 //! | `postgres-tls-rustls` | no | `postgres` with TLS to the database through rustls |
 //! | `cache` | no | `store::CachedStore` in front of any store; with `postgres`, a revocation listener that evicts across instances |
@@ -72,8 +78,8 @@
 //! - [`token`]: token kinds, format, secrets, digests and clocks;
 //! - [`store`]: the [`TokenStore`] and [`TokenManager`](store::TokenManager)
 //!   traits and [`MemoryStore`];
-//! - [`auth`]: [`TokenAuthLayer`], the header grammar, HTTPS enforcement and
-//!   throttling;
+//! - [`auth`]: [`TokenAuthLayer`], the header grammar, and the HTTPS and
+//!   throttling layers with their peer and proxy configuration;
 //! - [`error`]: [`AuthError`] and the RFC 6750 responses;
 //! - [`oauth`]: the refresh grant, revocation and resource metadata
 //!   endpoints;

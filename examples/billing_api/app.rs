@@ -36,17 +36,18 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, State};
+use std::num::NonZeroU32;
+
+use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_token_auth::auth::RequireHttps;
+use tower_token_auth::auth::{Peers, RequireHttpsLayer, ThrottleLayer};
 use tower_token_auth::store::{TokenBackend, TokenManager};
 use tower_token_auth::usage::UsageTracker;
-use tower_token_auth::{AuthError, Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
+use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
 use tracing::Level;
 
 use demo::DashboardLogin;
@@ -67,6 +68,11 @@ pub type Auth = TokenAuthLayer<Tokens>;
 /// The realm named in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "billing";
 
+/// Failed authentications a client (an IPv4 address, an IPv6 /64) may make
+/// per minute, in bursts of as many; then one more every 6 s. Bad bearer
+/// tokens, refused refresh grants and wrong dashboard passwords all count.
+pub const FAILURES_PER_MINUTE: u32 = 10;
+
 /// What the handlers share: the tokens, the authentication layer built over
 /// them, the dashboard login and the public URL of the service.
 #[derive(Clone)]
@@ -83,10 +89,17 @@ pub struct AppState {
     /// The URL clients reach the service at, e.g. `http://127.0.0.1:3000`:
     /// the resource of the RFC 9728 metadata.
     pub base_url: Arc<str>,
-    /// The production profile's HTTPS rule, also applied to the token,
-    /// revocation and dashboard endpoints (the bearer routes get it from
-    /// `auth`).
-    pub https: Option<RequireHttps>,
+    /// Who is on the other end: the peer address, and the proxies whose
+    /// forwarding headers count (`TRUSTED_PROXIES`). The HTTPS rule and the
+    /// throttle share it.
+    pub peers: Peers,
+    /// The production profile: every route but `/health` refuses requests
+    /// not known to arrive over TLS.
+    pub https_required: bool,
+    /// Counts failed authentications per client on every route that
+    /// authenticates: one budget across the API, the OAuth endpoints and
+    /// the dashboard.
+    pub throttle: ThrottleLayer,
 }
 
 /// The default public URL, for tests that serve no socket.
@@ -109,23 +122,38 @@ impl AppState {
     pub fn with_store(tokens: Tokens, dashboard: DashboardLogin, base_url: &str) -> Self {
         let base_url: Arc<str> = base_url.trim_end_matches('/').into();
         let challenge = Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&base_url));
-        let auth = TokenAuthLayer::new(tokens.clone()).challenge(challenge);
+        let auth = TokenAuthLayer::new(tokens.clone()).challenge(challenge.clone());
+        let throttle = ThrottleLayer::per_minute(
+            NonZeroU32::new(FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+        )
+        .challenge(challenge);
         Self {
             tokens,
             auth,
             dashboard: Arc::new(dashboard),
             base_url,
-            https: None,
+            peers: Peers::new(),
+            https_required: false,
+            throttle,
         }
+    }
+
+    /// Trusts the forwarding headers of the proxies `peers` names: for the
+    /// HTTPS rule, and for the throttle to tell the clients behind them
+    /// apart.
+    #[allow(dead_code)] // not every test that includes this file needs it
+    pub fn peers(mut self, peers: Peers) -> Self {
+        self.throttle = self.throttle.peers(peers.clone());
+        self.peers = peers;
+        self
     }
 
     /// The production profile: every route but `/health` refuses requests
     /// not known to arrive over TLS (403 `https_required`), before any token
     /// is read.
     #[allow(dead_code)] // not every test that includes this file needs it
-    pub fn require_https(mut self, https: RequireHttps) -> Self {
-        self.auth = self.auth.require_https(https.clone());
-        self.https = Some(https);
+    pub fn require_https(mut self) -> Self {
+        self.https_required = true;
         self
     }
 
@@ -145,20 +173,24 @@ impl AppState {
 /// token endpoints and the dashboard (JSON API and web page), a JSON 404
 /// for everything else, and request logging.
 ///
-/// Authentication is added with `route_layer`, so it runs only for requests
-/// that match a route: an unknown path is a 404 with or without a token.
+/// Every route but `/health` is throttled (failed authentications per
+/// client) and, in production, requires HTTPS. The layers are added with
+/// `route_layer`, so they run only for requests that match a route: an
+/// unknown path is a 404 with or without a token.
 pub fn app(state: AppState) -> Router {
-    let mut endpoints = oauth::router(&state)
+    let mut guarded = Router::new()
+        .merge(api::router(&state.auth))
+        .merge(oauth::router(&state))
         .merge(settings::router())
-        .merge(dashboard::router(&state));
-    if let Some(https) = state.https.clone() {
-        let rule = (https, Challenge::new(REALM));
-        endpoints = endpoints.route_layer(middleware::from_fn_with_state(rule, https_only));
+        .merge(dashboard::router(&state))
+        .route_layer(state.throttle.clone());
+    if state.https_required {
+        let https = RequireHttpsLayer::new(state.peers.clone()).challenge(Challenge::new(REALM));
+        guarded = guarded.route_layer(https);
     }
     Router::new()
         .merge(public::router())
-        .merge(api::router(&state.auth))
-        .merge(endpoints)
+        .merge(guarded)
         .fallback(not_found)
         .layer(
             TraceLayer::new_for_http()
@@ -178,22 +210,6 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("<no route>", MatchedPath::as_str);
     tracing::info_span!("request", method = %request.method(), route)
-}
-
-/// Holds the endpoints outside the bearer layer to the layer's HTTPS rule,
-/// with the layer's rejection.
-async fn https_only(
-    State((https, challenge)): State<(RequireHttps, Challenge)>,
-    request: Request<axum::body::Body>,
-    next: Next,
-) -> Response {
-    if https.allows(&request) {
-        next.run(request).await
-    } else {
-        challenge
-            .render(&AuthError::HttpsRequired)
-            .map(axum::body::Body::from)
-    }
 }
 
 async fn not_found() -> Response {

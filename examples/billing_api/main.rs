@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_token_auth::auth::RequireHttps;
+use tower_token_auth::auth::Peers;
 use tower_token_auth::store::TokenManager;
 use tracing_subscriber::EnvFilter;
 
@@ -48,9 +48,15 @@ environment:
   BILLING_API_PROFILE  `development` (default) or `production`: production
                        refuses requests not known to arrive over TLS on every
                        route but /health (403 https_required)
-  TRUSTED_PROXIES      with production: comma-separated IP addresses of the
-                       TLS-terminating proxies whose X-Forwarded-Proto or
-                       Forwarded header is believed";
+  TRUSTED_PROXIES      comma-separated IP addresses of the TLS-terminating
+                       proxies whose forwarding headers are believed:
+                       X-Forwarded-Proto / Forwarded proto= for HTTPS (in
+                       production), X-Forwarded-For / Forwarded for= for the
+                       client address the throttle counts failures against
+
+Failed authentications (bad tokens, refused grants, wrong dashboard
+passwords) are throttled per client in both profiles: 10 a minute, then
+429 with Retry-After.";
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
@@ -159,16 +165,18 @@ fn main() -> ExitCode {
 const USAGE_INTERVAL: Duration = Duration::from_secs(60);
 
 async fn run(options: Options) -> Result<(), app::demo::DemoError> {
-    let https = production_https()?;
+    let profile = profile_from_env()?;
     let tokens = TokenManager::new(open_store().await?);
     let base_url = format!("http://{}", options.addr);
     let mut state =
         app::AppState::with_store(tokens, app::demo::DashboardLogin::generate()?, &base_url)
-            .track_usage(USAGE_INTERVAL);
-    if let Some(https) = https {
-        tracing::info!(?https, "production profile: HTTPS required");
-        state = state.require_https(https);
+            .track_usage(USAGE_INTERVAL)
+            .peers(profile.peers);
+    if profile.https_required {
+        tracing::info!(peers = ?state.peers, "production profile: HTTPS required");
+        state = state.require_https();
     }
+    tracing::info!(throttle = ?state.throttle, "failed authentications throttled per client");
 
     // The demo file is complete before the listener exists, so a client
     // that waits for the port can read the file right away.
@@ -197,32 +205,47 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
     Ok(())
 }
 
-/// The production profile's HTTPS rule, from `BILLING_API_PROFILE` and
-/// `TRUSTED_PROXIES`; `None` for development.
-fn production_https() -> Result<Option<RequireHttps>, String> {
-    let profile = std::env::var("BILLING_API_PROFILE").unwrap_or_default();
-    let proxies = std::env::var("TRUSTED_PROXIES").unwrap_or_default();
-    https_for_profile(&profile, &proxies)
+/// What `BILLING_API_PROFILE` and `TRUSTED_PROXIES` ask for.
+#[derive(Debug)]
+struct Profile {
+    /// Production: every route but `/health` requires HTTPS.
+    https_required: bool,
+    /// The trusted proxies, in either profile: the throttle tells the
+    /// clients behind them apart by their forwarding headers.
+    peers: Peers,
 }
 
-fn https_for_profile(profile: &str, proxies: &str) -> Result<Option<RequireHttps>, String> {
-    match profile {
-        "" | "development" => Ok(None),
-        "production" => proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .try_fold(RequireHttps::new(), |https, proxy| {
-                let ip = proxy.parse::<IpAddr>().map_err(|_| {
-                    format!("TRUSTED_PROXIES: `{proxy}` is not an IP address such as 10.0.0.2")
-                })?;
-                Ok(https.trust_proxy(ip))
-            })
-            .map(Some),
-        other => Err(format!(
-            "BILLING_API_PROFILE: `{other}` is neither `development` nor `production`"
-        )),
-    }
+/// The profile from `BILLING_API_PROFILE` and `TRUSTED_PROXIES`.
+fn profile_from_env() -> Result<Profile, String> {
+    let profile = std::env::var("BILLING_API_PROFILE").unwrap_or_default();
+    let proxies = std::env::var("TRUSTED_PROXIES").unwrap_or_default();
+    parse_profile(&profile, &proxies)
+}
+
+fn parse_profile(profile: &str, proxies: &str) -> Result<Profile, String> {
+    let https_required = match profile {
+        "" | "development" => false,
+        "production" => true,
+        other => {
+            return Err(format!(
+                "BILLING_API_PROFILE: `{other}` is neither `development` nor `production`"
+            ))
+        }
+    };
+    let peers = proxies
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .try_fold(Peers::new(), |peers, proxy| {
+            let ip = proxy.parse::<IpAddr>().map_err(|_| {
+                format!("TRUSTED_PROXIES: `{proxy}` is not an IP address such as 10.0.0.2")
+            })?;
+            Ok::<_, String>(peers.trust_proxy(ip))
+        })?;
+    Ok(Profile {
+        https_required,
+        peers,
+    })
 }
 
 /// The in-memory store, or PostgreSQL when `DATABASE_URL` is set and the
@@ -311,17 +334,58 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    /// A request from `peer` whose `X-Forwarded-Proto` is `proto`.
+    fn forwarded(peer: &str, proto: Option<&str>) -> axum::http::Request<()> {
+        let mut request = axum::http::Request::get("/v1/invoices");
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        let mut request = request.body(()).unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(tower_token_auth::auth::PeerAddr(peer));
+        request
+    }
+
     #[test]
-    fn profiles_choose_the_https_rule() {
-        assert!(https_for_profile("", "10.0.0.2").unwrap().is_none());
-        assert!(https_for_profile("development", "").unwrap().is_none());
-        assert!(https_for_profile("production", "").unwrap().is_some());
-        assert!(https_for_profile("production", " 10.0.0.2, ::1 ,")
-            .unwrap()
-            .is_some());
-        let bad_proxy = https_for_profile("production", "10.0.0.2,proxy.local").unwrap_err();
+    fn production_believes_the_trusted_proxies_https_and_nobody_elses() {
+        let production = parse_profile("production", " 10.0.0.2, ::1 ,").unwrap();
+        assert!(production.https_required);
+        let https = |peer, proto| production.peers.is_https(&forwarded(peer, proto));
+        assert!(https("10.0.0.2:40000", Some("https")), "trusted IPv4 proxy");
+        assert!(https("[::1]:40000", Some("https")), "trusted IPv6 proxy");
+        assert!(
+            https("[::ffff:10.0.0.2]:40000", Some("https")),
+            "the IPv4 proxy on a dual-stack socket"
+        );
+        assert!(!https("10.0.0.3:40000", Some("https")), "an untrusted peer");
+        assert!(
+            !https("10.0.0.2:40000", Some("http")),
+            "the proxy says http"
+        );
+        assert!(!https("10.0.0.2:40000", None), "the proxy says nothing");
+        // Without TRUSTED_PROXIES nobody's header counts.
+        let strict = parse_profile("production", "").unwrap();
+        assert!(strict.https_required);
+        assert!(!strict
+            .peers
+            .is_https(&forwarded("10.0.0.2:40000", Some("https"))));
+        // Development requires no HTTPS, but still knows its proxies (for
+        // the throttle).
+        let development = parse_profile("", "10.0.0.2").unwrap();
+        assert!(!development.https_required);
+        assert!(development
+            .peers
+            .is_trusted_proxy(forwarded("10.0.0.2:1", None).extensions()));
+        assert!(!parse_profile("development", "").unwrap().https_required);
+    }
+
+    #[test]
+    fn bad_profiles_and_proxies_are_refused_by_name() {
+        let bad_proxy = parse_profile("production", "10.0.0.2,proxy.local").unwrap_err();
         assert!(bad_proxy.contains("`proxy.local`"), "{bad_proxy}");
-        let bad_profile = https_for_profile("prod", "").unwrap_err();
+        let bad_profile = parse_profile("prod", "").unwrap_err();
         assert!(bad_profile.contains("`prod`"), "{bad_profile}");
     }
 

@@ -24,6 +24,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
+use tower_token_auth::error::FailedAuthentication;
 use tower_token_auth::store::{IssueRequest, IssuedToken, StoreError, TokenInfo};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
@@ -53,6 +54,7 @@ impl FromRequestParts<AppState> for DashboardUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let presented = parts.headers.contains_key(AUTHORIZATION);
         let given = parts
             .headers
             .get(AUTHORIZATION)
@@ -79,6 +81,11 @@ impl FromRequestParts<AppState> for DashboardUser {
                         .parse()
                         .expect("static header value"),
                 );
+                // Credentials that did not work (not missing ones) count
+                // against the client in the throttle in front of the route.
+                if presented {
+                    response.extensions_mut().insert(FailedAuthentication);
+                }
                 Err(response)
             }
         }

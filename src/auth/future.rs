@@ -13,7 +13,6 @@ use subtle::ConstantTimeEq;
 use tower_service::Service;
 
 use super::layer::AuthConfig;
-use super::peer::ClientKey;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
@@ -68,7 +67,6 @@ pub(crate) struct Pending<Svc, ReqBody, S> {
     /// The inner service `poll_ready` readied.
     pub(crate) inner: Svc,
     pub(crate) config: Arc<AuthConfig>,
-    pub(crate) key: Option<ClientKey>,
 }
 
 impl<Svc, ReqBody, S> ResponseFuture<Svc, ReqBody, S>
@@ -196,7 +194,6 @@ where
                         mut request,
                         mut inner,
                         config,
-                        key,
                         ..
                     } = *waiting;
                     let next = match judge(found, &digest, &config) {
@@ -207,7 +204,7 @@ where
                             }
                         }
                         Err(error) => State::Rejected {
-                            response: Some(config.refuse(key.as_ref(), &error)),
+                            response: Some(config.challenge.render(&error)),
                         },
                     };
                     this.state.set(next);

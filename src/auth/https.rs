@@ -1,246 +1,273 @@
-//! Refusing requests that did not arrive over TLS.
+//! Refusing requests that did not arrive over TLS: [`RequireHttpsLayer`],
+//! the PayRequest rule "always use HTTPS, enforced by our API".
+//!
+//! A request counts as HTTPS when it carries the [`Tls`] extension (set by
+//! the server's own TLS acceptor) or comes from a trusted proxy that says so
+//! (see [`Peers`]). Anything else is answered 403 `https_required`, with no
+//! challenge and before the inner service runs, so a token sent in the
+//! clear is never looked up. The layer wraps any route: the bearer API, a
+//! token endpoint, a login form.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_token_auth::auth::{PeerAddr, Peers, RequireHttpsLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Behind a load balancer at 10.0.0.2 that terminates TLS.
+//! let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+//! let service = ServiceBuilder::new()
+//!     .layer(RequireHttpsLayer::new(Peers::new().trust_proxy(proxy)))
+//!     .service(service_fn(|_req: Request<Full<Bytes>>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("token"))))
+//!     }));
+//!
+//! // Accepted: the proxy says the client used HTTPS.
+//! let mut proxied = Request::post("/oauth/token")
+//!     .header("x-forwarded-proto", "https")
+//!     .body(Full::default())?;
+//! proxied.extensions_mut().insert(PeerAddr(SocketAddr::new(proxy, 41000)));
+//! assert_eq!(service.clone().oneshot(proxied).await?.status(), StatusCode::OK);
+//!
+//! // Refused: an https request line over a plain connection is the
+//! // client's word.
+//! let mut plain = Request::post("https://api.example/oauth/token").body(Full::default())?;
+//! plain.extensions_mut().insert(PeerAddr("203.0.113.7:5000".parse()?));
+//! let response = service.oneshot(plain).await?;
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! # Ok(())
+//! # }
+//! ```
 
-use std::net::IpAddr;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use http::header::HeaderName;
-use http::{Extensions, HeaderMap, Uri};
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
 
-use super::peer::PeerResolver;
+use super::Peers;
+use crate::audit::{Audit, AuditEvent};
+use crate::body::ResponseBody;
+use crate::error::{AuthError, Challenge};
 
 /// A marker a TLS-terminating server puts into each request's extensions
 /// to say the connection is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Tls;
 
-/// Refuses, before any token is read, requests not known to arrive over
-/// TLS: the PayRequest rule "always use HTTPS, enforced by our API".
-///
-/// A request counts as HTTPS when its URI scheme is `https` (HTTP/2,
-/// absolute-form), when it carries the [`Tls`] extension, or, from a
-/// trusted proxy, when `X-Forwarded-Proto: https` or `Forwarded: proto=https`
-/// says so. Anything else is answered 403 `https_required` with no
-/// challenge. Off unless set with
-/// [`TokenAuthLayer::require_https`](crate::TokenAuthLayer::require_https);
-/// leave it off for local development.
-///
-/// ```
-/// use std::net::{IpAddr, Ipv4Addr};
-/// use tower_token_auth::auth::RequireHttps;
-///
-/// // Behind a load balancer at 10.0.0.2 that terminates TLS:
-/// let https = RequireHttps::new().trust_proxy(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
-/// # drop(https);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct RequireHttps {
-    proxies: Proxies,
+/// Refuses requests not known to arrive over TLS with 403
+/// `https_required`. See the [module docs](self).
+#[derive(Clone)]
+pub struct RequireHttpsLayer {
+    /// Shared by every clone: a router clones the service per request.
+    shared: Arc<Shared>,
 }
 
-#[derive(Debug, Clone, Default)]
-enum Proxies {
-    /// Forwarding headers are ignored.
-    #[default]
-    None,
-    /// Forwarding headers are trusted from these peers only.
-    From(Vec<IpAddr>),
-    /// Every peer is a trusted proxy: the service is reachable only through
-    /// the proxy.
-    Any,
+#[derive(Clone)]
+struct Shared {
+    peers: Peers,
+    challenge: Challenge,
+    audit: Audit,
 }
 
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+impl fmt::Debug for RequireHttpsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireHttpsLayer")
+            .field("peers", &self.shared.peers)
+            .field("challenge", &self.shared.challenge)
+            .finish_non_exhaustive()
+    }
+}
 
-impl RequireHttps {
-    /// Trusts only the URI scheme and the [`Tls`] extension.
-    pub fn new() -> Self {
-        Self::default()
+impl RequireHttpsLayer {
+    /// Requires HTTPS as `peers` tells it: the [`Tls`] marker, or a trusted
+    /// proxy's forwarding headers. The rejection uses the default
+    /// [`Challenge`].
+    pub fn new(peers: Peers) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                peers,
+                challenge: Challenge::default(),
+                audit: Audit::default(),
+            }),
+        }
     }
 
-    /// Trusts forwarding headers from a proxy at `addr` (the peer address
-    /// comes from [`PeerAddr`](super::PeerAddr) or axum's `ConnectInfo`).
-    pub fn trust_proxy(mut self, addr: IpAddr) -> Self {
-        match &mut self.proxies {
-            Proxies::From(list) => list.push(addr),
-            _ => self.proxies = Proxies::From(vec![addr]),
-        }
+    /// Renders the rejection with `challenge` (its `on_rejection` function
+    /// can replace the response), so it looks like the other layers'.
+    pub fn challenge(mut self, challenge: Challenge) -> Self {
+        Arc::make_mut(&mut self.shared).challenge = challenge;
         self
     }
 
-    /// Trusts forwarding headers from any peer. Only for a service that no
-    /// client can reach except through its TLS-terminating proxy.
-    pub fn trust_any_proxy(mut self) -> Self {
-        self.proxies = Proxies::Any;
+    /// Sends each rejection to `audit` as
+    /// [`AuthenticationRejected`](AuditEvent::AuthenticationRejected),
+    /// besides `tracing`.
+    pub fn audit(mut self, audit: Audit) -> Self {
+        Arc::make_mut(&mut self.shared).audit = audit;
         self
     }
 
-    /// Whether `request` counts as HTTPS by this policy, with the peer found
-    /// as the layer finds it by default ([`PeerAddr`](super::PeerAddr), or
-    /// axum's `ConnectInfo` with the `axum` feature).
-    ///
-    /// The layer checks this on its own; call it to hold routes that sit
-    /// outside [`TokenAuthLayer`](crate::TokenAuthLayer), such as a token or
-    /// revocation endpoint, to the same rule.
-    ///
-    /// ```
-    /// use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-    /// use http::Request;
-    /// use tower_token_auth::auth::{PeerAddr, RequireHttps};
-    ///
-    /// let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-    /// let https = RequireHttps::new().trust_proxy(proxy);
-    ///
-    /// let plain = Request::post("/oauth/token").body(()).unwrap();
-    /// assert!(!https.allows(&plain));
-    ///
-    /// let mut proxied = Request::post("/oauth/token")
-    ///     .header("x-forwarded-proto", "https")
-    ///     .body(())
-    ///     .unwrap();
-    /// proxied.extensions_mut().insert(PeerAddr(SocketAddr::new(proxy, 41000)));
-    /// assert!(https.allows(&proxied));
-    /// ```
-    pub fn allows<B>(&self, request: &http::Request<B>) -> bool {
-        self.is_https(
-            request.uri(),
-            request.headers(),
-            request.extensions(),
-            &PeerResolver::default(),
-        )
-    }
-
-    pub(crate) fn is_https(
-        &self,
-        uri: &Uri,
-        headers: &HeaderMap,
-        extensions: &Extensions,
-        peer: &PeerResolver,
-    ) -> bool {
-        if uri.scheme_str() == Some("https") || extensions.get::<Tls>().is_some() {
-            return true;
-        }
-        let trusted = match &self.proxies {
-            Proxies::None => false,
-            Proxies::Any => true,
-            Proxies::From(list) => peer
-                .resolve(extensions)
-                .is_some_and(|ip| list.contains(&ip)),
-        };
-        trusted && forwarded_https(headers)
+    /// The peer and proxy configuration.
+    pub fn peers(&self) -> &Peers {
+        &self.shared.peers
     }
 }
 
-/// Whether the nearest proxy said the client used HTTPS. Only the last
-/// value of a header counts: earlier ones were written by whoever sent the
-/// request. When both `X-Forwarded-Proto` and `Forwarded` are present, both
-/// must say `https`, since a proxy that writes one may pass the client's
-/// other one through.
-fn forwarded_https(headers: &HeaderMap) -> bool {
-    let x_forwarded = headers
-        .get_all(&X_FORWARDED_PROTO)
-        .iter()
-        .next_back()
-        .map(|last| {
-            let value = last.to_str().unwrap_or("");
-            let nearest = value.rsplit(',').next().unwrap_or("").trim();
-            nearest.eq_ignore_ascii_case("https")
-        });
-    let forwarded = headers.get_all(&FORWARDED).iter().next_back().map(|last| {
-        let value = last.to_str().unwrap_or("");
-        let nearest = value.rsplit(',').next().unwrap_or("");
-        nearest.split(';').any(|pair| {
-            let mut kv = pair.splitn(2, '=');
-            let key = kv.next().unwrap_or("").trim();
-            let val = kv.next().unwrap_or("").trim().trim_matches('"');
-            key.eq_ignore_ascii_case("proto") && val.eq_ignore_ascii_case("https")
-        })
-    });
-    match (x_forwarded, forwarded) {
-        (None, None) => false,
-        (a, b) => a.unwrap_or(true) && b.unwrap_or(true),
+impl<Svc> Layer<Svc> for RequireHttpsLayer {
+    type Service = RequireHttps<Svc>;
+
+    fn layer(&self, inner: Svc) -> Self::Service {
+        RequireHttps {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::PeerAddr;
-    use std::net::{Ipv4Addr, SocketAddr};
+/// The service [`RequireHttpsLayer`] builds.
+pub struct RequireHttps<Svc> {
+    inner: Svc,
+    layer: RequireHttpsLayer,
+}
 
-    fn check(
-        policy: &RequireHttps,
-        uri: &str,
-        headers: &[(&str, &str)],
-        peer: Option<[u8; 4]>,
-    ) -> bool {
-        let uri: Uri = uri.parse().unwrap();
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        let mut ext = Extensions::new();
-        if let Some(ip) = peer {
-            ext.insert(PeerAddr(SocketAddr::from((ip, 4000))));
-        }
-        policy.is_https(&uri, &map, &ext, &PeerResolver::default())
+impl<Svc> RequireHttps<Svc> {
+    /// Wraps `inner`, requiring HTTPS as `peers` tells it.
+    pub fn new(inner: Svc, peers: Peers) -> Self {
+        RequireHttpsLayer::new(peers).layer(inner)
     }
 
-    #[test]
-    fn scheme_and_marker_count_as_https() {
-        let p = RequireHttps::new();
-        assert!(check(&p, "https://api.test/v1", &[], None));
-        assert!(!check(&p, "http://api.test/v1", &[], None));
-        assert!(!check(&p, "/v1", &[], None));
-        let mut ext = Extensions::new();
-        ext.insert(Tls);
-        assert!(p.is_https(
-            &"/v1".parse().unwrap(),
-            &HeaderMap::new(),
-            &ext,
-            &PeerResolver::default()
-        ));
+    /// A [`RequireHttpsLayer`] over `peers`.
+    pub fn layer(peers: Peers) -> RequireHttpsLayer {
+        RequireHttpsLayer::new(peers)
     }
 
-    #[test]
-    fn forwarded_headers_count_only_from_trusted_proxies() {
-        let p = RequireHttps::new().trust_proxy(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
-        let xfp = [("x-forwarded-proto", "https")];
-        assert!(check(&p, "/v1", &xfp, Some([10, 0, 0, 2])));
-        assert!(!check(&p, "/v1", &xfp, Some([10, 0, 0, 3])));
-        assert!(!check(&p, "/v1", &xfp, None));
-        assert!(!check(
-            &RequireHttps::new(),
-            "/v1",
-            &xfp,
-            Some([10, 0, 0, 2])
-        ));
-        let any = RequireHttps::new().trust_any_proxy();
-        assert!(check(
-            &any,
-            "/v1",
-            &[("forwarded", "for=1.2.3.4;proto=https")],
-            None
-        ));
-        assert!(!check(
-            &any,
-            "/v1",
-            &[("forwarded", "proto=https, for=1.2.3.4;proto=http")],
-            None
-        ));
-        assert!(!check(
-            &any,
-            "/v1",
-            &[("x-forwarded-proto", "https, http")],
-            None
-        ));
-        assert!(check(
-            &any,
-            "/v1",
-            &[("x-forwarded-proto", "http, HTTPS")],
-            None
-        ));
+    /// The inner service.
+    pub fn get_ref(&self) -> &Svc {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut Svc {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> Svc {
+        self.inner
+    }
+}
+
+impl<Svc: Clone> Clone for RequireHttps<Svc> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<Svc: fmt::Debug> fmt::Debug for RequireHttps<Svc> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireHttps")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<Svc, ReqBody, ResBody> Service<Request<ReqBody>> for RequireHttps<Svc>
+where
+    Svc: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = Svc::Error;
+    type Future = ResponseFuture<Svc::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = &self.layer.shared;
+        if shared
+            .peers
+            .is_https_parts(request.headers(), request.extensions())
+        {
+            return ResponseFuture::inner(self.inner.call(request));
+        }
+        let error = AuthError::HttpsRequired;
+        let response = shared.challenge.render(&error);
+        shared
+            .audit
+            .emit(AuditEvent::AuthenticationRejected { id: None, error });
+        ResponseFuture::rejected(response)
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequireHttps`].
+    pub struct ResponseFuture<F, ResBody> {
+        #[pin]
+        kind: Kind<F>,
+        _body: PhantomData<fn() -> ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Rejected { response: Option<Response<Bytes>> },
+        Inner { #[pin] future: F },
+    }
+}
+
+impl<F, ResBody> ResponseFuture<F, ResBody> {
+    fn inner(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+            _body: PhantomData,
+        }
+    }
+
+    fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Rejected { response } => {
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+            }
+            KindProj::Inner { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(ResponseBody::inner)),
+        }
     }
 }

@@ -3,16 +3,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use std::net::IpAddr;
-
-use bytes::Bytes;
-use http::{Extensions, HeaderMap, Response};
-
-use super::https::RequireHttps;
-use super::peer::{ClientKey, PeerResolver};
 use super::TokenAuth;
 use crate::audit::Audit;
-use crate::error::AuthError;
 use crate::error::Challenge;
 use crate::scope::{RequireScopeLayer, Requirement};
 use crate::store::TokenStore;
@@ -42,10 +34,6 @@ pub(crate) struct AuthConfig {
     pub(crate) challenge: Challenge,
     pub(crate) audit: Audit,
     pub(crate) usage: Option<UsageTracker>,
-    pub(crate) https: Option<RequireHttps>,
-    pub(crate) peer: PeerResolver,
-    #[cfg(feature = "throttle")]
-    pub(crate) throttle: Option<super::Throttle>,
 }
 
 impl AuthConfig {
@@ -54,51 +42,6 @@ impl AuthConfig {
         self.resources.is_empty()
             || record.is_for_any(&self.resources)
             || (self.accept_unbound && record.audience.is_empty())
-    }
-
-    /// The throttle key of a request, when a throttle is configured.
-    #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
-    pub(crate) fn client_key(
-        &self,
-        extensions: &Extensions,
-        headers: &HeaderMap,
-    ) -> Option<ClientKey> {
-        #[cfg(feature = "throttle")]
-        if let Some(throttle) = &self.throttle {
-            return throttle.key(extensions, headers, &self.peer);
-        }
-        None
-    }
-
-    /// How long `key` must wait, when it is throttled.
-    #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
-    pub(crate) fn throttled(&self, key: Option<&ClientKey>) -> Option<std::time::Duration> {
-        #[cfg(feature = "throttle")]
-        if let (Some(throttle), Some(key)) = (&self.throttle, key) {
-            return throttle.blocked_for(key);
-        }
-        None
-    }
-
-    /// Counts `error` against `key` when it looks like guessing.
-    #[cfg_attr(not(feature = "throttle"), allow(unused_variables))]
-    pub(crate) fn count_failure(&self, key: Option<&ClientKey>, error: &AuthError) {
-        #[cfg(feature = "throttle")]
-        if let (Some(throttle), Some(key)) = (&self.throttle, key) {
-            if matches!(
-                error,
-                AuthError::InvalidToken(_) | AuthError::ExpiredToken | AuthError::InvalidRequest(_)
-            ) {
-                throttle.failure(key);
-            }
-        }
-    }
-
-    /// The response for a request refused after the lookup (the error is
-    /// already audited): counted against `key`, then rendered.
-    pub(crate) fn refuse(&self, key: Option<&ClientKey>, error: &AuthError) -> Response<Bytes> {
-        self.count_failure(key, error);
-        self.challenge.render(error)
     }
 }
 
@@ -139,10 +82,6 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 challenge: Challenge::default(),
                 audit: Audit::default(),
                 usage: None,
-                https: None,
-                peer: PeerResolver::default(),
-                #[cfg(feature = "throttle")]
-                throttle: None,
             }),
             store,
         }
@@ -205,34 +144,6 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// [`crate::usage`]).
     pub fn track_usage(mut self, tracker: UsageTracker) -> Self {
         Arc::make_mut(&mut self.config).usage = Some(tracker);
-        self
-    }
-
-    /// Refuses requests that did not arrive over TLS, before any token is
-    /// read (403 `https_required`). Off by default, for local development.
-    pub fn require_https(mut self, https: RequireHttps) -> Self {
-        Arc::make_mut(&mut self.config).https = Some(https);
-        self
-    }
-
-    /// Sets how the peer's IP address is found (for
-    /// [`RequireHttps::trust_proxy`] and the throttle). By default it is read
-    /// from the [`PeerAddr`](super::PeerAddr) extension, or axum's
-    /// `ConnectInfo<SocketAddr>` with the `axum` feature.
-    pub fn peer_addr<F>(mut self, f: F) -> Self
-    where
-        F: Fn(&Extensions) -> Option<IpAddr> + Send + Sync + 'static,
-    {
-        Arc::make_mut(&mut self.config).peer = PeerResolver::custom(Arc::new(f));
-        self
-    }
-
-    /// Throttles clients that fail authentication too often: 429 with
-    /// `Retry-After` (see [`Throttle`](super::Throttle)).
-    #[cfg(feature = "throttle")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
-    pub fn throttle(mut self, throttle: super::Throttle) -> Self {
-        Arc::make_mut(&mut self.config).throttle = Some(throttle);
         self
     }
 
@@ -321,9 +232,12 @@ mod tests {
             status(&bound, theirs.secret.expose_secret()).await,
             StatusCode::UNAUTHORIZED
         );
-        let rendered = bound.config.challenge.render(&AuthError::InvalidToken(
-            crate::error::InvalidTokenReason::WrongAudience,
-        ));
+        let rendered = bound
+            .config
+            .challenge
+            .render(&crate::AuthError::InvalidToken(
+                crate::error::InvalidTokenReason::WrongAudience,
+            ));
         let challenge = rendered.headers()["www-authenticate"]
             .to_str()
             .unwrap()

@@ -16,6 +16,12 @@
 //! Anything else is answered with a rejection (see [`crate::error`]); a
 //! store failure is a 503, never a 401 and never a pass.
 //!
+//! Two layers of their own go in front of it, and in front of any other
+//! route that takes credentials (a token endpoint, a login), configured by
+//! one [`Peers`]: [`RequireHttpsLayer`] refuses what is not known to arrive
+//! over TLS, and [`ThrottleLayer`] (feature
+//! `throttle`) counts failed authentications per client.
+//!
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
@@ -27,11 +33,11 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = MemoryStore::new();
-//! let issued = store.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
+//! let tokens = TokenManager::new(MemoryStore::new());
+//! let issued = tokens.issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1")).await?;
 //!
 //! let service = ServiceBuilder::new()
-//!     .layer(TokenAuthLayer::new(store))
+//!     .layer(TokenAuthLayer::new(tokens))
 //!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
 //!         let principal = req.extensions().get::<Principal>().expect("set by the layer");
 //!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(principal.name().to_owned()))))
@@ -54,19 +60,20 @@
 
 mod future;
 mod header;
-mod https;
+pub mod https;
 mod layer;
 mod peer;
 mod service;
 #[cfg(feature = "throttle")]
-mod throttle;
+#[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
+pub mod throttle;
 
 pub use future::ResponseFuture;
 pub use header::{parse_authorization, Authorization};
-pub use https::{RequireHttps, Tls};
+pub use https::{RequireHttps, RequireHttpsLayer, Tls};
 pub use layer::TokenAuthLayer;
-pub use peer::{ClientKey, PeerAddr};
+pub use peer::{ClientKey, PeerAddr, Peers};
 pub use service::TokenAuth;
 #[cfg(feature = "throttle")]
 #[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
-pub use throttle::Throttle;
+pub use throttle::{Throttle, ThrottleLayer};

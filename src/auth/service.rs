@@ -9,7 +9,6 @@ use tower_service::Service;
 use super::future::{judge, LookupFuture, Pending, ResponseFuture};
 use super::header::bearer_token;
 use super::layer::AuthConfig;
-use super::peer::ClientKey;
 use super::TokenAuthLayer;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
@@ -103,33 +102,23 @@ where
             values.iter_mut().for_each(|v| v.set_sensitive(true));
         }
         let config = &self.config;
-        if let Some(https) = &config.https {
-            let (uri, headers, ext) = (request.uri(), request.headers(), request.extensions());
-            if !https.is_https(uri, headers, ext, &config.peer) {
-                return self.reject(AuthError::HttpsRequired, None);
-            }
-        }
-        let key = config.client_key(request.extensions(), request.headers());
-        if let Some(retry_after) = config.throttled(key.as_ref()) {
-            return self.reject(AuthError::TooManyRequests { retry_after }, None);
-        }
         let token = match bearer_token(request.headers(), request.uri()) {
             Ok(Some(token)) => token,
             Ok(None) if config.optional => {
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Ok(None) => return self.reject(AuthError::MissingToken, key),
-            Err(error) => return self.reject(error, key),
+            Ok(None) => return self.reject(AuthError::MissingToken),
+            Err(error) => return self.reject(error),
         };
         match config.format.as_ref().map(|format| format.check(token)) {
             Some(Ok(TokenKind::Refresh)) => {
                 let error = AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential);
-                return self.reject(error, key);
+                return self.reject(error);
             }
             Some(Ok(_)) | None => {}
             Some(Err(_)) => {
                 let error = AuthError::InvalidToken(InvalidTokenReason::Malformed);
-                return self.reject(error, key);
+                return self.reject(error);
             }
         }
         let digest = TokenDigest::of(token);
@@ -142,7 +131,7 @@ where
                     request.extensions_mut().insert(principal);
                     ResponseFuture::inner(self.inner.call(request))
                 }
-                Err(error) => ResponseFuture::rejected(config.refuse(key.as_ref(), &error)),
+                Err(error) => ResponseFuture::rejected(config.challenge.render(&error)),
             };
         }
         let store = self.store.clone();
@@ -165,21 +154,15 @@ where
             request,
             inner,
             config: Arc::clone(&self.config),
-            key,
         })
     }
 }
 
 impl<Svc, St> TokenAuth<Svc, St> {
-    fn reject<ReqBody, S>(
-        &self,
-        error: AuthError,
-        key: Option<ClientKey>,
-    ) -> ResponseFuture<Svc, ReqBody, S>
+    fn reject<ReqBody, S>(&self, error: AuthError) -> ResponseFuture<Svc, ReqBody, S>
     where
         Svc: Service<Request<ReqBody>>,
     {
-        self.config.count_failure(key.as_ref(), &error);
         let response = self.config.challenge.render(&error);
         self.config
             .audit

@@ -11,6 +11,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use tower_service::Service;
 
+use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
 use crate::store::{
@@ -42,7 +43,9 @@ pub struct TokenEndpoint<B> {
 /// The revocation endpoint (RFC 7009).
 ///
 /// `POST` with `token` and an optional `token_type_hint`. Answers 200 for
-/// any token, known or not (§2.2); a refresh token takes its family with it.
+/// any token, known or not (§2.2); a token of a grant takes its family with
+/// it. A token that is not well-formed for the manager's token format
+/// (prefix, kind, length, checksum) is answered 200 without a store call.
 /// 400 `invalid_request` without a `token`; 503 when the store is down.
 pub struct RevocationEndpoint<B> {
     tokens: TokenManager<B>,
@@ -185,6 +188,11 @@ impl<B: TokenBackend> RevocationEndpoint<B> {
         };
         if let Err(repeated) = form.one("token_type_hint") {
             return repeated.response();
+        }
+        // Not one of this service's tokens: nothing to revoke, and no
+        // reason to spend a store call on it (RFC 7009 §2.2: still 200).
+        if self.tokens.policy().token_format().check(token).is_err() {
+            return no_store(Response::new(Full::default()));
         }
         match self.tokens.revoke_by_digest(&TokenDigest::of(token)).await {
             Ok(_) => no_store(Response::new(Full::default())),
@@ -335,11 +343,19 @@ fn success<S: ScopeSet>(pair: &TokenPair<S>, now: SystemTime) -> Response<Full<B
 fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
     match error {
         GrantError::Store(store) => store_error(store),
-        other => oauth_error(
-            StatusCode::BAD_REQUEST,
-            other.error_code(),
-            other.description(),
-        ),
+        other => {
+            let mut response = oauth_error(
+                StatusCode::BAD_REQUEST,
+                other.error_code(),
+                other.description(),
+            );
+            // A refresh token that did not work is a failed credential: the
+            // throttle in front of the endpoint counts it.
+            if matches!(other, GrantError::InvalidGrant(_)) {
+                response.extensions_mut().insert(FailedAuthentication);
+            }
+            response
+        }
     }
 }
 
@@ -581,8 +597,12 @@ mod tests {
         );
     }
 
-    /// A backend that is down: every call fails as unreachable.
-    struct Down;
+    /// A backend that is down: every call fails as unreachable. Counts the
+    /// lookups that reach it.
+    #[derive(Default)]
+    struct Down {
+        lookups: std::sync::atomic::AtomicUsize,
+    }
 
     fn down<T>() -> Result<T, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
@@ -596,6 +616,8 @@ mod tests {
             &self,
             _: &TokenDigest,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             down()
         }
     }
@@ -658,7 +680,7 @@ mod tests {
         let format = crate::token::TokenFormat::default();
         let refresh = format.generate(TokenKind::Refresh).unwrap();
         let pat = format.generate(TokenKind::PersonalAccess).unwrap();
-        let tokens = TokenManager::new(Down);
+        let tokens = TokenManager::new(Down::default());
 
         let body = format!(
             "grant_type=refresh_token&refresh_token={}",
@@ -732,5 +754,60 @@ mod tests {
             [api, billing],
             "the grant keeps its whole audience"
         );
+    }
+
+    /// RFC 7009 §2.2 answers 200 for an invalid token; one that is not
+    /// even well-formed (prefix, kind, length, checksum) is answered so
+    /// without asking the store, as the bearer middleware does.
+    #[tokio::test]
+    async fn revoking_garbage_answers_200_without_a_store_call() {
+        let tokens = TokenManager::new(Down::default());
+        let endpoint = RevocationEndpoint::new(tokens.clone());
+        let format = crate::token::TokenFormat::default();
+        let real = format.generate(TokenKind::Refresh).unwrap();
+        let real = real.expose_secret();
+        let wrong_checksum = format!(
+            "{}{}",
+            &real[..real.len() - 1],
+            if real.ends_with('0') { '1' } else { '0' }
+        );
+        let other_service = crate::token::TokenFormat::new("xx")
+            .unwrap()
+            .generate(TokenKind::Refresh)
+            .unwrap();
+        for garbage in [
+            "garbage".to_owned(),
+            "pr_rt_".to_owned(),
+            wrong_checksum,
+            real.to_uppercase(),
+            format!("{real}x"),
+            other_service.expose_secret().to_owned(),
+            "x".repeat(4000),
+        ] {
+            let (status, _) = post(endpoint.clone(), &format!("token={garbage}")).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{}",
+                &garbage[..garbage.len().min(40)]
+            );
+        }
+        let lookups = || {
+            tokens
+                .backend()
+                .lookups
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        assert_eq!(lookups(), 0, "garbage reached the store");
+        // A well-formed token is looked up (here: the store is down).
+        let (status, json) = post(endpoint, &format!("token={real}")).await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("temporarily_unavailable")
+            )
+        );
+        assert_eq!(lookups(), 1);
     }
 }

@@ -37,10 +37,10 @@ use crate::principal::Principal;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = MemoryStore::new();
-/// let reader = store.issue(IssueRequest::new(TokenKind::PersonalAccess, "reports", "u1")).await?;
+/// let tokens = TokenManager::new(MemoryStore::new());
+/// let reader = tokens.issue(IssueRequest::new(TokenKind::PersonalAccess, "reports", "u1")).await?;
 ///
-/// let auth = TokenAuthLayer::new(store);
+/// let auth = TokenAuthLayer::new(tokens);
 /// let create_invoice = ServiceBuilder::new()
 ///     .layer(auth.clone())
 ///     .layer(auth.require(PayRequestScopes::BILLING_WRITE))

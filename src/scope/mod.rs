@@ -64,7 +64,7 @@ mod layer;
 mod requirement;
 
 pub use layer::{RequireScope, RequireScopeLayer, ResponseFuture};
-pub use requirement::Requirement;
+pub use requirement::{EmptyRequirement, Requirement};
 
 use std::fmt::Debug;
 

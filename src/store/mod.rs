@@ -57,7 +57,8 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! //! use tower_token_auth::async_trait;
+//! use std::time::SystemTime;
+//! use tower_token_auth::async_trait;
 //! use tower_token_auth::scope::PayRequestScopes as S;
 //! use tower_token_auth::store::{
 //!     Exchange, ExchangeOutcome, FamilyId, SharedRecord, StoreError, TokenBackend, TokenId,
@@ -205,6 +206,9 @@ mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 mod record;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
@@ -212,6 +216,9 @@ pub use cache::{CachedStore, CachedStoreBuilder};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
 
 pub use backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
 pub use grant::{GrantError, InvalidGrantReason};

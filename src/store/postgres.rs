@@ -1,10 +1,12 @@
-//! A PostgreSQL token store, for services that run on many machines.
+//! A PostgreSQL token backend, for services that run on many machines.
 //!
-//! [`PgStore`] keeps tokens in one table and implements [`TokenStore`] (the
-//! middleware's lookup: one indexed `SELECT` by digest) and the whole
-//! [`TokenManager`] with the same semantics as
-//! [`MemoryStore`](crate::store::MemoryStore): tokens are minted by the same
-//! [`IssuePolicy`], so they look, expire and rotate the same.
+//! [`PgStore`] keeps tokens in one table. It is a [`TokenStore`] (the
+//! middleware's lookup: one indexed `SELECT` by digest) and a
+//! [`TokenBackend`]: put a [`TokenManager`](crate::store::TokenManager)
+//! over it, and tokens are issued, rotated, revoked and purged by the same
+//! rules as over any other backend. The store itself holds no policy and
+//! emits no audit event; it stores rows, and makes each change atomic as
+//! [`TokenBackend`] asks (see [Concurrency](#concurrency)).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -25,13 +27,14 @@
 //!     .await?;
 //! let store = PgStore::new(pool);
 //! store.migrate().await?; // idempotent: safe on every start-up
+//! let tokens = TokenManager::new(store);
 //!
-//! let issued = store
+//! let issued = tokens
 //!     .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
 //!     .await?;
 //! println!("your token, shown once: {}", issued.secret.expose_secret());
 //!
-//! let layer = TokenAuthLayer::new(store);
+//! let layer = TokenAuthLayer::new(tokens);
 //! # drop(layer);
 //! # Ok(())
 //! # }
@@ -39,13 +42,19 @@
 //!
 //! # Schema and migrations
 //!
-//! The schema ships with the crate in `migrations/0001_tokens.sql` (in the
-//! crate's source, next to `Cargo.toml`). [`PgStore::migrate`] applies it
-//! under an advisory lock and records it in `tower_token_auth_migrations`;
-//! it is idempotent, so every instance may call it at start-up. Teams that
-//! run migrations with their own tool apply that file instead (every
-//! statement in it is idempotent), replacing `tower_token_auth_` with their
-//! prefix if they set one with [`PgStore::table_prefix`].
+//! The schema ships with the crate in `migrations/` (in the crate's source,
+//! next to `Cargo.toml`): `0001_tokens.sql` creates the table,
+//! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`],
+//! `0003_audience.sql` the `audience` column.
+//! [`PgStore::migrate`] applies those this database has not recorded yet,
+//! under an advisory lock, and records them in
+//! `tower_token_auth_migrations`; it is idempotent, so every instance may
+//! call it at start-up. Teams that run migrations with their own tool apply
+//! the files in order instead (every statement in them is idempotent),
+//! replacing `tower_token_auth_` with their prefix if they set one with
+//! [`PgStore::table_prefix`]. On a large existing table, create the indexes
+//! of `0002` with `CREATE INDEX CONCURRENTLY` first to avoid blocking
+//! writes while they are built; the migration then finds them.
 //!
 //! | column | type | holds |
 //! |---|---|---|
@@ -56,30 +65,66 @@
 //! | `scopes` | `bigint` | the scope set's bits (the source of truth) |
 //! | `scope_names` | `text[]` | the same scopes spelled out, for SQL readers |
 //! | `created_at`, `expires_at`, `revoked_at`, `spent_at`, `last_used_at` | `timestamptz` | |
-//! | `family_id`, `family_started_at` | `bigint`, `timestamptz` | [`Family`] |
+//! | `family_id`, `family_started_at` | `bigint`, `timestamptz` | [`Family`](crate::store::Family) |
+//! | `audience` | `text[]` | the RFC 8707 resources, in order (empty for none) |
+//!
+//! | index | on | serves |
+//! |---|---|---|
+//! | primary key | `digest` | [`TokenStore::find`], every request |
+//! | unique | `id` | `get`, `revoke`, `update_scopes`, `record_use` |
+//! | `…tokens_owner_idx` | `owner, created_at` | `list` |
+//! | `…tokens_family_idx` | `family_id` (partial) | `revoke_family`, `exchange` |
+//! | `…tokens_expiry_idx` | `expires_at` | `purge` |
+//! | `…tokens_revoke_idx` | `revoked_at` (partial) | `purge` |
 //!
 //! [`TokenId`] and [`FamilyId`] are unsigned 64-bit numbers; the `bigint`
 //! columns hold the same 64 bits read as signed, so ids of 2⁶³ and above
 //! show as negative numbers in SQL (`tok_…` in the application is the hex of
-//! the unsigned value). `timestamptz` keeps microseconds: the store rounds
-//! every time down to the microsecond before writing it, so a record read
-//! back equals the record that was issued. Scope bits that the scope set no
-//! longer defines are dropped when a row is read.
+//! the unsigned value). `timestamptz` keeps microseconds, and the
+//! [`TokenManager`](crate::store::TokenManager) rounds every time down to
+//! the microsecond before it reaches the store, so a record read back equals
+//! the record that was inserted. Scope bits that the scope set no longer
+//! defines are dropped when a row is read.
 //!
 //! The table is `tower_token_auth_tokens` unless a prefix is set; choose
 //! the schema with the pool's `search_path`.
 //!
-//! # Revocation across instances
+//! # Concurrency
 //!
-//! Every statement that makes tokens unusable (revocation, family
-//! revocation, regeneration, refresh-token spending) publishes the
+//! Each guarantee of [`TokenBackend`] rests on one mechanism:
+//!
+//! - `insert` is one statement (`INSERT … SELECT FROM unnest(…)`): all
+//!   rows or none, whatever their number.
+//! - `revoke` and `update_scopes` are one conditional `UPDATE … RETURNING`:
+//!   of concurrent calls on one row, the first takes its row lock and the
+//!   others re-check the condition on what it committed.
+//! - `revoke_family` and `exchange` take a transaction-scoped advisory lock
+//!   on the family (`pg_advisory_xact_lock(hashtext(<table>),
+//!   hashint8(family_id))`) before anything else, so they run one after the
+//!   other within a family. An `exchange` is one transaction: the lock, then
+//!   `SELECT … FOR UPDATE` of the family's rows and the presented one, the
+//!   decision, the spending, the new pair and the deletion of what the pair
+//!   supersedes.
+//! - Every statement that locks several rows locks them in `id` order
+//!   (`revoke_family`, `exchange`, `record_use`, `purge`), so no two of them
+//!   can deadlock.
+//!
+//! The statements run at the default isolation level (`READ COMMITTED`).
+//!
+//! # Changes across instances
+//!
+//! Every statement that changes what a lookup answers publishes the
 //! lower-case hex digest of each token it changed with `pg_notify` on the
 //! channel [`PgStore::channel`] (`tower_token_auth_revoked` by default), in
 //! the same transaction: listeners hear of it when it commits, never
-//! before. With the `cache` feature, a [`RevocationListener`] evicts those
-//! tokens from a [`CachedStore`](crate::store::CachedStore) on every
-//! instance; any other payload on the channel (for example `all`, sent by an
-//! operator after editing the table by hand) flushes the whole cache.
+//! before. Those are revocations (of a token or of a family), scope
+//! changes, the spending of a refresh token in an exchange and the tokens
+//! an exchange deletes. New tokens are not announced (no cache can hold
+//! them), nor are purged ones (dead already). With the `cache` feature, a
+//! [`RevocationListener`] evicts the announced tokens from a
+//! [`CachedStore`](crate::store::CachedStore) on every instance; any other
+//! payload on the channel (for example `all`, sent by an operator after
+//! editing the table by hand) flushes the whole cache.
 //!
 //! # Failures
 //!
@@ -87,8 +132,11 @@
 //! acquire timeout, the server shutting down or out of connections) is
 //! [`StoreError::Unavailable`]: the middleware answers 503
 //! `temporarily_unavailable`, never 401. Other database errors are
-//! [`StoreError::Backend`]. Nothing is cached here, so when the database
-//! comes back the pool reconnects and requests succeed again.
+//! [`StoreError::Backend`], among them an `insert` of an id or digest that
+//! is already stored (nothing is inserted then). A transaction that fails
+//! half-way is rolled back: an exchange either happens whole or not at all.
+//! Nothing is cached here, so when the database comes back the pool
+//! reconnects and requests succeed again.
 
 #[cfg(feature = "cache")]
 mod listener;
@@ -99,6 +147,7 @@ mod row;
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use listener::{ListenerHandle, RevocationListener};
 
+use std::cmp::Reverse;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -106,34 +155,42 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Executor as _, Postgres, Row, Transaction};
+use sqlx::{Executor as _, Postgres, Transaction};
 
 use self::queries::Queries;
-use self::row::{
-    bind_record, id_to_db, kind_from_row, record_from_row, store_error, time_to_db, truncate,
-    truncate_record,
-};
-use super::{
-    Family, FamilyId, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, IssuedToken,
-    StoreError, TokenId, TokenInfo, TokenManager, TokenPair, TokenRecord, TokenStore,
-};
-use crate::audit::AuditEvent;
+use self::row::{id_to_db, record_from_row, scope_names, store_error, time_to_db, InsertColumns};
+use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
+use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
 use crate::scope::{PayRequestScopes, ScopeSet};
-use crate::token::{TokenDigest, TokenKind, TokenSecret};
+use crate::token::{TokenDigest, TokenKind};
 
 /// The migrations shipped with the crate: version, description, SQL (with
 /// the default prefix).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tokens",
-    include_str!("../../migrations/0001_tokens.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tokens",
+        include_str!("../../migrations/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "purge indexes",
+        include_str!("../../migrations/0002_purge_indexes.sql"),
+    ),
+    (
+        3,
+        "audience",
+        include_str!("../../migrations/0003_audience.sql"),
+    ),
+];
 
-/// Tokens in PostgreSQL. See the [module docs](self).
+/// Tokens in PostgreSQL: a [`TokenBackend`] for a
+/// [`TokenManager`](crate::store::TokenManager). See the
+/// [module docs](self).
 ///
 /// Cloning is cheap and every clone shares the pool. Build it from the
 /// application's pool with [`new`](PgStore::new) (PayRequest scopes) or
-/// [`with_policy`](PgStore::with_policy) (any scope set), and create the
+/// [`with_scopes`](PgStore::with_scopes) (any scope set), and create the
 /// table once with [`migrate`](PgStore::migrate).
 pub struct PgStore<S = PayRequestScopes> {
     inner: Arc<Inner>,
@@ -142,7 +199,6 @@ pub struct PgStore<S = PayRequestScopes> {
 
 struct Inner {
     pool: PgPool,
-    policy: IssuePolicy,
     queries: Queries,
 }
 
@@ -161,27 +217,26 @@ impl<S> fmt::Debug for PgStore<S> {
             .field("table", &self.inner.queries.table)
             .field("channel", &self.inner.queries.channel)
             .field("pool", &self.inner.pool)
-            .field("policy", &self.inner.policy)
             .finish()
     }
 }
 
 impl PgStore<PayRequestScopes> {
-    /// A store of PayRequest-scoped tokens in `pool`'s database, with the
-    /// default [`IssuePolicy`] and table `tower_token_auth_tokens`. For
-    /// another scope set use [`with_policy`](Self::with_policy).
+    /// A store of PayRequest-scoped tokens in `pool`'s database, in table
+    /// `tower_token_auth_tokens`. For another scope set use
+    /// [`with_scopes`](Self::with_scopes).
     pub fn new(pool: PgPool) -> Self {
-        Self::with_policy(pool, IssuePolicy::default())
+        Self::with_scopes(pool)
     }
 }
 
 impl<S: ScopeSet> PgStore<S> {
-    /// A store in `pool`'s database that mints tokens by `policy`.
-    pub fn with_policy(pool: PgPool, policy: IssuePolicy) -> Self {
+    /// A store of tokens of the scope set `S` in `pool`'s database:
+    /// `PgStore::<MyScopes>::with_scopes(pool)`.
+    pub fn with_scopes(pool: PgPool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 pool,
-                policy,
                 queries: Queries::new(queries::DEFAULT_PREFIX),
             }),
             _scopes: PhantomData,
@@ -214,7 +269,6 @@ impl<S: ScopeSet> PgStore<S> {
         Ok(Self {
             inner: Arc::new(Inner {
                 pool: self.inner.pool.clone(),
-                policy: self.inner.policy.clone(),
                 queries: Queries::new(prefix),
             }),
             _scopes: PhantomData,
@@ -226,17 +280,13 @@ impl<S: ScopeSet> PgStore<S> {
         &self.inner.pool
     }
 
-    /// The issuance policy.
-    pub fn policy(&self) -> &IssuePolicy {
-        &self.inner.policy
-    }
-
     /// The token table's name.
     pub fn table(&self) -> &str {
         &self.inner.queries.table
     }
 
-    /// The channel revocations are published on (`NOTIFY`).
+    /// The channel changes are published on (`NOTIFY`): see
+    /// [Changes across instances](self#changes-across-instances).
     pub fn channel(&self) -> &str {
         &self.inner.queries.channel
     }
@@ -247,8 +297,8 @@ impl<S: ScopeSet> PgStore<S> {
     /// Idempotent, and safe when several instances start at once (they
     /// take turns on an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let q = &self.inner.queries;
-        let mut tx = self.inner.pool.begin().await.map_err(store_error)?;
+        let q = self.q();
+        let mut tx = self.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(format!("tower-token-auth migrations {}", q.table))
             .execute(&mut *tx)
@@ -291,7 +341,7 @@ impl<S: ScopeSet> PgStore<S> {
         tx.commit().await.map_err(store_error)
     }
 
-    /// A listener that evicts the tokens revoked through any store on this
+    /// A listener that evicts the tokens changed through any store on this
     /// table (on any instance) from a [`CachedStore`](crate::store::CachedStore).
     /// See [`RevocationListener`].
     #[cfg(feature = "cache")]
@@ -319,344 +369,230 @@ impl<S: ScopeSet> PgStore<S> {
         &self.inner.queries
     }
 
-    fn audit(&self, event: AuditEvent) {
-        self.inner.policy.audit_sink().emit(event);
-    }
-
-    /// Mints a record, with its times as the table keeps them.
-    fn mint(&self, request: IssueRequest<S>) -> Result<(TokenSecret, TokenRecord<S>), StoreError> {
-        let (secret, mut record) = self.inner.policy.mint(request)?;
-        truncate_record(&mut record);
-        Ok((secret, record))
-    }
-
-    fn mint_pair(
-        &self,
-        name: &str,
-        owner: &str,
-        access_scopes: S,
-        refresh_scopes: S,
-        family: Family,
-    ) -> Result<[(TokenSecret, TokenRecord<S>); 2], StoreError> {
-        let mut pair =
-            self.inner
-                .policy
-                .mint_pair(name, owner, access_scopes, refresh_scopes, family)?;
-        for (_, record) in &mut pair {
-            truncate_record(record);
-        }
-        Ok(pair)
-    }
-
-    /// The policy's "now", as the table keeps it.
-    fn now(&self) -> SystemTime {
-        truncate(self.inner.policy.now())
-    }
-
-    /// Inserts one or two minted tokens in one statement and announces them.
-    async fn store_issued<'e, E>(
-        &self,
-        executor: E,
-        minted: Vec<(TokenSecret, TokenRecord<S>)>,
-    ) -> Result<Vec<IssuedToken<S>>, StoreError>
-    where
-        E: sqlx::Executor<'e, Database = Postgres>,
-    {
-        let sql = match minted.len() {
-            1 => &self.q().insert_one,
-            _ => &self.q().insert_two,
-        };
-        let mut query = sqlx::query(sql);
-        for (_, record) in &minted {
-            query = bind_record(query, record)?;
-        }
-        query.execute(executor).await.map_err(store_error)?;
-        Ok(minted
-            .into_iter()
-            .map(|(secret, record)| IssuedToken {
-                secret,
-                record: Arc::new(record),
-            })
-            .collect())
-    }
-
-    fn announce_created(&self, issued: &IssuedToken<S>) {
-        self.audit(AuditEvent::TokenCreated {
-            id: issued.record.id,
-            owner: issued.record.owner.clone(),
-            kind: issued.record.kind,
-        });
-    }
-
-    /// Revokes every live token of `family` at `now`; returns the owner of
-    /// the first one revoked and how many were.
-    async fn revoke_family_now<'e, E>(
-        &self,
-        executor: E,
-        family: FamilyId,
-        now: SystemTime,
-    ) -> Result<(Option<String>, usize), StoreError>
-    where
-        E: sqlx::Executor<'e, Database = Postgres>,
-    {
-        let rows = sqlx::query(&self.q().revoke_family)
-            .bind(id_to_db(family.as_u64()))
-            .bind(time_to_db(now)?)
-            .bind(&self.q().channel)
-            .fetch_all(executor)
-            .await
-            .map_err(store_error)?;
-        let owner = match rows.first() {
-            Some(row) => Some(row.try_get("owner").map_err(store_error)?),
-            None => None,
-        };
-        Ok((owner, rows.len()))
-    }
-
-    async fn family_owner(&self, family: FamilyId) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(&self.q().family_owner)
-            .bind(id_to_db(family.as_u64()))
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
-        row.map(|r| r.try_get("owner").map_err(store_error))
-            .transpose()
-    }
-
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.inner.pool.begin().await.map_err(store_error)
     }
 
-    /// The record of the row `query` selects, if any.
-    async fn fetch_record(
+    /// Takes the family's advisory lock for the rest of the transaction.
+    async fn lock_family(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        family: FamilyId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.q().lock_family)
+            .bind(id_to_db(family.as_u64()))
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The record of the row `query` answers, if any.
+    async fn fetch_one(
         &self,
         query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Option<TokenRecord<S>>, StoreError> {
+    ) -> Result<Option<SharedRecord<S>>, StoreError> {
         let row: Option<PgRow> = query
             .fetch_optional(&self.inner.pool)
             .await
             .map_err(store_error)?;
-        row.as_ref().map(record_from_row).transpose()
+        row.as_ref().map(shared_record).transpose()
     }
+}
+
+fn shared_record<S: ScopeSet>(row: &PgRow) -> Result<SharedRecord<S>, StoreError> {
+    record_from_row(row).map(Arc::new)
+}
+
+fn shared_records<S: ScopeSet>(rows: &[PgRow]) -> Result<Vec<SharedRecord<S>>, StoreError> {
+    rows.iter().map(shared_record).collect()
+}
+
+/// The ids of the records an exchange's new pair supersedes, among
+/// `family` (the family's records after the exchange, the new pair
+/// included): its access tokens but the newest `retain_access` (by
+/// `created_at`, then id), and its spent refresh tokens but the newest
+/// `retain_spent` (by `spent_at`, then id). Ids compare as the unsigned
+/// numbers they are, as every backend compares them.
+fn superseded<S>(
+    family: &[&TokenRecord<S>],
+    retain_access: usize,
+    retain_spent: usize,
+) -> Vec<TokenId> {
+    let mut access: Vec<(SystemTime, TokenId)> = family
+        .iter()
+        .filter(|r| r.kind == TokenKind::Access)
+        .map(|r| (r.created_at, r.id))
+        .collect();
+    access.sort_unstable_by_key(|key| Reverse(*key));
+    let mut spent: Vec<(SystemTime, TokenId)> = family
+        .iter()
+        .filter_map(|r| r.spent_at.map(|at| (at, r.id)))
+        .collect();
+    spent.sort_unstable_by_key(|key| Reverse(*key));
+    access
+        .into_iter()
+        .skip(retain_access)
+        .chain(spent.into_iter().skip(retain_spent))
+        .map(|(_, id)| id)
+        .collect()
 }
 
 #[async_trait]
 impl<S: ScopeSet> TokenStore for PgStore<S> {
     type Scopes = S;
 
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<SharedRecord<S>>, StoreError> {
         let query = sqlx::query(&self.q().find).bind(digest.as_bytes().to_vec());
-        Ok(self.fetch_record(query).await?.map(Arc::new))
+        self.fetch_one(query).await
     }
 }
 
 #[async_trait]
-impl<S: ScopeSet> TokenManager for PgStore<S> {
-    async fn issue(&self, request: IssueRequest<S>) -> Result<IssuedToken<S>, StoreError> {
-        let minted = self.mint(request)?;
-        let mut issued = self.store_issued(&self.inner.pool, vec![minted]).await?;
-        let issued = issued.remove(0);
-        self.announce_created(&issued);
-        Ok(issued)
+impl<S: ScopeSet> TokenBackend for PgStore<S> {
+    async fn insert(&self, records: &[TokenRecord<S>]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let columns = InsertColumns::of(records)?;
+        columns
+            .bind(sqlx::query(&self.q().insert))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
-    async fn issue_pair(
-        &self,
-        name: &str,
-        owner: &str,
-        scopes: Option<S>,
-    ) -> Result<TokenPair<S>, StoreError> {
-        let scopes = scopes.filter(|s| !s.is_empty()).unwrap_or(S::DEFAULT);
-        let family = Family {
-            id: FamilyId::random()?,
-            started_at: self.inner.policy.now(),
-        };
-        let [access, refresh] = self.mint_pair(name, owner, scopes, scopes, family)?;
-        let mut issued = self
-            .store_issued(&self.inner.pool, vec![access, refresh])
-            .await?;
-        let refresh = issued.remove(1);
-        let access = issued.remove(0);
-        self.announce_created(&access);
-        self.announce_created(&refresh);
-        Ok(TokenPair { access, refresh })
+    async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<S>>, StoreError> {
+        let query = sqlx::query(&self.q().get).bind(id_to_db(id.as_u64()));
+        self.fetch_one(query).await
     }
 
-    async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<S>>, StoreError> {
+    async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<S>>, StoreError> {
         let rows = sqlx::query(&self.q().list)
             .bind(owner)
             .fetch_all(&self.inner.pool)
             .await
             .map_err(store_error)?;
-        let mut tokens = rows
-            .iter()
-            .map(|row| record_from_row::<S>(row).map(|r| TokenInfo::from(&r)))
-            .collect::<Result<Vec<_>, _>>()?;
-        // The same order as every store: by creation time, then by the
-        // unsigned id (which SQL would order as signed).
-        tokens.sort_by_key(|t| (t.created_at, t.id));
-        Ok(tokens)
+        shared_records(&rows)
     }
 
-    async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<S>>, StoreError> {
-        let query = sqlx::query(&self.q().get).bind(id_to_db(id.as_u64()));
-        Ok(self.fetch_record(query).await?.map(|r| TokenInfo::from(&r)))
-    }
-
-    async fn revoke(&self, id: TokenId) -> Result<bool, StoreError> {
-        let row = sqlx::query(&self.q().revoke)
-            .bind(id_to_db(id.as_u64()))
-            .bind(time_to_db(self.now())?)
-            .bind(&self.q().channel)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(store_error)?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        self.audit(AuditEvent::TokenRevoked {
-            id,
-            owner: row.try_get("owner").map_err(store_error)?,
-        });
-        Ok(true)
-    }
-
-    async fn revoke_family(&self, family: FamilyId) -> Result<usize, StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query(&self.q().lock_family)
-            .bind(id_to_db(family.as_u64()))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let (owner, tokens) = self.revoke_family_now(&mut *tx, family, self.now()).await?;
-        tx.commit().await.map_err(store_error)?;
-        let owner = match owner {
-            Some(owner) => Some(owner),
-            None => self.family_owner(family).await?,
-        };
-        if let Some(owner) = owner {
-            self.audit(AuditEvent::FamilyRevoked {
-                family,
-                owner,
-                tokens,
-            });
-        }
-        Ok(tokens)
-    }
-
-    async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
-        let Some(record) = self.find(digest).await? else {
-            return Ok(false);
-        };
-        match (record.kind, record.family) {
-            (TokenKind::Refresh, Some(family)) => Ok(self.revoke_family(family.id).await? > 0),
-            _ => self.revoke(record.id).await,
-        }
-    }
-
-    async fn regenerate(&self, id: TokenId) -> Result<Option<IssuedToken<S>>, StoreError> {
-        let mut tx = self.begin().await?;
-        // Revoke first, in the transaction that stores the new token: of two
-        // concurrent regenerations only one finds the old token live.
-        let revoked = sqlx::query(&self.q().revoke_pat_for_regeneration)
-            .bind(id_to_db(id.as_u64()))
-            .bind(time_to_db(self.now())?)
-            .bind(&self.q().channel)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let Some(old) = revoked else {
-            drop(tx);
-            return self.explain_regeneration_refusal(id).await;
-        };
-        let old = record_from_row::<S>(&old)?;
-        let request =
-            IssueRequest::new(old.kind, old.name.clone(), old.owner.clone()).scopes(old.scopes);
-        let minted = self.mint(request)?;
-        let issued = self.store_issued(&mut *tx, vec![minted]).await?.remove(0);
-        tx.commit().await.map_err(store_error)?;
-        self.announce_created(&issued);
-        self.audit(AuditEvent::TokenRegenerated {
-            old: id,
-            new: issued.record.id,
-            owner: old.owner,
-        });
-        Ok(Some(issued))
-    }
-
-    async fn refresh(
+    async fn update_scopes(
         &self,
-        presented: &TokenDigest,
-        scopes: Option<S>,
-    ) -> Result<TokenPair<S>, GrantError> {
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        // The family's lock first: a revocation of the family (or a replay
-        // revoking it) waits for this exchange to commit and then revokes
-        // the new pair too, or this exchange waits and finds the token
-        // revoked. A token of no family has only its row to lock.
-        sqlx::query(&self.q().lock_family_of)
-            .bind(presented.as_bytes().to_vec())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        // The row lock makes the exchange atomic: a concurrent exchange of
-        // the same token waits here, then sees it spent.
-        let row = sqlx::query(&self.q().find_for_update)
-            .bind(presented.as_bytes().to_vec())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let Some(row) = row else {
-            return Err(GrantError::InvalidGrant(InvalidGrantReason::Unknown));
-        };
-        let old = record_from_row::<S>(&row)?;
-        let access_scopes = match self.inner.policy.check_refresh(&old, now, scopes) {
-            Ok(access_scopes) => access_scopes,
-            Err(GrantError::InvalidGrant(InvalidGrantReason::Reused)) => {
-                if let Some(family) = old.family {
-                    let (_, tokens) = self.revoke_family_now(&mut *tx, family.id, now).await?;
-                    tx.commit().await.map_err(store_error)?;
-                    self.audit(AuditEvent::FamilyRevokedOnReuse {
-                        family: family.id,
-                        presented: old.id,
-                        owner: old.owner.clone(),
-                        tokens,
-                    });
-                }
-                return Err(GrantError::InvalidGrant(InvalidGrantReason::Reused));
-            }
-            Err(error) => return Err(error),
-        };
-        sqlx::query(&self.q().spend)
-            .bind(presented.as_bytes().to_vec())
+        id: TokenId,
+        scopes: S,
+        now: SystemTime,
+    ) -> Result<Option<SharedRecord<S>>, StoreError> {
+        let query = sqlx::query(&self.q().update_scopes)
+            .bind(id_to_db(id.as_u64()))
+            .bind(id_to_db(scopes.bits()))
+            .bind(scope_names(scopes))
             .bind(time_to_db(now)?)
+            .bind(&self.q().channel);
+        self.fetch_one(query).await
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: SystemTime,
+    ) -> Result<Option<SharedRecord<S>>, StoreError> {
+        let query = sqlx::query(&self.q().revoke)
+            .bind(id_to_db(id.as_u64()))
+            .bind(time_to_db(at)?)
+            .bind(&self.q().channel);
+        self.fetch_one(query).await
+    }
+
+    async fn revoke_family(
+        &self,
+        family: FamilyId,
+        at: SystemTime,
+    ) -> Result<Vec<SharedRecord<S>>, StoreError> {
+        let at = time_to_db(at)?;
+        let mut tx = self.begin().await?;
+        self.lock_family(&mut tx, family).await?;
+        let rows = sqlx::query(&self.q().revoke_family)
+            .bind(id_to_db(family.as_u64()))
+            .bind(at)
+            .bind(&self.q().channel)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        shared_records(&rows)
+    }
+
+    async fn exchange(&self, x: &Exchange<S>) -> Result<ExchangeOutcome, StoreError> {
+        let at = time_to_db(x.at)?;
+        let new_pair = InsertColumns::of([&x.access, &x.refresh])?;
+        let presented = x.presented.as_bytes().to_vec();
+        let mut tx = self.begin().await?;
+        self.lock_family(&mut tx, x.family).await?;
+        let rows = sqlx::query(&self.q().lock_exchanged)
+            .bind(id_to_db(x.family.as_u64()))
+            .bind(presented.clone())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let mut locked = rows
+            .iter()
+            .map(record_from_row::<S>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let outcome = match locked.iter().find(|r| r.digest == x.presented) {
+            None => ExchangeOutcome::NotLive,
+            Some(r) if r.family.map(|f| f.id) != Some(x.family) || r.is_revoked() => {
+                ExchangeOutcome::NotLive
+            }
+            Some(r) if r.is_spent() => ExchangeOutcome::AlreadySpent,
+            Some(_) => ExchangeOutcome::Exchanged,
+        };
+        if outcome != ExchangeOutcome::Exchanged {
+            tx.rollback().await.map_err(store_error)?;
+            return Ok(outcome);
+        }
+
+        sqlx::query(&self.q().spend)
+            .bind(presented)
+            .bind(at)
             .bind(&self.q().channel)
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        let family = match old.family {
-            Some(family) => family,
-            None => Family {
-                id: FamilyId::random()?,
-                started_at: old.created_at,
-            },
-        };
-        let [access, refresh] =
-            self.mint_pair(&old.name, &old.owner, access_scopes, old.scopes, family)?;
-        let mut issued = self.store_issued(&mut *tx, vec![access, refresh]).await?;
+        new_pair
+            .bind(sqlx::query(&self.q().insert))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+
+        // The family as it now stands: the locked rows (the presented one
+        // spent) and the new pair. No other transaction changes it meanwhile:
+        // its rows are locked, and only an exchange (which waits for the
+        // family's lock) adds rows to an existing family.
+        for record in &mut locked {
+            if record.digest == x.presented {
+                record.spent_at = Some(x.at);
+            }
+        }
+        let family: Vec<&TokenRecord<S>> = locked
+            .iter()
+            .filter(|r| r.family.map(|f| f.id) == Some(x.family))
+            .chain([&x.access, &x.refresh])
+            .collect();
+        let gone: Vec<i64> = superseded(&family, x.retain_access, x.retain_spent)
+            .into_iter()
+            .map(|id| id_to_db(id.as_u64()))
+            .collect();
+        if !gone.is_empty() {
+            sqlx::query(&self.q().delete)
+                .bind(gone)
+                .bind(&self.q().channel)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
         tx.commit().await.map_err(store_error)?;
-        let refresh = issued.remove(1);
-        let access = issued.remove(0);
-        self.announce_created(&access);
-        self.announce_created(&refresh);
-        self.audit(AuditEvent::RefreshRotated {
-            old: old.id,
-            access: access.record.id,
-            refresh: refresh.record.id,
-            owner: old.owner.clone(),
-        });
-        Ok(TokenPair { access, refresh })
+        Ok(ExchangeOutcome::Exchanged)
     }
 
     async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
@@ -676,44 +612,95 @@ impl<S: ScopeSet> TokenManager for PgStore<S> {
             .map_err(store_error)?;
         Ok(())
     }
-}
 
-impl<S: ScopeSet> PgStore<S> {
-    /// Why `id` could not be regenerated, in the order the
-    /// [`MemoryStore`](crate::store::MemoryStore) checks: unknown, then
-    /// kind, then revocation.
-    async fn explain_regeneration_refusal(
-        &self,
-        id: TokenId,
-    ) -> Result<Option<IssuedToken<S>>, StoreError> {
-        let row = sqlx::query(&self.q().kind_and_revocation)
-            .bind(id_to_db(id.as_u64()))
-            .fetch_optional(&self.inner.pool)
+    async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(&self.q().purge)
+            .bind(time_to_db(cutoff)?)
+            .execute(&self.inner.pool)
             .await
             .map_err(store_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        if kind_from_row(&row)? != TokenKind::PersonalAccess {
-            return Err(StoreError::InvalidInput(
-                "only personal access tokens are regenerated; refresh the others".into(),
-            ));
-        }
-        Err(StoreError::InvalidInput(
-            "a revoked token cannot be regenerated".into(),
-        ))
+        Ok(done.rows_affected())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
+    use crate::store::Family;
 
     fn assert_send<T: Send>(_: &T) {}
 
     /// Every future of the store can be spawned.
     #[allow(dead_code)]
-    fn futures_are_send(store: PgStore) {
+    fn futures_are_send(store: PgStore, x: Exchange<PayRequestScopes>) {
+        let now = SystemTime::now();
+        let id = TokenId::from_u64(1);
         assert_send(&store.migrate());
+        assert_send(&store.find(&x.presented));
+        assert_send(&store.insert(&[]));
+        assert_send(&store.exchange(&x));
+        assert_send(&store.revoke_family(x.family, now));
+        assert_send(&store.update_scopes(id, PayRequestScopes::BILLING_READ, now));
+        assert_send(&store.purge(now));
+    }
+
+    fn record(
+        id: u64,
+        kind: TokenKind,
+        created: u64,
+        spent: Option<u64>,
+    ) -> TokenRecord<PayRequestScopes> {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        TokenRecord {
+            id: TokenId::from_u64(id),
+            digest: TokenDigest::of(&format!("pr_x_{id}")),
+            name: "n".into(),
+            owner: "o".into(),
+            kind,
+            scopes: PayRequestScopes::BILLING_READ,
+            created_at: at(created),
+            expires_at: at(1_000),
+            revoked_at: None,
+            hint: "h".into(),
+            family: Some(Family {
+                id: FamilyId::from_u64(7),
+                started_at: at(0),
+            }),
+            spent_at: spent.map(at),
+            last_used_at: None,
+            audience: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_exchange_supersedes_old_access_tokens_and_old_spent_ones() {
+        use TokenKind::{Access, Refresh};
+        let records = [
+            record(1, Access, 10, None),
+            record(2, Refresh, 10, Some(20)),
+            record(3, Access, 20, None),
+            record(4, Refresh, 20, Some(30)),
+            record(5, Access, 30, None),
+            record(6, Refresh, 30, None),
+        ];
+        let family: Vec<_> = records.iter().collect();
+        let gone = superseded(&family, 2, 1);
+        assert_eq!(gone, [TokenId::from_u64(1), TokenId::from_u64(2)]);
+        assert!(superseded(&family, 3, 2).is_empty());
+    }
+
+    #[test]
+    fn ties_are_broken_by_the_unsigned_id() {
+        use TokenKind::Access;
+        // Signed, `u64::MAX` would be -1 and the oldest; unsigned, it is
+        // the newest of the tie and stays.
+        let records = [
+            record(u64::MAX, Access, 10, None),
+            record(1, Access, 10, None),
+        ];
+        let family: Vec<_> = records.iter().collect();
+        assert_eq!(superseded(&family, 1, 1), [TokenId::from_u64(1)]);
     }
 }

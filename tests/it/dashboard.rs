@@ -22,7 +22,7 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use tower_token_auth::auth::{PeerAddr, RequireHttps};
+use tower_token_auth::auth::{PeerAddr, Peers};
 use tower_token_auth::store::{IssueRequest, TokenManager};
 use tower_token_auth::token::{TokenKind, TokenSecret};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S};
@@ -410,6 +410,8 @@ struct Agent<'a> {
     /// Requests come from a trusted proxy that terminated TLS (for the
     /// production profile).
     via_tls_proxy: bool,
+    /// The client's address, as the server sees it; none: no `PeerAddr`.
+    peer: Option<SocketAddr>,
 }
 
 /// The proxy trusted in the production-profile tests.
@@ -421,6 +423,7 @@ impl<'a> Agent<'a> {
             demo,
             cookies: HashMap::new(),
             via_tls_proxy: false,
+            peer: None,
         }
     }
 
@@ -457,10 +460,12 @@ impl<'a> Agent<'a> {
             None => Body::empty(),
         };
         let mut request = request.body(body).unwrap();
-        if self.via_tls_proxy {
-            request
-                .extensions_mut()
-                .insert(PeerAddr(SocketAddr::new(PROXY, 40_000)));
+        let peer = match self.via_tls_proxy {
+            true => Some(SocketAddr::new(PROXY, 40_000)),
+            false => self.peer,
+        };
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(PeerAddr(peer));
         }
         let reply = send(&self.demo.router, request).await;
         for set in reply.headers.get_all(header::SET_COOKIE) {
@@ -663,7 +668,8 @@ async fn the_session_cookie_is_httponly_strict_and_secure_in_production() {
 
     let production = app::AppState::new()
         .unwrap()
-        .require_https(RequireHttps::new().trust_proxy(PROXY));
+        .peers(Peers::new().trust_proxy(PROXY))
+        .require_https();
     let demo = Demo::with_state(production).await;
     let mut plain = Agent::new(&demo);
     let refused = plain.get("/dashboard/login").await;

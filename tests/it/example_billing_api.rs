@@ -505,12 +505,13 @@ async fn dashboard_password_never_shows_in_debug() {
 #[tokio::test]
 async fn production_profile_refuses_plain_http_except_health() {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-    use tower_token_auth::auth::{PeerAddr, RequireHttps};
+    use tower_token_auth::auth::{PeerAddr, Peers};
 
     let proxy = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     let state = app::AppState::new()
         .unwrap()
-        .require_https(RequireHttps::new().trust_proxy(proxy));
+        .peers(Peers::new().trust_proxy(proxy))
+        .require_https();
     let demo = Demo::with_state(state).await;
     let (token, router) = (demo.token("billing.read"), &demo.router);
     let request = |method: Method, path: &str, peer: [u8; 4], forwarded: Option<&str>| {

@@ -11,12 +11,18 @@
 //! read tokens from a form body, answer with RFC 6749 errors and no
 //! challenge either.
 //!
+//! The example throttles failed authentications per client, so each case
+//! connects from a loopback address of its own (127.1.x.y); the throttle
+//! itself, the production profile's HTTPS rule and the dashboard login are
+//! tested over the socket too, each client at its own address.
+//!
 //! `cargo test --all-features --test it hostile_http -- --nocapture` prints
 //! the table.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -70,11 +76,19 @@ struct Server {
     addr: SocketAddr,
     tokens: HashMap<String, String>,
     task: JoinHandle<()>,
+    /// The last client address [`exchange`](Self::exchange) used.
+    clients: AtomicU32,
+    /// The dashboard login, as `Basic …`.
+    dashboard: String,
 }
 
 impl Server {
     async fn start() -> Self {
-        let state = app::AppState::new().expect("state");
+        Self::start_with(app::AppState::new().expect("state")).await
+    }
+
+    /// The example over `state`, e.g. with its production profile.
+    async fn start_with(state: app::AppState) -> Self {
         let issued = app::demo::issue(&state).await.expect("demo tokens");
         let tokens = serde_json::to_value(&issued)
             .expect("demo credentials serialize")
@@ -86,6 +100,7 @@ impl Server {
                 Some((label, entry["token"].as_str()?.to_owned()))
             })
             .collect();
+        let dashboard = basic(&state.dashboard.username, &state.dashboard.password);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let router = app::app(state);
@@ -97,7 +112,13 @@ impl Server {
             .await
             .expect("the server runs");
         });
-        Self { addr, tokens, task }
+        Self {
+            addr,
+            tokens,
+            task,
+            clients: AtomicU32::new(0),
+            dashboard,
+        }
     }
 
     fn token(&self, label: &str) -> String {
@@ -107,12 +128,29 @@ impl Server {
             .clone()
     }
 
-    /// Sends `raw` on a new connection and reads every response until the
-    /// server closes it (plain blocking sockets, on a blocking thread).
+    /// Sends `raw` on a new connection from a loopback address of its own
+    /// (127.1.x.y), so the throttle counts each exchange as another client,
+    /// and reads every response until the server closes it.
     async fn exchange(&self, raw: &[u8]) -> Vec<Reply> {
+        let n = self.clients.fetch_add(1, Ordering::Relaxed) + 1;
+        let [_, _, x, y] = n.to_be_bytes();
+        self.exchange_from(Ipv4Addr::new(127, 1, x, y), raw).await
+    }
+
+    /// Sends `raw` on a new connection from `client` (a loopback address)
+    /// and reads every response until the server closes it (plain blocking
+    /// socket I/O, on a blocking thread).
+    async fn exchange_from(&self, client: Ipv4Addr, raw: &[u8]) -> Vec<Reply> {
         let (addr, raw) = (self.addr, raw.to_vec());
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::from((client, 0)))
+            .expect("bind the client address");
+        let stream = socket.connect(addr).await.expect("connect");
+        let stream = stream.into_std().expect("a std stream");
+        stream.set_nonblocking(false).expect("blocking");
         let received = tokio::task::spawn_blocking(move || {
-            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            let mut stream = stream;
             stream.set_read_timeout(Some(EXCHANGE_TIMEOUT)).unwrap();
             stream.set_write_timeout(Some(EXCHANGE_TIMEOUT)).unwrap();
             // The server may answer and close before it has read everything
@@ -643,4 +681,172 @@ async fn a_percent_encoded_access_token_parameter_is_a_token_in_the_url() {
         })
         .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The production profile refuses what is not known to arrive over TLS. A
+/// request line in absolute form names its scheme, but over a plain TCP
+/// connection `https://` is only the client's word: it gets the same 403
+/// as the origin form, before the token is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_an_https_request_line_over_plain_http() {
+    let state = app::AppState::new().expect("state").require_https();
+    let server = Server::start_with(state).await;
+    let read = server.token("billing.read");
+    let mut statuses = Vec::new();
+    for (name, path) in [
+        ("origin form", "/v1/invoices".to_owned()),
+        ("absolute form, https", "https://x/v1/invoices".to_owned()),
+        (
+            "absolute form, https, this host",
+            format!("https://{}/v1/invoices", server.addr),
+        ),
+        ("absolute form, HTTPS", "HTTPS://x/v1/invoices".to_owned()),
+    ] {
+        let replies = server
+            .exchange(&get(&path, &[&authorization(bearer(&read))]))
+            .await;
+        let [reply] = replies.as_slice() else {
+            panic!("{name}: expected one response, got {replies:#?}");
+        };
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        println!("  {name:<36} {} {}", reply.status, body["error"]);
+        statuses.push((name, reply.status, body["error"].clone()));
+    }
+    for (name, status, error) in &statuses {
+        assert_eq!(
+            (*status, error.as_str()),
+            (403, Some("https_required")),
+            "{name}"
+        );
+    }
+    // /health stays open.
+    let replies = server.exchange(&get("/health", &[])).await;
+    assert_eq!(replies[0].status, 200);
+}
+
+/// `Basic <base64(user:password)>` (RFC 7617).
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// The `Retry-After` of a 429, checked against the example's quota: a
+/// failure comes back every 60 s / `FAILURES_PER_MINUTE`, so no client waits
+/// longer than that.
+fn retry_after(reply: &Reply) -> u64 {
+    let seconds: u64 = reply
+        .header("retry-after")
+        .expect("a 429 says when to retry")
+        .parse()
+        .expect("whole seconds");
+    let period = 60 / u64::from(app::FAILURES_PER_MINUTE);
+    assert!((1..=period).contains(&seconds), "Retry-After {seconds}");
+    seconds
+}
+
+/// A client that keeps sending bad tokens is throttled (429, `Retry-After`)
+/// once the example's budget is spent, even with a good token then; another
+/// client's good token still works. Every connection of a client comes from
+/// its own loopback address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_failing_gets_429_while_another_clients_token_works() {
+    let server = Server::start().await;
+    let read = server.token("billing.read");
+    let attacker = Ipv4Addr::new(127, 2, 0, 1);
+    let client = Ipv4Addr::new(127, 2, 0, 2);
+    let budget = app::FAILURES_PER_MINUTE as usize;
+    let mut statuses = Vec::new();
+    for _ in 0..budget + 3 {
+        let guess = TokenFormat::default()
+            .generate(TokenKind::PersonalAccess)
+            .unwrap();
+        let replies = server
+            .exchange_from(attacker, &invoices_with(bearer(guess.expose_secret())))
+            .await;
+        if replies[0].status == 429 {
+            retry_after(&replies[0]);
+            let body: serde_json::Value = serde_json::from_slice(&replies[0].body).unwrap();
+            assert_eq!(body["error"], "too_many_requests");
+        }
+        statuses.push(replies[0].status);
+    }
+    println!("  bad tokens from one client: {statuses:?}");
+    assert_eq!(statuses[..budget], vec![401; budget][..]);
+    assert_eq!(statuses[budget..], [429, 429, 429]);
+    // Refused before its token is read: a good one does not help.
+    let replies = server
+        .exchange_from(attacker, &invoices_with(bearer(&read)))
+        .await;
+    assert_eq!(replies[0].status, 429);
+    // Another client is not affected.
+    let replies = server
+        .exchange_from(client, &invoices_with(bearer(&read)))
+        .await;
+    assert_eq!(replies[0].status, 200, "{:?}", replies[0]);
+    // The same budget covers the token endpoint: refused grants count, and
+    // a throttled client's grant is refused before it is looked at.
+    let grants = Ipv4Addr::new(127, 2, 0, 3);
+    let made_up = TokenFormat::default().generate(TokenKind::Refresh).unwrap();
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        made_up.expose_secret()
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..budget + 1 {
+        let replies = server
+            .exchange_from(grants, &post_form("/oauth/token", &body))
+            .await;
+        statuses.push(replies[0].status);
+    }
+    assert_eq!(statuses[..budget], vec![400; budget][..]);
+    assert_eq!(statuses[budget], 429);
+}
+
+/// A client that keeps failing the dashboard login (HTTP Basic on the JSON
+/// API) is throttled too; the right password from another client works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_failing_the_dashboard_login_gets_429() {
+    let server = Server::start().await;
+    let guesser = Ipv4Addr::new(127, 3, 0, 1);
+    let budget = app::FAILURES_PER_MINUTE as usize;
+    let mut statuses = Vec::new();
+    for attempt in 0..budget + 2 {
+        let wrong = basic("demo", &format!("guess-{attempt}"));
+        let replies = server
+            .exchange_from(
+                guesser,
+                &get("/settings/api-tokens", &[&authorization(&wrong)]),
+            )
+            .await;
+        if replies[0].status == 429 {
+            retry_after(&replies[0]);
+        }
+        statuses.push(replies[0].status);
+    }
+    println!("  wrong dashboard passwords from one client: {statuses:?}");
+    assert_eq!(statuses[..budget], vec![401; budget][..]);
+    assert_eq!(statuses[budget..], [429, 429]);
+    // The right password does not get the guesser in while throttled.
+    let login = authorization(&server.dashboard);
+    let replies = server
+        .exchange_from(guesser, &get("/settings/api-tokens", &[&login]))
+        .await;
+    assert_eq!(replies[0].status, 429);
+    // Not logging in at all is not guessing: another client can ask as
+    // often as it likes, then log in.
+    let other = Ipv4Addr::new(127, 3, 0, 2);
+    for _ in 0..budget + 2 {
+        let replies = server
+            .exchange_from(other, &get("/settings/api-tokens", &[]))
+            .await;
+        assert_eq!(replies[0].status, 401);
+    }
+    let replies = server
+        .exchange_from(other, &get("/settings/api-tokens", &[&login]))
+        .await;
+    assert_eq!(replies[0].status, 200, "{:?}", replies[0]);
 }

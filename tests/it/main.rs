@@ -13,8 +13,9 @@
 
 mod support;
 
-/// The `billing_api` example's router, state and demo credentials.
-#[cfg(feature = "axum")]
+/// The `billing_api` example's router, state and demo credentials (the
+/// example needs `axum` and `throttle`, as its `required-features` say).
+#[cfg(all(feature = "axum", feature = "throttle"))]
 #[path = "../../examples/billing_api/app.rs"]
 mod app;
 
@@ -22,14 +23,14 @@ mod auth;
 #[cfg(feature = "axum")]
 mod axum_extract;
 // The example's dashboard: its JSON API, its web page, in a real browser.
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle"))]
 mod dashboard;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle"))]
 mod example_billing_api;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle"))]
 mod example_lifecycle;
 mod header_fuzz;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle"))]
 mod hostile_http;
 mod https_throttle;
 mod logs;

@@ -733,6 +733,141 @@ async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back
     db.finish().await;
 }
 
+/// A listener that stops, by `abort` or because its runtime is gone (a
+/// panic in the task ends it the same way), leaves nothing to evict the
+/// cache: the cache must then be bypassed, not trusted until its TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_listener_leaves_the_cache_bypassed_whatever_stopped_it() {
+    let db = pg::database().await;
+    let store = PgStore::new(db.pool().await);
+    store.migrate().await.unwrap();
+    let cache = CachedStore::builder(store.clone()).ttl(LONG_TTL).build();
+    let app = app(cache.clone());
+    // Revoked behind the store's back: only a bypassed cache sees it.
+    let revoke_silently = |digest: tower_token_auth::token::TokenDigest, revoked: bool| {
+        let (store, value) = (store.clone(), if revoked { "now()" } else { "NULL" });
+        async move {
+            sqlx::query(&format!(
+                "UPDATE {} SET revoked_at = {value} WHERE digest = $1",
+                store.table()
+            ))
+            .bind(digest.as_bytes().to_vec())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+    };
+
+    // Stopped by `abort`.
+    let mut handle = store.spawn_revocation_listener(cache.clone());
+    within(Duration::from_secs(5), "listener", handle.listening()).await;
+    let issued = store
+        .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
+        .await
+        .unwrap();
+    let (token, digest) = (issued.secret.expose_secret(), issued.record.digest);
+    assert_eq!(send(&app, token).await.status, StatusCode::OK, "now cached");
+    handle.abort();
+    let stopped = Instant::now();
+    while handle.is_listening() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "still listening"
+        );
+        tokio::task::yield_now().await;
+    }
+    let _ = within(
+        Duration::from_secs(5),
+        "the task ends",
+        handle.into_join_handle(),
+    )
+    .await;
+    revoke_silently(digest, true).await;
+    assert_eq!(
+        send(&app, token).await.status,
+        StatusCode::UNAUTHORIZED,
+        "an aborted listener left the cache live"
+    );
+    revoke_silently(digest, false).await;
+
+    // Stopped because its runtime shut down (a service's runtime going
+    // away, or a task dropped for any other reason).
+    let listener_pool = pg::pool_options().connect_lazy_with(db.options.clone());
+    let cache_for_thread = cache.clone();
+    let dropped_runtime = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut handle = PgStore::new(listener_pool)
+                .revocation_listener()
+                .spawn(cache_for_thread);
+            within(Duration::from_secs(5), "listener", handle.listening()).await;
+            handle
+        })
+        // The runtime is dropped here, and the listener's task with it.
+    });
+    let handle = tokio::task::spawn_blocking(move || dropped_runtime.join().unwrap())
+        .await
+        .unwrap();
+    assert!(!handle.is_listening(), "the listener's task is gone");
+    assert_eq!(send(&app, token).await.status, StatusCode::OK);
+    revoke_silently(digest, true).await;
+    assert_eq!(
+        send(&app, token).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a listener dropped with its runtime left the cache live"
+    );
+    db.finish().await;
+}
+
+/// The listener asks the server for TCP keepalive on its connection, so
+/// an idle connection is not forgotten by a NAT or firewall in between
+/// and a dead one is closed by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_connection_has_tcp_keepalive() {
+    let db = pg::database().await;
+    let store = PgStore::new(db.pool().await);
+    store.migrate().await.unwrap();
+    let cache = CachedStore::new(store.clone());
+    // One connection: the one the listener uses, back in the pool after it.
+    let listener_pool = pg::pool_options()
+        .max_connections(1)
+        .connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let default: String = sqlx::query_scalar("SHOW tcp_keepalives_idle")
+        .fetch_one(&listener_pool)
+        .await
+        .unwrap();
+    let mut handle = PgStore::new(listener_pool.clone())
+        .revocation_listener()
+        .spawn(cache);
+    within(Duration::from_secs(5), "listener", handle.listening()).await;
+    handle.abort();
+    let _ = handle.into_join_handle().await;
+    let settings: Vec<String> = within(Duration::from_secs(5), "the connection back", async {
+        let mut settings = Vec::new();
+        for name in [
+            "tcp_keepalives_idle",
+            "tcp_keepalives_interval",
+            "tcp_keepalives_count",
+        ] {
+            let value: String = sqlx::query_scalar(&format!("SHOW {name}"))
+                .fetch_one(&listener_pool)
+                .await
+                .unwrap();
+            settings.push(value);
+        }
+        settings
+    })
+    .await;
+    println!("listener connection: keepalive idle, interval, count = {settings:?} (default idle {default})");
+    assert_eq!(settings, ["15", "5", "3"]);
+    db.finish().await;
+}
+
 /// A TCP proxy to the PostgreSQL on 127.0.0.1:`target` that can go silent:
 /// it keeps every connection open but passes no more bytes.
 struct SilentProxy {

@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tower_token_auth::audit::Audit;
-use tower_token_auth::auth::{PeerAddr, RequireHttps, Tls};
+use tower_token_auth::auth::{PeerAddr, Peers, RequireHttpsLayer, Tls};
 use tower_token_auth::oauth::{RevocationEndpoint, TokenEndpoint};
 use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenManager};
 use tower_token_auth::token::{ManualClock, TokenFormat, TokenKind, TokenSecret};
@@ -91,16 +91,21 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
         let usage = tokio::spawn(worker.run());
         let auth = TokenAuthLayer::new(store.clone())
             .clock(clock.clone())
-            .audit(audit)
-            .track_usage(tracker)
-            .require_https(RequireHttps::new());
+            .audit(audit.clone())
+            .track_usage(tracker);
+        let https = RequireHttpsLayer::new(Peers::new()).audit(audit.clone());
         #[cfg(feature = "throttle")]
-        let auth = auth.throttle(tower_token_auth::auth::Throttle::per_minute(
+        let throttle = tower_token_auth::auth::ThrottleLayer::per_minute(
             std::num::NonZeroU32::new(20).unwrap(),
-        ));
+        )
+        .audit(audit);
+        #[cfg(not(feature = "throttle"))]
+        let throttle = tower::layer::util::Identity::new();
         // A trace layer that records every header, inside the authentication
         // layer as a service would put it behind its middleware.
         let api = ServiceBuilder::new()
+            .layer(https)
+            .layer(throttle)
             .layer(auth.clone())
             .layer(
                 TraceLayer::new_for_http()

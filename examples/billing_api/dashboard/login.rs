@@ -135,7 +135,7 @@ async fn login_form(
         failed: false,
     });
     (
-        [(SET_COOKIE, login_csrf_cookie(&csrf, state.https.is_some()))],
+        [(SET_COOKIE, login_csrf_cookie(&csrf, state.https_required))],
         page,
     )
         .into_response()
@@ -194,7 +194,7 @@ async fn log_in(
         return Problem::SessionFailed.into_response();
     }
     (
-        [(SET_COOKIE, expired_login_csrf_cookie(state.https.is_some()))],
+        [(SET_COOKIE, expired_login_csrf_cookie(state.https_required))],
         Redirect::to(next),
     )
         .into_response()

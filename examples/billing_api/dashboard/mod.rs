@@ -76,11 +76,11 @@ const SESSION_IDLE: Duration = Duration::hours(1);
 
 /// The dashboard's routes, with its session layer and security headers.
 ///
-/// The session cookie is `Secure` when the state has the production
-/// profile's HTTPS rule; its name then carries the `__Host-` prefix, which
-/// browsers accept only on a `Secure`, host-only cookie of path `/`.
+/// The session cookie is `Secure` in the production profile (HTTPS
+/// required); its name then carries the `__Host-` prefix, which browsers
+/// accept only on a `Secure`, host-only cookie of path `/`.
 pub(super) fn router(state: &AppState) -> Router<AppState> {
-    let production = state.https.is_some();
+    let production = state.https_required;
     let sessions = SessionManagerLayer::new(MemoryStore::default())
         .with_name(session_cookie_name(production))
         .with_secure(production)

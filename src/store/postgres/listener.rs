@@ -1,4 +1,5 @@
-//! Revocations from every instance, into this instance's cache.
+//! Revocations and other changes from every instance, into this instance's
+//! cache.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,29 +21,41 @@ const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the listener stays silent before it checks its connection.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Listens for the revocations every [`PgStore`](super::PgStore) publishes
-/// and evicts them from a [`CachedStore`].
+/// Listens for the changes every [`PgStore`](super::PgStore) publishes
+/// (revocations, scope changes, refresh-token spending; see
+/// [Changes across instances](super#changes-across-instances)) and evicts
+/// the tokens they name from a [`CachedStore`].
 ///
 /// Built by [`PgStore::revocation_listener`](super::PgStore::revocation_listener);
 /// [`spawn`](Self::spawn) starts it on the current tokio runtime. It holds
 /// one connection of the pool for as long as it runs (size the pool for
 /// it).
 ///
-/// Missed notifications never leave a revoked token usable: while the
-/// listener is not listening (before its first connection, and from the
-/// moment its connection drops until it is listening again) the cache is
-/// emptied and bypassed, so every lookup asks the database; once it listens
+/// While the listener is not listening, the cache is emptied and bypassed,
+/// so every lookup asks the database: before its first connection, from the
+/// moment it knows its connection is lost until it is listening again, and
+/// for good once it stops, whatever stops it ([`ListenerHandle::abort`],
+/// the pool closing, a panic, or its runtime shutting down). Once it listens
 /// again, the cache is emptied once more and caching resumes. It reconnects
 /// by itself, waiting a little longer after each failed attempt (100 ms,
 /// doubling, at most 5 s by default).
 ///
 /// A connection can also die silently (a firewall or NAT forgetting an idle
-/// connection): after 15 s without a notification (by default), the
-/// listener sends a query on its connection, and one that gets no answer
-/// within as long again counts as lost.
+/// connection, a host that vanished). Until the listener notices, a
+/// revocation on another instance is missed, and this instance accepts the
+/// revoked token from its cache. After one [`heartbeat`](Self::heartbeat)
+/// (15 s by default) without a notification it sends a query on its
+/// connection, and one that gets no answer within another heartbeat counts
+/// as lost: a silent connection is noticed within two heartbeats (30 s by
+/// default), and a revoked token stays usable on this instance for at most
+/// that long, or the cache's TTL if that is shorter. The listener also asks
+/// the server for TCP keepalive on its connection (probes after one
+/// heartbeat of silence, every third of one, three of them), which keeps
+/// idle-connection timeouts of NATs and firewalls from firing and lets the
+/// server drop a connection whose client is gone.
 ///
 /// ```no_run
-/// use tower_token_auth::store::{CachedStore, PgStore};
+/// use tower_token_auth::store::{CachedStore, PgStore, TokenManager};
 /// use tower_token_auth::TokenAuthLayer;
 ///
 /// # async fn run(pool: sqlx::PgPool) {
@@ -50,7 +63,10 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// let cache = CachedStore::new(store.clone());
 /// let mut listener = store.revocation_listener().spawn(cache.clone());
 /// listener.listening().await; // optional: wait for the first connection
-/// let layer = TokenAuthLayer::new(cache);
+/// // The manager writes through the cache (evicting what it changes here);
+/// // the listener evicts what other instances change.
+/// let tokens = TokenManager::new(cache);
+/// let layer = TokenAuthLayer::new(tokens);
 /// # drop(layer);
 /// # }
 /// ```
@@ -89,8 +105,9 @@ impl RevocationListener {
     }
 
     /// Starts listening in a task on the current tokio runtime and evicts
-    /// every revoked token from `cache`. The cache is bypassed until the
-    /// listener is listening.
+    /// every token announced on the channel from `cache`. The cache is
+    /// bypassed until the listener is listening, and again for good once
+    /// the task ends.
     ///
     /// The task runs until the pool is closed or the handle is
     /// [aborted](ListenerHandle::abort); dropping the handle leaves it
@@ -107,6 +124,13 @@ impl RevocationListener {
     }
 
     async fn run<St: TokenStore>(self, cache: CachedStore<St>, state: watch::Sender<bool>) {
+        // However the task ends (the pool closed, aborted, a panic, its
+        // runtime dropped), nothing evicts the cache any more.
+        let stopped = SuspendOnDrop {
+            cache: cache.clone(),
+            state,
+        };
+        let state = &stopped.state;
         let mut backoff = self.min_backoff;
         while !self.pool.is_closed() {
             let mut listener = match self.connect().await {
@@ -166,8 +190,46 @@ impl RevocationListener {
         // A lost connection must surface as `Ok(None)` at once, so the cache
         // is bypassed before anything else happens.
         listener.eager_reconnect(false);
+        // sqlx sets no socket options, so ask the server for keepalive: its
+        // probes keep a NAT or firewall from forgetting the idle connection,
+        // and a dead client's connection is closed. Not fatal: over a Unix
+        // socket the settings do nothing, and a pooler may refuse them.
+        if let Err(error) = listener.execute(&*keepalive_settings(self.heartbeat)).await {
+            tracing::warn!(
+                target: "tower_token_auth::store::postgres",
+                %error,
+                "revocation listener cannot set TCP keepalive on its connection"
+            );
+        }
         listener.listen(&self.channel).await?;
         Ok(listener)
+    }
+}
+
+/// The session settings that turn on the server's TCP keepalive: the first
+/// probe after one heartbeat of silence, then one every third of a
+/// heartbeat, three of them (whole seconds, at least one).
+fn keepalive_settings(heartbeat: Duration) -> String {
+    let idle = heartbeat.as_secs().max(1);
+    let interval = (idle / 3).max(1);
+    format!(
+        "SET tcp_keepalives_idle = {idle}; \
+         SET tcp_keepalives_interval = {interval}; \
+         SET tcp_keepalives_count = 3"
+    )
+}
+
+/// Suspends the cache and reports "not listening" when dropped: the
+/// listener's task holds it, so this happens however the task ends.
+struct SuspendOnDrop<St: TokenStore> {
+    cache: CachedStore<St>,
+    state: watch::Sender<bool>,
+}
+
+impl<St: TokenStore> Drop for SuspendOnDrop<St> {
+    fn drop(&mut self) {
+        self.cache.suspend();
+        self.state.send_replace(false);
     }
 }
 
@@ -228,7 +290,9 @@ impl ListenerHandle {
         let _ = self.listening.wait_for(|listening| !*listening).await;
     }
 
-    /// Stops the listener. The cache stays bypassed.
+    /// Stops the listener. The cache is bypassed from then on (as soon as
+    /// the task is dropped, which follows at once unless it is running on
+    /// another thread at that moment).
     pub fn abort(&self) {
         self.task.abort();
     }
@@ -256,5 +320,16 @@ mod tests {
         assert_eq!(parse_digest("all"), None);
         assert_eq!(parse_digest(&hex[..62]), None);
         assert_eq!(parse_digest(&format!("{}zz", &hex[..62])), None);
+    }
+
+    #[test]
+    fn keepalive_follows_the_heartbeat_in_whole_seconds() {
+        assert_eq!(
+            keepalive_settings(DEFAULT_HEARTBEAT),
+            "SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5; \
+             SET tcp_keepalives_count = 3"
+        );
+        assert!(keepalive_settings(Duration::from_millis(200))
+            .starts_with("SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1;"));
     }
 }

@@ -9,7 +9,8 @@ pub(super) const DEFAULT_PREFIX: &str = "tower_token_auth_";
 /// PostgreSQL's identifier limit (`NAMEDATALEN - 1`), in bytes.
 const MAX_IDENTIFIER_LEN: usize = 63;
 
-/// The longest suffix appended to the prefix (`tokens_family_idx`).
+/// The longest suffix appended to the prefix (`tokens_family_idx`; the
+/// index names of later migrations are no longer).
 const LONGEST_SUFFIX: usize = "tokens_family_idx".len();
 
 /// The longest prefix accepted: every derived name stays within the limit,
@@ -32,17 +33,16 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
     }
 }
 
-/// The columns of a token row, in the order [`super::row`] decodes them.
+/// The columns of a token row, as [`super::row`] decodes them.
 const COLUMNS: &str = "id, digest, name, owner, kind, scopes, created_at, expires_at, \
-                       revoked_at, hint, family_id, family_started_at, spent_at, last_used_at";
+                       revoked_at, hint, family_id, family_started_at, spent_at, last_used_at, \
+                       audience";
 
-/// The columns an insert writes: [`COLUMNS`] and the readable scope names.
-const INSERT_COLUMNS: &str = "id, digest, name, owner, kind, scopes, created_at, expires_at, \
-                              revoked_at, hint, family_id, family_started_at, spent_at, \
-                              last_used_at, scope_names";
-
-/// How many bind parameters one inserted row takes.
-pub(super) const INSERT_PARAMS: usize = 15;
+/// The columns of a token row that the insert takes from its `unnest`
+/// parameters one value per row ([`COLUMNS`] but the audience).
+const FLAT_COLUMNS: &str = "id, digest, name, owner, kind, scopes, created_at, expires_at, \
+                            revoked_at, hint, family_id, family_started_at, spent_at, \
+                            last_used_at";
 
 /// Every statement the store runs, with its table and channel names in.
 #[derive(Debug)]
@@ -52,20 +52,18 @@ pub(super) struct Queries {
     pub(super) migrations_table: String,
     pub(super) channel: String,
     pub(super) find: String,
-    pub(super) find_for_update: String,
     pub(super) get: String,
     pub(super) list: String,
-    pub(super) insert_one: String,
-    pub(super) insert_two: String,
+    pub(super) insert: String,
+    pub(super) update_scopes: String,
     pub(super) revoke: String,
-    pub(super) revoke_pat_for_regeneration: String,
     pub(super) revoke_family: String,
     pub(super) lock_family: String,
-    pub(super) lock_family_of: String,
-    pub(super) family_owner: String,
-    pub(super) kind_and_revocation: String,
+    pub(super) lock_exchanged: String,
     pub(super) spend: String,
+    pub(super) delete: String,
     pub(super) record_use: String,
+    pub(super) purge: String,
 }
 
 impl Queries {
@@ -74,72 +72,97 @@ impl Queries {
     pub(super) fn new(prefix: &str) -> Self {
         let table = format!("{prefix}tokens");
         let t = &table;
-        // Each revocation publishes the digest of every token it revoked, in
-        // the same statement (and so the same transaction) as the update:
-        // listeners hear of it exactly when it commits.
-        let notify = "pg_notify($3, encode(digest, 'hex'))";
-        let family_lock =
-            |family: &str| format!("pg_advisory_xact_lock(hashtext('{t}'), hashint8({family}))");
+        // Every statement that changes what a lookup would answer publishes
+        // the digest of each row it changed, in the statement itself (and so
+        // in its transaction): listeners hear of it exactly when it commits.
+        // The channel is always the last parameter, `$n` here.
+        let notify = |n: u8| format!("pg_notify(${n}, encode(digest, 'hex')) AS notified");
         Self {
             prefix: prefix.to_owned(),
             migrations_table: format!("{prefix}migrations"),
             channel: format!("{prefix}revoked"),
             find: format!("SELECT {COLUMNS} FROM {t} WHERE digest = $1"),
-            find_for_update: format!("SELECT {COLUMNS} FROM {t} WHERE digest = $1 FOR UPDATE"),
             get: format!("SELECT {COLUMNS} FROM {t} WHERE id = $1"),
-            list: format!("SELECT {COLUMNS} FROM {t} WHERE owner = $1 ORDER BY created_at"),
-            insert_one: insert(t, 1),
-            insert_two: insert(t, 2),
+            // `TokenManager::list` orders the records itself.
+            list: format!("SELECT {COLUMNS} FROM {t} WHERE owner = $1"),
+            // One statement for any number of rows: all of them or none. SQL
+            // arrays cannot be ragged, so the two list columns arrive
+            // otherwise. The scope names come space-separated (scope tokens
+            // have no spaces, RFC 6749 §3.3; the column is for readers, the
+            // bits are the truth). The audiences, which must come back
+            // exactly, come as one array of every row's resources in row
+            // order ($17) and each row's count ($16): a row's audience is
+            // the slice after the resources of the rows before it.
+            insert: format!(
+                "INSERT INTO {t} ({COLUMNS}, scope_names) \
+                 SELECT {FLAT_COLUMNS}, \
+                     ($17::text[])[before + 1:before + audience_len], \
+                     string_to_array(names, ' ') \
+                 FROM (\
+                     SELECT *, \
+                         (sum(audience_len) OVER (ORDER BY ord))::int - audience_len AS before \
+                     FROM unnest(\
+                         $1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], \
+                         $6::bigint[], $7::timestamptz[], $8::timestamptz[], \
+                         $9::timestamptz[], $10::text[], $11::bigint[], $12::timestamptz[], \
+                         $13::timestamptz[], $14::timestamptz[], $15::text[], $16::int[]\
+                     ) WITH ORDINALITY AS r({FLAT_COLUMNS}, names, audience_len, ord)\
+                 ) AS r"
+            ),
+            // The liveness check and the write are one statement: a
+            // concurrent revocation either commits first (and this updates
+            // nothing) or waits for this one.
+            update_scopes: format!(
+                "UPDATE {t} SET scopes = $2, scope_names = $3 \
+                 WHERE id = $1 AND revoked_at IS NULL AND spent_at IS NULL AND expires_at > $4 \
+                 RETURNING {COLUMNS}, {}",
+                notify(5)
+            ),
+            // Of concurrent revocations of one row, the first takes its row
+            // lock; the others then re-check `revoked_at IS NULL` on the row
+            // it committed and update nothing.
             revoke: format!(
-                "WITH revoked AS (\
-                     UPDATE {t} SET revoked_at = $2 \
-                     WHERE id = $1 AND revoked_at IS NULL \
-                     RETURNING id, owner, digest\
-                 ) \
-                 SELECT id, owner, {notify} FROM revoked"
+                "UPDATE {t} SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                 RETURNING {COLUMNS}, {}",
+                notify(3)
             ),
-            revoke_pat_for_regeneration: format!(
-                "WITH revoked AS (\
-                     UPDATE {t} SET revoked_at = $2 \
-                     WHERE id = $1 AND revoked_at IS NULL AND kind = 'personal_access' \
-                     RETURNING {COLUMNS}\
-                 ) \
-                 SELECT {COLUMNS}, {notify} FROM revoked"
-            ),
-            // Rows are locked in `id` order, as `record_use` locks them: two
-            // statements that lock several rows each cannot wait on each
-            // other in a cycle.
+            // Rows are locked in `id` order (the signed `bigint` order), as
+            // every statement that locks several rows locks them: two such
+            // statements cannot wait on each other in a cycle.
             revoke_family: format!(
-                "WITH revoked AS (\
-                     UPDATE {t} SET revoked_at = $2 \
-                     WHERE id IN (\
-                         SELECT id FROM {t} \
-                         WHERE family_id = $1 AND revoked_at IS NULL \
-                         ORDER BY id FOR UPDATE\
-                     ) AND revoked_at IS NULL \
-                     RETURNING owner, digest\
-                 ) \
-                 SELECT owner, {notify} FROM revoked"
+                "UPDATE {t} SET revoked_at = $2 \
+                 WHERE id IN (\
+                     SELECT id FROM {t} \
+                     WHERE family_id = $1 AND revoked_at IS NULL \
+                     ORDER BY id FOR UPDATE\
+                 ) AND revoked_at IS NULL \
+                 RETURNING {COLUMNS}, {}",
+                notify(3)
             ),
-            // A transaction that rotates or revokes a family holds this lock
-            // until it ends, so the two never interleave: a family revoked
-            // while one of its tokens is exchanged also loses the new pair.
-            // The two-key form cannot collide with single-key advisory locks
-            // (the migration lock, or the application's own).
-            lock_family: format!("SELECT {}", family_lock("$1::bigint")),
-            lock_family_of: format!(
-                "SELECT {} FROM {t} WHERE digest = $1 AND family_id IS NOT NULL",
-                family_lock("family_id")
+            // A transaction that exchanges in a family or revokes it holds
+            // this lock until it ends, so the two never interleave: a family
+            // revoked while one of its tokens is exchanged also loses the new
+            // pair. It must be a statement of its own, before the ones it
+            // protects: each of those then reads what the previous holder
+            // committed. The two-key form cannot collide with single-key
+            // advisory locks (the migration lock, or the application's own).
+            lock_family: format!(
+                "SELECT pg_advisory_xact_lock(hashtext('{t}'), hashint8($1::bigint))"
             ),
-            family_owner: format!(
-                "SELECT owner FROM {t} WHERE family_id = $1 ORDER BY created_at LIMIT 1"
+            // Every row an exchange may change, locked in `id` order in one
+            // sweep: the family's rows and the presented one (which is in the
+            // family unless the exchange is refused).
+            lock_exchanged: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE family_id = $1 OR digest = $2 \
+                 ORDER BY id FOR UPDATE"
             ),
-            kind_and_revocation: format!("SELECT kind, revoked_at FROM {t} WHERE id = $1"),
             spend: format!(
-                "WITH spent AS (\
-                     UPDATE {t} SET spent_at = $2 WHERE digest = $1 RETURNING digest\
-                 ) \
-                 SELECT {notify} FROM spent"
+                "UPDATE {t} SET spent_at = $2 WHERE digest = $1 RETURNING {}",
+                notify(3)
+            ),
+            delete: format!(
+                "DELETE FROM {t} WHERE id = ANY($1::bigint[]) RETURNING {}",
+                notify(2)
             ),
             // Duplicate ids in one batch collapse to their latest time, and
             // a stored time that is already later wins. Rows are locked in
@@ -159,6 +182,16 @@ impl Queries {
                  ) AS u \
                  WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)"
             ),
+            // Rows locked in `id` order (see `revoke_family`). Dead rows are
+            // unusable already, so their deletion is not announced.
+            purge: format!(
+                "DELETE FROM {t} \
+                 WHERE id IN (\
+                     SELECT id FROM {t} \
+                     WHERE revoked_at < $1 OR expires_at < $1 \
+                     ORDER BY id FOR UPDATE\
+                 ) AND (revoked_at < $1 OR expires_at < $1)"
+            ),
             table,
         }
     }
@@ -167,21 +200,6 @@ impl Queries {
     pub(super) fn migration(&self, sql: &str) -> String {
         sql.replace(DEFAULT_PREFIX, &self.prefix)
     }
-}
-
-fn insert(table: &str, rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=INSERT_PARAMS)
-                .map(|i| format!("${}", row * INSERT_PARAMS + i))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO {table} ({INSERT_COLUMNS}) VALUES {}",
-        values.join(", ")
-    )
 }
 
 #[cfg(test)]
@@ -220,19 +238,42 @@ mod tests {
     #[test]
     fn derived_names_fit_in_an_identifier() {
         let q = Queries::new(&"x".repeat(MAX_PREFIX_LEN));
-        let migration = q.migration(include_str!("../../../migrations/0001_tokens.sql"));
-        assert!(migration.contains(&format!("{}tokens_family_idx", q.prefix)));
         for name in [&q.table, &q.migrations_table, &q.channel] {
             assert!(name.len() <= MAX_IDENTIFIER_LEN, "{name}");
+        }
+        for (_, _, sql) in super::super::MIGRATIONS {
+            let migration = q.migration(sql);
+            assert!(!migration.contains(DEFAULT_PREFIX));
+            // Every name the migration creates starts with the prefix.
+            for word in migration.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with(&q.prefix) {
+                    assert!(word.len() <= MAX_IDENTIFIER_LEN, "{word}");
+                }
+            }
         }
         assert!(format!("{}tokens_family_idx", q.prefix).len() <= MAX_IDENTIFIER_LEN);
     }
 
     #[test]
-    fn inserts_number_their_parameters() {
-        let two = insert("t", 2);
-        assert!(two.contains("($1, "));
-        assert!(two.contains("$15), ($16, "));
-        assert!(two.ends_with("$30)"));
+    fn every_statement_names_the_table() {
+        let q = Queries::new("p_");
+        for sql in [
+            &q.find,
+            &q.get,
+            &q.list,
+            &q.insert,
+            &q.update_scopes,
+            &q.revoke,
+            &q.revoke_family,
+            &q.lock_family,
+            &q.lock_exchanged,
+            &q.spend,
+            &q.delete,
+            &q.record_use,
+            &q.purge,
+        ] {
+            assert!(sql.contains("p_tokens"), "{sql}");
+            assert!(!sql.contains(DEFAULT_PREFIX), "{sql}");
+        }
     }
 }

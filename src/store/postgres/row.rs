@@ -45,15 +45,9 @@ fn from_micros(micros: i64) -> SystemTime {
     }
 }
 
-/// `t` as the database will store it: rounded down to the microsecond.
-///
-/// Records are truncated before they are written, so the record a store
-/// returns from an issuance equals the one it later finds.
-pub(super) fn truncate(t: SystemTime) -> SystemTime {
-    micros_since_epoch(t).map_or(t, from_micros)
-}
-
-/// `t` for a `timestamptz` parameter.
+/// `t` for a `timestamptz` parameter, rounded down to the microsecond
+/// (times from the [`TokenManager`](crate::store::TokenManager) already
+/// are, so they are stored exactly).
 pub(super) fn time_to_db(t: SystemTime) -> Result<DateTime<Utc>, StoreError> {
     micros_since_epoch(t)
         .and_then(DateTime::from_timestamp_micros)
@@ -64,42 +58,91 @@ fn time_from_db(t: DateTime<Utc>) -> SystemTime {
     from_micros(t.timestamp_micros())
 }
 
-/// Truncates every time of a freshly minted record to what the table keeps.
-pub(super) fn truncate_record<S>(record: &mut TokenRecord<S>) {
-    record.created_at = truncate(record.created_at);
-    record.expires_at = truncate(record.expires_at);
-    record.revoked_at = record.revoked_at.map(truncate);
-    record.spent_at = record.spent_at.map(truncate);
-    record.last_used_at = record.last_used_at.map(truncate);
-    if let Some(family) = &mut record.family {
-        family.started_at = truncate(family.started_at);
+/// Records as the columns of the insert statement: one array per column,
+/// in the order of its `unnest` parameters.
+#[derive(Default)]
+pub(super) struct InsertColumns {
+    ids: Vec<i64>,
+    digests: Vec<Vec<u8>>,
+    names: Vec<String>,
+    owners: Vec<String>,
+    kinds: Vec<&'static str>,
+    scopes: Vec<i64>,
+    created_at: Vec<DateTime<Utc>>,
+    expires_at: Vec<DateTime<Utc>>,
+    revoked_at: Vec<Option<DateTime<Utc>>>,
+    hints: Vec<String>,
+    family_ids: Vec<Option<i64>>,
+    family_started_at: Vec<Option<DateTime<Utc>>>,
+    spent_at: Vec<Option<DateTime<Utc>>>,
+    last_used_at: Vec<Option<DateTime<Utc>>>,
+    scope_names: Vec<String>,
+    audience_lens: Vec<i32>,
+    audiences: Vec<String>,
+}
+
+impl InsertColumns {
+    /// The columns of `records`.
+    pub(super) fn of<'a, S: ScopeSet>(
+        records: impl IntoIterator<Item = &'a TokenRecord<S>>,
+    ) -> Result<Self, StoreError> {
+        let optional = |t: Option<SystemTime>| t.map(time_to_db).transpose();
+        let mut c = Self::default();
+        for r in records {
+            c.ids.push(id_to_db(r.id.as_u64()));
+            c.digests.push(r.digest.as_bytes().to_vec());
+            c.names.push(r.name.clone());
+            c.owners.push(r.owner.clone());
+            c.kinds.push(r.kind.as_str());
+            c.scopes.push(id_to_db(r.scopes.bits()));
+            c.created_at.push(time_to_db(r.created_at)?);
+            c.expires_at.push(time_to_db(r.expires_at)?);
+            c.revoked_at.push(optional(r.revoked_at)?);
+            c.hints.push(r.hint.clone());
+            c.family_ids.push(r.family.map(|f| id_to_db(f.id.as_u64())));
+            c.family_started_at
+                .push(optional(r.family.map(|f| f.started_at))?);
+            c.spent_at.push(optional(r.spent_at)?);
+            c.last_used_at.push(optional(r.last_used_at)?);
+            c.scope_names.push(scope_names(r.scopes).join(" "));
+            let len = i32::try_from(r.audience.len())
+                .map_err(|_| StoreError::InvalidInput("a token has too many resources".into()))?;
+            c.audience_lens.push(len);
+            c.audiences.extend(r.audience.iter().cloned());
+        }
+        Ok(c)
+    }
+
+    /// Binds the columns to the insert statement.
+    pub(super) fn bind(
+        self,
+        query: Query<'_, Postgres, PgArguments>,
+    ) -> Query<'_, Postgres, PgArguments> {
+        query
+            .bind(self.ids)
+            .bind(self.digests)
+            .bind(self.names)
+            .bind(self.owners)
+            .bind(self.kinds)
+            .bind(self.scopes)
+            .bind(self.created_at)
+            .bind(self.expires_at)
+            .bind(self.revoked_at)
+            .bind(self.hints)
+            .bind(self.family_ids)
+            .bind(self.family_started_at)
+            .bind(self.spent_at)
+            .bind(self.last_used_at)
+            .bind(self.scope_names)
+            .bind(self.audience_lens)
+            .bind(self.audiences)
     }
 }
 
-/// Binds the [`INSERT_PARAMS`](super::queries::INSERT_PARAMS) parameters of
-/// one row, in the order of the insert's column list.
-pub(super) fn bind_record<'q, S: ScopeSet>(
-    query: Query<'q, Postgres, PgArguments>,
-    record: &TokenRecord<S>,
-) -> Result<Query<'q, Postgres, PgArguments>, StoreError> {
-    let optional = |t: Option<SystemTime>| t.map(time_to_db).transpose();
-    let scope_names: Vec<String> = record.scopes.scope_names().map(str::to_owned).collect();
-    Ok(query
-        .bind(id_to_db(record.id.as_u64()))
-        .bind(record.digest.as_bytes().to_vec())
-        .bind(record.name.clone())
-        .bind(record.owner.clone())
-        .bind(record.kind.as_str())
-        .bind(id_to_db(record.scopes.bits()))
-        .bind(time_to_db(record.created_at)?)
-        .bind(time_to_db(record.expires_at)?)
-        .bind(optional(record.revoked_at)?)
-        .bind(record.hint.clone())
-        .bind(record.family.map(|f| id_to_db(f.id.as_u64())))
-        .bind(optional(record.family.map(|f| f.started_at))?)
-        .bind(optional(record.spent_at)?)
-        .bind(optional(record.last_used_at)?)
-        .bind(scope_names))
+/// The `scope_names` column of `scopes`: every scope the set holds, implied
+/// ones included.
+pub(super) fn scope_names<S: ScopeSet>(scopes: S) -> Vec<String> {
+    scopes.scope_names().map(str::to_owned).collect()
 }
 
 /// Decodes a row of the store's columns (see `COLUMNS` in `queries`).
@@ -146,13 +189,8 @@ pub(super) fn record_from_row<S: ScopeSet>(row: &PgRow) -> Result<TokenRecord<S>
         },
         spent_at: optional_time("spent_at")?,
         last_used_at: optional_time("last_used_at")?,
+        audience: row.try_get("audience").map_err(backend)?,
     })
-}
-
-/// Decodes the `kind` column alone.
-pub(super) fn kind_from_row(row: &PgRow) -> Result<TokenKind, StoreError> {
-    let kind: String = row.try_get("kind").map_err(backend)?;
-    TokenKind::from_name(&kind).ok_or_else(|| corrupt("unknown token kind"))
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -195,6 +233,7 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::record::to_micros;
 
     #[test]
     fn ids_keep_all_64_bits() {
@@ -212,17 +251,66 @@ mod tests {
     }
 
     #[test]
-    fn times_round_down_to_microseconds() {
+    fn times_round_down_to_microseconds_as_the_engine_does() {
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let stored = time_from_db(time_to_db(t).unwrap());
         assert_eq!(
-            truncate(t),
+            stored,
             UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_000)
         );
-        let db = time_to_db(t).unwrap();
-        assert_eq!(time_from_db(db), truncate(t));
         let before = UNIX_EPOCH - Duration::new(5, 1);
-        assert_eq!(truncate(before), UNIX_EPOCH - Duration::new(5, 1_000));
-        assert_eq!(time_from_db(time_to_db(before).unwrap()), truncate(before));
+        assert_eq!(
+            time_from_db(time_to_db(before).unwrap()),
+            UNIX_EPOCH - Duration::new(5, 1_000)
+        );
+        // A time the engine rounded is stored exactly.
+        for t in [
+            t,
+            before,
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_nanos(999),
+        ] {
+            let rounded = to_micros(t);
+            assert_eq!(time_from_db(time_to_db(rounded).unwrap()), rounded);
+            assert_eq!(time_from_db(time_to_db(t).unwrap()), rounded);
+        }
+    }
+
+    #[test]
+    fn insert_columns_have_one_entry_per_record() {
+        use crate::scope::PayRequestScopes as S;
+        let at = to_micros(SystemTime::now());
+        let record = TokenRecord {
+            id: TokenId::from_u64(u64::MAX),
+            digest: TokenDigest::of("pr_pat_x"),
+            name: "n".into(),
+            owner: "o".into(),
+            kind: TokenKind::Access,
+            scopes: S::BILLING_AGENT,
+            created_at: at,
+            expires_at: at,
+            revoked_at: None,
+            hint: "h".into(),
+            family: Some(Family {
+                id: FamilyId::from_u64(1 << 63),
+                started_at: at,
+            }),
+            spent_at: Some(at),
+            last_used_at: None,
+            audience: vec!["https://a.example/".into(), "https://b.example/".into()],
+        };
+        let bare = TokenRecord {
+            audience: Vec::new(),
+            ..record.clone()
+        };
+        let c = InsertColumns::of([&record, &bare, &record]).unwrap();
+        assert_eq!(c.ids, [-1, -1, -1]);
+        assert_eq!(c.family_ids, [Some(i64::MIN); 3]);
+        assert_eq!(c.scope_names[0], "billing.read billing.write billing.agent");
+        assert_eq!(c.revoked_at, [None, None, None]);
+        assert_eq!(c.last_used_at.len(), 3);
+        assert_eq!(c.audience_lens, [2, 0, 2]);
+        assert_eq!(c.audiences.len(), 4);
     }
 
     #[test]

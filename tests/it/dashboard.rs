@@ -431,6 +431,14 @@ impl<'a> Agent<'a> {
         self.send(Method::GET, path, None).await
     }
 
+    async fn post_owned(&mut self, path: &str, fields: &[(String, String)]) -> Reply {
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.post(path, &fields).await
+    }
+
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
@@ -584,6 +592,45 @@ async fn a_wrong_login_is_a_401_page_with_an_error_and_no_session() {
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     assert!(!agent.has_session());
+}
+
+/// A failed login is marked for the service's throttle: a client that keeps
+/// guessing is refused (429) before its guesses are checked, even the right
+/// one, and other clients are not affected.
+#[tokio::test]
+async fn wrong_logins_count_against_the_clients_throttle() {
+    let demo = Demo::new().await;
+    let mut guesser = Agent::new(&demo);
+    guesser.peer = Some("203.0.113.7:50000".parse().unwrap());
+    let csrf = guesser.get("/dashboard/login").await.csrf();
+    let (user, password) = (
+        demo.state.dashboard.username.clone(),
+        demo.state.dashboard.password.clone(),
+    );
+    let login = |password: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("username".to_owned(), user.clone()),
+            ("password".to_owned(), password.to_owned()),
+        ]
+    };
+    for attempt in 0..app::FAILURES_PER_MINUTE {
+        let reply = guesser
+            .post_owned("/dashboard/login", &login("guess"))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let throttled = guesser
+        .post_owned("/dashboard/login", &login(&password))
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!throttled.header(header::RETRY_AFTER).is_empty());
+    assert!(!guesser.has_session());
+
+    let mut other = Agent::new(&demo);
+    other.peer = Some("198.51.100.1:50000".parse().unwrap());
+    other.log_in().await;
+    assert!(other.has_session());
 }
 
 #[tokio::test]

@@ -11,11 +11,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
+use tower_token_auth::error::FailedAuthentication;
 
 use super::super::demo::{DashboardLogin, DEMO_OWNER};
 use super::super::AppState;
@@ -172,14 +173,19 @@ async fn log_in(
     let username = fields.one("username").unwrap_or_default();
     let password = fields.one("password").unwrap_or_default();
     if !credentials_match(&state.dashboard, username, password) {
-        // 401, so that a layer counting failed logins by status sees it.
+        // 401, marked for the throttle, which counts it against the client.
         let page = views::login(&LoginForm {
             csrf,
             next,
             username,
             failed: true,
         });
-        return (StatusCode::UNAUTHORIZED, page).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Extension(FailedAuthentication),
+            page,
+        )
+            .into_response();
     }
     let Ok(session_csrf) = new_csrf_token() else {
         return Problem::RandomnessFailed.into_response();

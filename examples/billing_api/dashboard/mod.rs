@@ -29,8 +29,9 @@
 //!   `no-cache`), a strict `Content-Security-Policy` (no inline script or
 //!   style: the page's script and stylesheet are same-origin files),
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
-//! - A failed login answers 401, so a layer that counts failures by status
-//!   (the throttle) can see it.
+//! - A failed login answers 401 and carries `FailedAuthentication`, so the
+//!   service's throttle counts it against the client (the routes are under
+//!   it, see `app.rs`).
 //!
 //! The page works without CSS, and without JavaScript too: the script only
 //! adds the copy button and opens the delete confirmation as a modal

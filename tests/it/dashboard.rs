@@ -1001,6 +1001,46 @@ async fn a_new_token_is_shown_once_and_never_in_a_url_or_a_log_line() {
     .await;
 }
 
+/// Without JavaScript, `Delete` leads to a page with the same question as
+/// the list's `<dialog>`: `Confirm` deletes, `Cancel` goes back.
+#[tokio::test]
+async fn delete_asks_first_even_without_javascript() {
+    let demo = Demo::new().await;
+    let mut agent = Agent::new(&demo);
+    let csrf = agent.log_in().await.csrf();
+    let (id, token) = demo.create("asked first", "billing.read").await;
+    let question = agent.get(&format!("{TOKENS}/{id}/delete")).await;
+    assert_eq!(question.status, StatusCode::OK);
+    let dialog = &question.text[question.text.find("<dialog").unwrap()..];
+    assert!(dialog.starts_with(&format!(r#"<dialog id="delete-{id}" open"#)));
+    assert!(dialog.contains("Delete “asked first”?"));
+    assert!(dialog.contains(&format!(
+        r#"<form method="post" action="{TOKENS}/{id}/delete">"#
+    )));
+    assert!(dialog.contains(">Confirm<"));
+    assert!(dialog.contains(&format!(r#"<form method="get" action="{TOKENS}">"#)));
+    assert!(dialog.contains(">Cancel<"));
+    assert_eq!(
+        demo.api(Method::GET, "/v1/invoices", &token).await.status,
+        StatusCode::OK,
+        "asking deletes nothing"
+    );
+    let confirmed = agent
+        .post(&format!("{TOKENS}/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(confirmed.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        demo.api(Method::GET, "/v1/invoices", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let page = agent.get(TOKENS).await;
+    assert!(
+        page.text.contains("“asked first” is deleted"),
+        "{}",
+        page.text
+    );
+}
+
 /// The text of `#new-token`, if the page has it.
 fn new_token(html: &str) -> Option<String> {
     let start = html.find(r#"<code id="new-token">"#)? + 21;

@@ -10,13 +10,15 @@
 //! With the `postgres` feature (and `cache` for the cached row) the
 //! `postgres/` rows run the same stack over `PgStore` on a real server: the
 //! one `DATABASE_URL` names, or else a throwaway cluster started by
-//! `tests/support/pg.rs`. The server is started only when a `postgres/` row
+//! `tests/it/support/pg.rs`. The server is started only when a `postgres/` row
 //! is selected; without PostgreSQL those rows fail and say how to get one.
 
 mod support;
 
+// The tests' PostgreSQL helper: the bench uses its server and pools only.
 #[cfg(feature = "postgres")]
-#[path = "../tests/support/pg.rs"]
+#[allow(dead_code)]
+#[path = "../tests/it/support/pg.rs"]
 mod pg;
 
 use std::convert::Infallible;
@@ -32,9 +34,11 @@ use tower::{Service, ServiceExt};
 use tower_token_auth::auth::parse_authorization;
 #[cfg(all(feature = "postgres", feature = "cache"))]
 use tower_token_auth::store::CachedStore;
+#[cfg(feature = "postgres")]
+use tower_token_auth::store::{PgStore, TokenManager};
 use tower_token_auth::token::{TokenDigest, TokenFormat};
 #[cfg(feature = "postgres")]
-use tower_token_auth::{store::PgStore, PayRequestScopes as S};
+use tower_token_auth::PayRequestScopes as S;
 use tower_token_auth::{Principal, TokenStore};
 
 use support::{auth_stack, cycle, fixture, request, test_mode, Body, Echo, Fixture};
@@ -109,7 +113,7 @@ fn accepted(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
         b.iter(|| TokenDigest::of(black_box(&token)))
     });
 
-    let stack = auth_stack(small.store.clone());
+    let stack = auth_stack(small.tokens.clone());
     per_request(
         c,
         rt,
@@ -118,7 +122,7 @@ fn accepted(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
         StatusCode::OK,
         cycle(&small.writers),
     );
-    let stack = auth_stack(large.store.clone());
+    let stack = auth_stack(large.tokens.clone());
     per_request(
         c,
         rt,
@@ -132,7 +136,7 @@ fn accepted(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
 // ---- rejections: bad input must be cheap ----
 
 fn rejections(c: &mut Criterion, rt: &Runtime, small: &Fixture) {
-    let stack = auth_stack(small.store.clone());
+    let stack = auth_stack(small.tokens.clone());
 
     per_request(
         c,
@@ -219,17 +223,18 @@ fn stack_over<St: TokenStore<Scopes = S> + Clone>(store: St) -> StackOver<St> {
 }
 
 /// A database holding the tokens of a [`fixture`] (same names, owners and
-/// scopes, issued through `PgStore`), and the stacks over it.
+/// scopes, issued through a manager over `PgStore`), and the stacks over
+/// it, each over a manager as [`support::auth_stack`] is.
 #[cfg(feature = "postgres")]
 struct PgBench {
     db: pg::TestDb,
     pool: sqlx::PgPool,
     store: PgStore<S>,
     /// The stack over the store: one query per request.
-    uncached: StackOver<PgStore<S>>,
+    uncached: StackOver<TokenManager<PgStore<S>>>,
     /// The stack over a cache in front of the store, every writer cached.
     #[cfg(feature = "cache")]
-    cached: StackOver<CachedStore<PgStore<S>>>,
+    cached: StackOver<TokenManager<CachedStore<PgStore<S>>>>,
     /// Plaintexts of every `billing.write` token.
     writers: Vec<String>,
 }
@@ -238,7 +243,7 @@ struct PgBench {
 impl PgBench {
     async fn start(tokens: usize) -> Self {
         use sqlx::Executor as _;
-        use tower_token_auth::store::{IssueRequest, TokenManager};
+        use tower_token_auth::store::IssueRequest;
         use tower_token_auth::token::TokenKind;
 
         let started = std::time::Instant::now();
@@ -249,6 +254,7 @@ impl PgBench {
         let pool = db.pool().await;
         let store = PgStore::new(pool.clone());
         store.migrate().await.expect("migrating the bench database");
+        let manager = TokenManager::new(store.clone());
         let mut writers = Vec::with_capacity(tokens);
         for i in 0..tokens {
             let scopes = if i < support::READERS {
@@ -262,7 +268,7 @@ impl PgBench {
                 support::token_owner(i),
             )
             .scopes(scopes);
-            let issued = store.issue(request).await.expect("issuing a token");
+            let issued = manager.issue(request).await.expect("issuing a token");
             if i >= support::READERS {
                 writers.push(issued.secret.expose_secret().to_owned());
             }
@@ -272,7 +278,7 @@ impl PgBench {
             .await
             .expect("VACUUM ANALYZE");
 
-        let uncached = stack_over(store.clone());
+        let uncached = stack_over(manager);
         let answer = uncached
             .clone()
             .oneshot(request(Some(&writers[0])))
@@ -286,7 +292,7 @@ impl PgBench {
             let cache = CachedStore::builder(store.clone())
                 .ttl(Duration::from_secs(3_600))
                 .build();
-            let cached = stack_over(cache);
+            let cached = stack_over(TokenManager::new(cache));
             for token in &writers {
                 let answer = cached
                     .clone()
@@ -490,7 +496,7 @@ fn parts(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
     // What `oneshot` on a clone of the stack costs beyond the echo: cloning
     // and dropping it (reference counts of the store, the settings, the
     // scope requirement and the challenge).
-    let stack = auth_stack(small.store.clone());
+    let stack = auth_stack(small.tokens.clone());
     c.bench_function("parts/stack_clone", |b| b.iter(|| black_box(stack.clone())));
 }
 

@@ -28,9 +28,9 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_token_auth::{MemoryStore, TokenAuthLayer};
+use tower_token_auth::TokenAuthLayer;
 
-use support::{fixture, test_mode, REQUIRED};
+use support::{fixture, test_mode, Tokens, REQUIRED};
 
 /// The handler of both routes.
 async fn hello() -> &'static str {
@@ -38,8 +38,8 @@ async fn hello() -> &'static str {
 }
 
 /// `/open` with no authentication, `/auth` with the full stack.
-fn router(store: MemoryStore) -> Router {
-    let auth = TokenAuthLayer::new(store);
+fn router(tokens: Tokens) -> Router {
+    let auth = TokenAuthLayer::new(tokens);
     let stack = ServiceBuilder::new()
         .layer(auth.clone())
         .layer(auth.require(REQUIRED));
@@ -126,7 +126,7 @@ fn main() {
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .expect("binding 127.0.0.1");
     let addr = listener.local_addr().expect("the bound address");
-    rt.spawn(async move { axum::serve(listener, router(fixture.store)).await });
+    rt.spawn(async move { axum::serve(listener, router(fixture.tokens)).await });
 
     // Both routes answer as they should, whatever the mode.
     let open = status_line(addr, "/open", Some(&token));

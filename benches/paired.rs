@@ -112,7 +112,7 @@ fn main() {
     let bearer = small.writers[0].clone();
     let floor_token = small.writers[0].clone();
 
-    let stack = auth_stack(small.store.clone());
+    let stack = auth_stack(small.tokens.clone());
     let mut timers: Vec<(&str, Timer<'_>)> = vec![
         (
             "baseline",
@@ -195,7 +195,7 @@ fn main() {
             "token_auth/memory/1m",
             timer(
                 &rt,
-                auth_stack(large.store.clone()),
+                auth_stack(large.tokens.clone()),
                 StatusCode::OK,
                 cycle(&large.writers),
             ),

@@ -209,7 +209,7 @@ fn json_list(values: &[f64]) -> String {
 /// `--profile <path> <requests>`: one path of the stack, nothing else.
 fn profile(path: &str, requests: usize) {
     let fixture = fixture(1_000, 1_000);
-    let stack = auth_stack(fixture.store.clone());
+    let stack = auth_stack(fixture.tokens.clone());
     let mut typo = fixture.writers[0].clone();
     typo.replace_range(
         typo.len() - 1..,
@@ -288,7 +288,7 @@ fn main() {
     });
 
     let small = fixture(1_000, 1_000);
-    let stack = auth_stack(small.store.clone());
+    let stack = auth_stack(small.tokens.clone());
     let load = support::load_average();
     let runs = [
         (

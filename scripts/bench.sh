@@ -6,7 +6,7 @@
 #   scripts/bench.sh --no-postgres # leave out the postgres/ rows (no PostgreSQL at hand)
 #
 # The postgres/ rows use DATABASE_URL, or start a throwaway cluster from the
-# machine's initdb/pg_ctl as the tests do (tests/support/pg.rs).
+# machine's initdb/pg_ctl as the tests do (tests/it/support/pg.rs).
 #
 # Every figure is compared with others of the same run only: on a shared,
 # noisy machine an absolute time is not a result. Set CARGO_TARGET_DIR to

@@ -30,7 +30,7 @@ use tower_http::auth::require_authorization::Bearer;
 use tower_http::validate_request::{ValidateRequestHeader, ValidateRequestHeaderLayer};
 use tower_token_auth::auth::TokenAuth;
 use tower_token_auth::scope::RequireScope;
-use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenRecord};
+use tower_token_auth::store::{IssueRequest, TokenManager, TokenRecord};
 use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer, TokenStore};
 
@@ -59,13 +59,18 @@ impl Service<Request<Body>> for Echo {
 /// The scope the benchmarked route requires.
 pub const REQUIRED: S = S::BILLING_WRITE;
 
+/// The tokens of the benchmarks: a manager with the default policy over a
+/// memory store. The stack is built over it, as a service builds it over
+/// the manager that issues its tokens.
+pub type Tokens = TokenManager<MemoryStore<S>>;
+
 /// The full stack: `TokenAuthLayer` + `RequireScopeLayer(billing.write)`
 /// over [`Echo`].
-pub type AuthStack = TokenAuth<RequireScope<Echo, S>, MemoryStore<S>>;
+pub type AuthStack = TokenAuth<RequireScope<Echo, S>, Tokens>;
 
-/// Builds [`AuthStack`] over `store`.
-pub fn auth_stack(store: MemoryStore<S>) -> AuthStack {
-    let auth = TokenAuthLayer::new(store);
+/// Builds [`AuthStack`] over `tokens`.
+pub fn auth_stack(tokens: Tokens) -> AuthStack {
+    let auth = TokenAuthLayer::new(tokens);
     ServiceBuilder::new()
         .layer(auth.clone())
         .layer(auth.require(REQUIRED))
@@ -77,10 +82,12 @@ pub fn auth_stack(store: MemoryStore<S>) -> AuthStack {
 /// billing.write`.
 pub const READERS: usize = 8;
 
-/// A memory store holding `tokens` personal access tokens, and the
-/// plaintexts of some of them.
+/// A memory store holding `tokens` personal access tokens, the manager
+/// they were issued through, and the plaintexts of some of them.
 pub struct Fixture {
-    /// The store.
+    /// The manager over [`store`](Self::store): what the stack goes over.
+    pub tokens: Tokens,
+    /// The store itself, for lookups without the stack.
     pub store: MemoryStore<S>,
     /// Plaintexts of up to `sample` tokens holding `billing.write`, spread
     /// evenly over the store.
@@ -99,13 +106,13 @@ pub fn token_owner(i: usize) -> String {
     format!("user-{:06}", i / 4)
 }
 
-/// Fills a memory store with `tokens` tokens minted by the default
-/// [`IssuePolicy`] (what `TokenManager::issue` does, without the audit
-/// event) and keeps the plaintexts of `sample` of them.
+/// Fills a memory store with `tokens` tokens issued through a
+/// [`TokenManager`] with the default policy, and keeps the plaintexts of
+/// `sample` of them.
 pub fn fixture(tokens: usize, sample: usize) -> Fixture {
     assert!(tokens > READERS);
-    let policy = IssuePolicy::default();
-    let store = MemoryStore::with_policy(policy.clone());
+    let store = MemoryStore::new();
+    let manager = TokenManager::new(store.clone());
     let every = ((tokens - READERS) / sample.max(1)).max(1);
     let mut writers = Vec::with_capacity(sample);
     let mut readers = Vec::with_capacity(READERS);
@@ -117,15 +124,19 @@ pub fn fixture(tokens: usize, sample: usize) -> Fixture {
         };
         let request = IssueRequest::new(TokenKind::PersonalAccess, token_name(i), token_owner(i))
             .scopes(scopes);
-        let (secret, record) = policy.mint(request).expect("minting a token");
+        let issued = manager
+            .issue(request)
+            .now_or_never()
+            .expect("the memory store never waits")
+            .expect("issuing a token");
         if i < READERS {
-            readers.push(secret.expose_secret().to_owned());
+            readers.push(issued.secret.expose_secret().to_owned());
         } else if (i - READERS) % every == 0 && writers.len() < sample {
-            writers.push(secret.expose_secret().to_owned());
+            writers.push(issued.secret.expose_secret().to_owned());
         }
-        store.insert(record);
     }
     Fixture {
+        tokens: manager,
         store,
         writers,
         readers,

@@ -20,11 +20,12 @@ use tower_token_auth::{AuthError, MemoryStore, PayRequestScopes as S, TokenAuth,
 
 use crate::support::*;
 
-type Counted = CountingStore<MemoryStore<S>>;
+type Counted = CountingStore<Tokens>;
 
-/// A stack over a counting wrapper of the fixture's store.
+/// A stack over a counting wrapper of the fixture's manager (a lookup with
+/// no clock of its own: the layer is given the fixture's).
 fn counted(fixture: &Fixture) -> (TokenAuth<Inner<S>, Counted>, Counted, Inner<S>) {
-    let store = CountingStore::new(fixture.store.clone());
+    let store = CountingStore::new(fixture.tokens.clone());
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
         .layer(TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone()))
@@ -264,17 +265,19 @@ async fn a_well_formed_token_costs_exactly_one_store_call() {
 #[tokio::test]
 async fn tokens_of_a_custom_format_need_the_same_format_on_the_layer() {
     let format = TokenFormat::new("acme").unwrap();
-    let store = MemoryStore::<S>::with_policy(
-        tower_token_auth::store::IssuePolicy::default().format(format.clone()),
+    let tokens = TokenManager::with_policy(
+        MemoryStore::<S>::new(),
+        tower_token_auth::store::IssuePolicy::default().format(format),
     );
-    let issued = store
+    let issued = tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
         .await
         .unwrap();
     assert!(issued.secret.expose_secret().starts_with("acme_pat_"));
 
+    // The layer over the manager takes the manager's format.
     let matching = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(store.clone()).format(format))
+        .layer(TokenAuthLayer::new(tokens.clone()))
         .service(Inner::<S>::new());
     let response = matching
         .oneshot(bearer(issued.secret.expose_secret()))
@@ -282,8 +285,9 @@ async fn tokens_of_a_custom_format_need_the_same_format_on_the_layer() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
+    // The bare backend knows no format but the default one.
     let default_format = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(store))
+        .layer(TokenAuthLayer::new(tokens.backend().clone()))
         .service(Inner::<S>::new());
     let response = default_format
         .oneshot(bearer(issued.secret.expose_secret()))
@@ -296,7 +300,7 @@ async fn tokens_of_a_custom_format_need_the_same_format_on_the_layer() {
 
 async fn expiring_token(fixture: &Fixture) -> tower_token_auth::store::IssuedToken<S> {
     let issued = fixture
-        .store
+        .tokens
         .issue(
             IssueRequest::new(TokenKind::Access, "hourly", "user-1")
                 .lifetime(Duration::from_secs(3600)),
@@ -409,7 +413,7 @@ async fn revocation_takes_effect_on_the_next_request() {
         status_of(&service, bearer(revoked.secret.expose_secret())).await,
         StatusCode::OK
     );
-    assert!(fixture.store.revoke(revoked.record.id).await.unwrap());
+    assert!(fixture.tokens.revoke(revoked.record.id).await.unwrap());
 
     let response = service
         .clone()
@@ -491,7 +495,7 @@ async fn optional_auth_sets_the_principal_for_a_valid_token() {
 async fn optional_auth_still_rejects_a_bad_token() {
     let fixture = Fixture::new();
     let revoked = fixture.pat(S::BILLING_READ).await;
-    fixture.store.revoke(revoked.record.id).await.unwrap();
+    fixture.tokens.revoke(revoked.record.id).await.unwrap();
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
         .layer(fixture.layer().optional())
@@ -548,7 +552,7 @@ async fn scope_layer_behind_optional_auth_challenges_a_request_without_credentia
 async fn principal_carries_the_token_record() {
     let fixture = Fixture::new();
     let issued = fixture
-        .store
+        .tokens
         .issue(
             IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-42")
                 .scopes(S::BILLING_AGENT | S::PRODUCTS_READ),
@@ -556,7 +560,7 @@ async fn principal_carries_the_token_record() {
         .await
         .unwrap();
     let access = fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(
             TokenKind::Access,
             "dashboard session",
@@ -654,7 +658,7 @@ async fn the_readied_service_is_called_after_a_lookup_that_waits() {
     // The counting wrapper only answers through `find`: the request waits
     // in the response future for the lookup.
     let fixture = Fixture::new();
-    let store = CountingStore::new(fixture.store.clone());
+    let store = CountingStore::new(fixture.tokens.clone());
     let layer = TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone());
     readied_service_is_called(&fixture, layer).await;
     assert_eq!(store.finds(), 3, "three well-formed tokens, three lookups");
@@ -746,7 +750,7 @@ async fn lookups_that_answer_at_once_and_lookups_that_wait_give_the_same_respons
     let fixture = Fixture::new();
     let valid = fixture.pat(S::BILLING_READ).await;
     let revoked = fixture.pat(S::BILLING_READ).await;
-    fixture.store.revoke(revoked.record.id).await.unwrap();
+    fixture.tokens.revoke(revoked.record.id).await.unwrap();
     let expired = expiring_token(&fixture).await;
     fixture.clock.advance(Duration::from_secs(3600));
     let refresh = fixture.issue(TokenKind::Refresh, S::BILLING_READ).await;
@@ -769,7 +773,7 @@ async fn lookups_that_answer_at_once_and_lookups_that_wait_give_the_same_respons
     for (label, secret, status) in cases {
         use tower_token_auth::store::TokenStore;
         assert!(
-            fixture.store.find_now(&secret.digest()).is_some(),
+            fixture.tokens.find_now(&secret.digest()).is_some(),
             "{label}: the memory store answers at once"
         );
         let token = secret.expose_secret();
@@ -861,19 +865,20 @@ async fn services_can_be_built_without_the_layer_and_give_back_their_inner_servi
     let issued = fixture.pat(S::BILLING_READ).await;
     let inner = Inner::<S>::new();
     let scoped = tower_token_auth::RequireScope::new(inner.clone(), S::BILLING_READ);
-    let mut service = TokenAuth::new(scoped, fixture.store.clone());
+    // `TokenAuth::new` judges expiry by the clock of the store it is given.
+    // The fixture's bare backend has none of its own: the system clock,
+    // and the fixture's tokens were issued in 2023 with lifetimes of months.
+    let mut service = TokenAuth::new(scoped, fixture.tokens.backend().clone());
     assert_eq!(service.get_ref().get_ref().calls(), 0);
     assert_eq!(service.get_mut().get_mut().calls(), 0);
 
-    // `TokenAuth::new` judges expiry by the system clock; the fixture's
-    // tokens were issued in 2023 with lifetimes of months.
     let response = service
         .clone()
         .oneshot(bearer(issued.secret.expose_secret()))
         .await
         .unwrap();
     assert_rejection(&rejection(response).await, EXPIRED);
-    let fresh = MemoryStore::new();
+    let fresh = TokenManager::new(MemoryStore::new());
     let issued = fresh
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "fresh", "u"))
         .await

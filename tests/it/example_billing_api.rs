@@ -11,6 +11,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+use tower_token_auth::store::TokenManager;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
 
 use crate::app;
@@ -299,12 +300,12 @@ async fn get_and_post_on_one_path_need_different_scopes() {
 #[tokio::test]
 async fn chained_method_route_layers_also_wrap_earlier_methods() {
     let demo = Demo::new().await;
-    let store = MemoryStore::new();
-    let auth = TokenAuthLayer::new(store.clone());
+    let tokens = TokenManager::new(MemoryStore::new());
+    let auth = TokenAuthLayer::new(tokens.clone());
     let reader = {
-        use tower_token_auth::store::{IssueRequest, TokenManager};
+        use tower_token_auth::store::IssueRequest;
         use tower_token_auth::token::TokenKind;
-        store
+        tokens
             .issue(IssueRequest::new(TokenKind::PersonalAccess, "r", "u").scopes(S::BILLING_READ))
             .await
             .unwrap()

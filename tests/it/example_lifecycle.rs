@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,6 +13,8 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tower_token_auth::store::TokenManager;
+use tower_token_auth::MemoryStore;
 
 use crate::app;
 
@@ -39,7 +42,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = app::AppState::with_store(
-            std::sync::Arc::new(tower_token_auth::MemoryStore::new()),
+            TokenManager::new(Arc::new(MemoryStore::new())),
             app::demo::DashboardLogin::generate().unwrap(),
             &format!("http://{addr}"),
         )
@@ -341,6 +344,17 @@ async fn regenerating_a_token_issues_a_new_secret_and_revokes_the_old_one() {
         server.api("/v1/invoices", old).await,
         StatusCode::UNAUTHORIZED
     );
+
+    // The old token is revoked: it cannot be regenerated again.
+    let again = server
+        .dashboard(
+            Method::POST,
+            &format!("/settings/api-tokens/{id}/regenerate"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.text);
+    assert_eq!(again.json()["error"], "invalid_request");
 }
 
 #[tokio::test]

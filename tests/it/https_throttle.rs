@@ -54,7 +54,7 @@ fn header(mut request: Req, name: &'static str, value: &'static str) -> Req {
 /// A store that counts lookups, a layer requiring HTTPS behind [`PROXY`],
 /// and a valid `billing.read` token.
 struct HttpsStack {
-    store: CountingStore<tower_token_auth::MemoryStore>,
+    store: CountingStore<Tokens>,
     inner: Inner<S>,
     service: tower::util::BoxCloneService<
         Req,
@@ -68,7 +68,7 @@ impl HttpsStack {
     async fn new(peers: Peers) -> Self {
         let fixture = Fixture::new();
         let issued = fixture.pat(S::BILLING_READ).await;
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let inner = Inner::<S>::new();
         let service = ServiceBuilder::new()
             .layer(RequireHttpsLayer::new(peers))
@@ -476,7 +476,7 @@ mod throttle {
     async fn a_flood_of_bad_tokens_from_one_peer_gets_429_with_retry_after() {
         let fixture = Fixture::new();
         let good = fixture.pat(S::BILLING_READ).await;
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let throttle = ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap());
         let service = ServiceBuilder::new()
             .layer(throttle.clone())
@@ -557,7 +557,7 @@ mod throttle {
         const STEP: Duration = Duration::from_millis(2);
         const RUN: Duration = Duration::from_secs(1);
         let fixture = Fixture::new();
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let quota = governor::Quota::with_period(PERIOD)
             .unwrap()
             .allow_burst(NonZeroU32::new(1).unwrap());
@@ -601,7 +601,7 @@ mod throttle {
     #[tokio::test]
     async fn retry_after_counts_down_to_the_next_allowed_failure() {
         let fixture = Fixture::new();
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let service = ServiceBuilder::new()
             .layer(
                 ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap())
@@ -806,7 +806,7 @@ mod throttle {
     async fn a_full_table_fails_closed() {
         const MAX_CLIENTS: usize = 8;
         let fixture = Fixture::new();
-        let store = CountingStore::new(fixture.store.clone());
+        let store = CountingStore::new(fixture.tokens.clone());
         let throttle =
             ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
         let service = ServiceBuilder::new()
@@ -938,10 +938,8 @@ mod throttle {
     #[tokio::test]
     async fn failed_grants_and_bad_tokens_share_one_budget_across_routes() {
         use tower_token_auth::oauth::TokenEndpoint;
-        use tower_token_auth::store::TokenManager;
-
         let fixture = Fixture::new();
-        let pair = fixture.store.issue_pair("agent", "u", None).await.unwrap();
+        let pair = fixture.tokens.issue_pair("agent", "u", None).await.unwrap();
         let throttle = ThrottleLayer::per_minute(NonZeroU32::new(4).unwrap());
         let api = ServiceBuilder::new()
             .layer(throttle.clone())
@@ -949,7 +947,7 @@ mod throttle {
             .service(Inner::<S>::new());
         let grants = ServiceBuilder::new()
             .layer(throttle.clone())
-            .service(TokenEndpoint::new(fixture.store.clone()));
+            .service(TokenEndpoint::new(fixture.tokens.clone()));
         let grant = |refresh_token: &str, peer: [u8; 4]| {
             let body = format!("grant_type=refresh_token&refresh_token={refresh_token}");
             let request = Request::post("/oauth/token")

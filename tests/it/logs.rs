@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::store::{IssueRequest, IssuedToken, TokenManager};
+use tower_token_auth::store::{IssueRequest, IssuedToken};
 use tower_token_auth::token::{TokenFormat, TokenKind, TokenSecret};
 use tower_token_auth::{PayRequestScopes as S, RequireScopeLayer, TokenAuthLayer};
 use tracing::Instrument;
@@ -17,7 +17,7 @@ use crate::support::*;
 
 async fn issue(fixture: &Fixture, kind: TokenKind, name: &str) -> IssuedToken<S> {
     fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(kind, name, "user-1").scopes(S::BILLING_READ))
         .await
         .unwrap()
@@ -25,15 +25,15 @@ async fn issue(fixture: &Fixture, kind: TokenKind, name: &str) -> IssuedToken<S>
 
 #[tokio::test]
 async fn logs_at_trace_name_tokens_by_id_and_never_contain_them() {
+    // The subscriber first: a span made before it would record nothing.
+    let logs = logs();
     async {
-        let logs = logs();
-
         let fixture = Fixture::new();
         let accepted = issue(&fixture, TokenKind::PersonalAccess, "accepted").await;
         let revoked = issue(&fixture, TokenKind::PersonalAccess, "revoked").await;
-        fixture.store.revoke(revoked.record.id).await.unwrap();
+        fixture.tokens.revoke(revoked.record.id).await.unwrap();
         let expired = fixture
-            .store
+            .tokens
             .issue(
                 IssueRequest::new(TokenKind::Access, "expired", "user-1")
                     .lifetime(Duration::from_secs(1)),

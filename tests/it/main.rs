@@ -13,24 +13,25 @@
 
 mod support;
 
-/// The `billing_api` example's router, state and demo credentials (the
-/// example needs `axum` and `throttle`, as its `required-features` say).
-#[cfg(all(feature = "axum", feature = "throttle"))]
+/// The `billing_api` example's router, state and demo credentials.
+#[cfg(feature = "axum")]
 #[path = "../../examples/billing_api/app.rs"]
 mod app;
 
 mod auth;
 #[cfg(feature = "axum")]
 mod axum_extract;
+#[cfg(feature = "conformance")]
+mod conformance;
 // The example's dashboard: its JSON API, its web page, in a real browser.
-#[cfg(all(feature = "axum", feature = "throttle"))]
+#[cfg(feature = "axum")]
 mod dashboard;
-#[cfg(all(feature = "axum", feature = "throttle"))]
+#[cfg(feature = "axum")]
 mod example_billing_api;
-#[cfg(all(feature = "axum", feature = "throttle"))]
+#[cfg(feature = "axum")]
 mod example_lifecycle;
 mod header_fuzz;
-#[cfg(all(feature = "axum", feature = "throttle"))]
+#[cfg(feature = "axum")]
 mod hostile_http;
 mod https_throttle;
 mod logs;
@@ -42,3 +43,22 @@ mod rejections;
 mod revocation_stress;
 mod scopes;
 mod secret_hygiene;
+
+/// A build without every feature compiles tests away (PostgreSQL, SQLite,
+/// the cache, the throttle, axum) and would pass without running them.
+#[cfg(not(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cache",
+    feature = "throttle",
+    feature = "axum",
+    feature = "conformance"
+)))]
+#[test]
+fn the_suite_runs_with_every_feature() {
+    panic!(
+        "these tests were built without some of the crate's features, so the tests of those \
+         features (the database backends among them) were compiled away: run the suite as the \
+         README says, with `cargo test --all-features`"
+    );
+}

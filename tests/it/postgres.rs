@@ -133,9 +133,11 @@ async fn a_revocation_on_one_instance_is_refused_by_another_within_a_second() {
     let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
     within(Duration::from_secs(5), "listener A", listener_a.listening()).await;
     within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
+    // Instance A manages tokens through its cache; instance B serves them.
+    let tokens_a = TokenManager::new(cache_a.clone());
     let app_b = app(cache_b.clone());
 
-    let issued = cache_a
+    let issued = tokens_a
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
         .await
         .unwrap();
@@ -164,7 +166,7 @@ async fn a_revocation_on_one_instance_is_refused_by_another_within_a_second() {
 
     // A revocation through instance A reaches B by NOTIFY.
     let started = Instant::now();
-    assert!(cache_a.revoke(issued.record.id).await.unwrap());
+    assert!(tokens_a.revoke(issued.record.id).await.unwrap());
     let committed = started.elapsed();
     let refused = until_status(&app_b, token, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND).await;
     let latency = started.elapsed();
@@ -197,8 +199,9 @@ async fn database_outage_answers_503_then_recovers_by_itself() {
     // through its cache; both services are built once.
     let app_a = app(store_a.clone());
     let app_b = app(cache_b.clone());
+    let tokens_a = TokenManager::new(store_a.clone());
 
-    let first = store_a
+    let first = tokens_a
         .issue(IssueRequest::new(
             TokenKind::PersonalAccess,
             "first",
@@ -206,7 +209,7 @@ async fn database_outage_answers_503_then_recovers_by_itself() {
         ))
         .await
         .unwrap();
-    let second = store_a
+    let second = tokens_a
         .issue(IssueRequest::new(
             TokenKind::PersonalAccess,
             "second",
@@ -267,7 +270,7 @@ async fn database_outage_answers_503_then_recovers_by_itself() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        store_a
+        tokens_a
             .refresh(&tower_token_auth::token::TokenDigest::of(first), None)
             .await,
         Err(GrantError::Store(StoreError::Unavailable(_)))
@@ -298,7 +301,7 @@ async fn database_outage_answers_503_then_recovers_by_itself() {
     // The listener listens again: a revocation after the restart reaches
     // instance B's cache.
     let started = Instant::now();
-    assert!(store_a
+    assert!(tokens_a
         .revoke_by_digest(&tower_token_auth::token::TokenDigest::of(first))
         .await
         .unwrap());
@@ -321,22 +324,22 @@ async fn concurrent_refresh_on_two_instances_has_exactly_one_winner() {
     let db = pg::database().await;
     let events = Arc::new(Events::default());
     let policy = IssuePolicy::default().audit(Audit::new().observer(events.clone()));
-    let store_a = PgStore::with_policy(db.pool().await, policy.clone());
-    store_a.migrate().await.unwrap();
-    let store_b = PgStore::<S>::with_policy(db.pool().await, policy);
+    let tokens_a = TokenManager::with_policy(PgStore::new(db.pool().await), policy.clone());
+    tokens_a.backend().migrate().await.unwrap();
+    let tokens_b = TokenManager::with_policy(PgStore::<S>::with_scopes(db.pool().await), policy);
 
     for _ in 0..3 {
-        let pair = store_a.issue_pair("agent", "user-1", None).await.unwrap();
+        let pair = tokens_a.issue_pair("agent", "user-1", None).await.unwrap();
         let digest = pair.refresh.secret.digest();
         let before = events.count("refresh_rotated");
         let tasks: Vec<_> = (0..12)
             .map(|i| {
-                let store = if i % 2 == 0 {
-                    store_a.clone()
+                let tokens = if i % 2 == 0 {
+                    tokens_a.clone()
                 } else {
-                    store_b.clone()
+                    tokens_b.clone()
                 };
-                tokio::spawn(async move { store.refresh(&digest, None).await })
+                tokio::spawn(async move { tokens.refresh(&digest, None).await })
             })
             .collect();
         let mut winners = Vec::new();
@@ -352,7 +355,7 @@ async fn concurrent_refresh_on_two_instances_has_exactly_one_winner() {
         assert_eq!(winners.len(), 1, "exactly one exchange wins");
         assert_eq!(events.count("refresh_rotated") - before, 1);
         // The losers were replays: the winner's tokens went with the family.
-        let won = store_b
+        let won = tokens_b
             .find(&winners[0].access.secret.digest())
             .await
             .unwrap()
@@ -369,37 +372,39 @@ async fn concurrent_refresh_on_two_instances_has_exactly_one_winner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_last_used_batches_and_family_revocations_never_fail() {
     let db = pg::database().await;
-    let store_a = PgStore::<S>::new(db.pool().await);
-    store_a.migrate().await.unwrap();
-    let store_b = PgStore::<S>::new(db.pool().await);
+    let tokens_a = TokenManager::new(PgStore::<S>::with_scopes(db.pool().await));
+    tokens_a.backend().migrate().await.unwrap();
+    let tokens_b = TokenManager::new(PgStore::<S>::with_scopes(db.pool().await));
 
     for round in 0..20 {
-        // Every rotation leaves the previous access token live: a family
-        // of several tokens in use at once.
-        let mut pair = store_a.issue_pair("agent", "user-1", None).await.unwrap();
+        // A grant rotated seven times: its newest two access tokens are
+        // live (the older ones are deleted), and its eight refresh tokens
+        // are kept, seven spent and one live. The batches name every token
+        // the grant ever had, so they share every row that is left.
+        let mut pair = tokens_a.issue_pair("agent", "user-1", None).await.unwrap();
         let family = pair.refresh.record.family.expect("a grant's family").id;
-        let mut ids = vec![pair.access.record.id];
+        let mut ids = vec![pair.access.record.id, pair.refresh.record.id];
         for _ in 0..7 {
-            pair = store_a
+            pair = tokens_a
                 .refresh(&pair.refresh.secret.digest(), None)
                 .await
                 .unwrap();
-            ids.push(pair.access.record.id);
+            ids.extend([pair.access.record.id, pair.refresh.record.id]);
         }
         let at = std::time::SystemTime::now();
         let forward: Vec<_> = ids.iter().map(|id| (*id, at)).collect();
         let backward: Vec<_> = forward.iter().rev().copied().collect();
         let (a, b, revoked) = tokio::join!(
-            store_a.record_use(&forward),
-            store_b.record_use(&backward),
-            store_b.revoke_family(family),
+            tokens_a.record_use(&forward),
+            tokens_b.record_use(&backward),
+            tokens_b.revoke_family(family),
         );
         a.unwrap_or_else(|e| panic!("round {round}: instance A's batch failed: {e:?}"));
         b.unwrap_or_else(|e| panic!("round {round}: instance B's batch failed: {e:?}"));
         assert_eq!(
             revoked.unwrap_or_else(|e| panic!("round {round}: the revocation failed: {e:?}")),
-            2 * ids.len(),
-            "round {round}: every access token, and every refresh token (spent or live)"
+            2 + 8,
+            "round {round}: the two access tokens kept, and every refresh token (spent or live)"
         );
     }
     db.finish().await;
@@ -437,7 +442,8 @@ async fn a_table_prefix_is_validated_and_names_table_and_channel() {
     store.migrate().await.unwrap();
     let mut listener = PgListener::connect_with(store.pool()).await.unwrap();
     listener.listen(store.channel()).await.unwrap();
-    let issued = store
+    let tokens = TokenManager::new(store.clone());
+    let issued = tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
         .await
         .unwrap();
@@ -452,7 +458,7 @@ async fn a_table_prefix_is_validated_and_names_table_and_channel() {
     .map(|r| r.get("tablename"))
     .collect();
     assert_eq!(tables, ["billing_migrations", "billing_tokens"]);
-    store.revoke(issued.record.id).await.unwrap();
+    tokens.revoke(issued.record.id).await.unwrap();
     let note = within(Duration::from_secs(5), "notification", listener.recv())
         .await
         .unwrap();
@@ -478,12 +484,15 @@ async fn migrate_is_idempotent_and_safe_to_run_at_once() {
         .await
         .unwrap()
         .get("n");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 3, "every shipped migration, once");
     // The shipped SQL can also be applied by hand, again and again.
-    sqlx::raw_sql(include_str!("../../migrations/0001_tokens.sql"))
-        .execute(stores[0].pool())
-        .await
-        .unwrap();
+    for sql in [
+        include_str!("../../migrations/0001_tokens.sql"),
+        include_str!("../../migrations/0002_purge_indexes.sql"),
+        include_str!("../../migrations/0003_audience.sql"),
+    ] {
+        sqlx::raw_sql(sql).execute(stores[0].pool()).await.unwrap();
+    }
     db.finish().await;
 }
 
@@ -500,7 +509,7 @@ async fn rows_are_readable_in_sql() {
     let db = pg::database().await;
     let store = PgStore::new(db.pool().await);
     store.migrate().await.unwrap();
-    let issued = store
+    let issued = TokenManager::new(store.clone())
         .issue(
             IssueRequest::new(TokenKind::PersonalAccess, "agent", "user-1")
                 .scopes(S::BILLING_AGENT | S::PRODUCTS_READ),
@@ -556,8 +565,9 @@ async fn family_revocations_publish_every_digest_and_other_payloads_flush_caches
     store.migrate().await.unwrap();
     let mut listener = PgListener::connect_with(store.pool()).await.unwrap();
     listener.listen(store.channel()).await.unwrap();
-    let pair = store.issue_pair("agent", "user-1", None).await.unwrap();
-    store
+    let tokens = TokenManager::new(store.clone());
+    let pair = tokens.issue_pair("agent", "user-1", None).await.unwrap();
+    tokens
         .revoke_by_digest(&pair.refresh.secret.digest())
         .await
         .unwrap();
@@ -580,7 +590,7 @@ async fn family_revocations_publish_every_digest_and_other_payloads_flush_caches
     let cache = CachedStore::builder(store.clone()).ttl(LONG_TTL).build();
     let mut handle = store.spawn_revocation_listener(cache.clone());
     within(Duration::from_secs(5), "listener", handle.listening()).await;
-    let pat = store
+    let pat = tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
         .await
         .unwrap();
@@ -626,10 +636,11 @@ async fn an_unreachable_database_is_unavailable_never_unknown() {
         store.find(&digest).await,
         Err(StoreError::Unavailable(_))
     ));
-    let refused = store.refresh(&digest, None).await.unwrap_err();
+    let tokens = TokenManager::new(store.clone());
+    let refused = tokens.refresh(&digest, None).await.unwrap_err();
     assert_eq!(refused.error_code(), "temporarily_unavailable");
     assert!(matches!(
-        store
+        tokens
             .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "u"))
             .await,
         Err(StoreError::Unavailable(_))
@@ -649,6 +660,7 @@ async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back
     let db = pg::database().await;
     let store_a = PgStore::new(db.pool().await);
     store_a.migrate().await.unwrap();
+    let tokens_a = TokenManager::new(store_a);
     let store_b = PgStore::new(db.pool().await);
     let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
     let app_b = app(cache_b.clone());
@@ -666,7 +678,7 @@ async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back
         .spawn(cache_b.clone());
     within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
 
-    let first = store_a
+    let first = tokens_a
         .issue(IssueRequest::new(
             TokenKind::PersonalAccess,
             "first",
@@ -674,7 +686,7 @@ async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back
         ))
         .await
         .unwrap();
-    let second = store_a
+    let second = tokens_a
         .issue(IssueRequest::new(
             TokenKind::PersonalAccess,
             "second",
@@ -703,7 +715,7 @@ async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back
     );
     // The notification of this revocation cannot reach instance B, yet B
     // refuses the token at once: its cache is bypassed.
-    store_a.revoke(first.record.id).await.unwrap();
+    tokens_a.revoke(first.record.id).await.unwrap();
     assert_eq!(
         send(&app_b, first.secret.expose_secret()).await.status,
         StatusCode::UNAUTHORIZED
@@ -720,7 +732,7 @@ async fn a_silently_dead_listener_connection_bypasses_the_cache_until_it_is_back
         send(&app_b, second.secret.expose_secret()).await.status,
         StatusCode::OK
     );
-    store_a.revoke(second.record.id).await.unwrap();
+    tokens_a.revoke(second.record.id).await.unwrap();
     until_status(
         &app_b,
         second.secret.expose_secret(),
@@ -761,7 +773,7 @@ async fn a_stopped_listener_leaves_the_cache_bypassed_whatever_stopped_it() {
     // Stopped by `abort`.
     let mut handle = store.spawn_revocation_listener(cache.clone());
     within(Duration::from_secs(5), "listener", handle.listening()).await;
-    let issued = store
+    let issued = TokenManager::new(store.clone())
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::store::{IssueRequest, IssuedToken, TokenManager};
+use tower_token_auth::store::{IssueRequest, IssuedToken};
 use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, PayRequestScopes as S};
 
@@ -17,7 +17,7 @@ fn debug_both(value: &dyn std::fmt::Debug) -> [String; 2] {
 
 async fn issue(fixture: &Fixture, kind: TokenKind, name: &str) -> IssuedToken<S> {
     fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(kind, name, "user-1").scopes(S::BILLING_READ))
         .await
         .unwrap()
@@ -67,7 +67,7 @@ async fn debug_of_every_secret_holding_type_is_redacted() {
                 .expect("typed error")
         })
         .collect();
-    let listed = fixture.store.list("user-1").await.unwrap();
+    let listed = fixture.tokens.list("user-1").await.unwrap();
     let digest = issued.secret.digest();
     assert_eq!(listed.len(), 2);
 
@@ -78,7 +78,7 @@ async fn debug_of_every_secret_holding_type_is_redacted() {
         ("TokenRecord", &*issued.record),
         ("TokenDigest", &digest),
         ("TokenInfo listing", &listed),
-        ("MemoryStore", &fixture.store),
+        ("MemoryStore", &fixture.tokens),
         ("Principal", &principal),
         ("AuthError", &errors),
         ("TokenAuthLayer", &auth),

@@ -10,7 +10,7 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::error::{InvalidRequestReason, InvalidTokenReason};
-use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenManager, TokenRecord};
+use tower_token_auth::store::{IssueRequest, TokenRecord};
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, Challenge, PayRequestScopes as S, TokenAuthLayer};
 
@@ -155,7 +155,7 @@ async fn unknown_token_is_401_invalid_token() {
 async fn revoked_token_is_401_invalid_token_and_looks_like_an_unknown_one() {
     let fixture = Fixture::new();
     let issued = fixture.pat(S::BILLING_READ).await;
-    assert!(fixture.store.revoke(issued.record.id).await.unwrap());
+    assert!(fixture.tokens.revoke(issued.record.id).await.unwrap());
 
     let (revoked, calls) = reject(&fixture, bearer(issued.secret.expose_secret())).await;
     assert_rejection(&revoked, INVALID);
@@ -197,13 +197,12 @@ async fn refresh_token_as_a_credential_is_401_invalid_token() {
 #[tokio::test]
 async fn refresh_record_behind_an_access_prefix_is_401_invalid_token() {
     // The prefix is attacker-controlled: the record's kind decides.
-    let (secret, record) = IssuePolicy::default()
-        .mint(IssueRequest::<S>::new(
-            TokenKind::Access,
-            "refresh in disguise",
-            "user-1",
-        ))
-        .unwrap();
+    let (secret, record) = minted(IssueRequest::<S>::new(
+        TokenKind::Access,
+        "refresh in disguise",
+        "user-1",
+    ))
+    .await;
     assert!(secret.expose_secret().starts_with("pr_at_"));
     let record = TokenRecord {
         kind: TokenKind::Refresh,
@@ -235,13 +234,12 @@ async fn refresh_record_behind_an_access_prefix_is_401_invalid_token() {
 async fn record_of_another_token_is_401_invalid_token() {
     // A store that answers with a record whose digest is not the presented
     // token's must not lend that record's identity.
-    let (_, record) = IssuePolicy::default()
-        .mint(IssueRequest::<S>::new(
-            TokenKind::PersonalAccess,
-            "someone else",
-            "user-2",
-        ))
-        .unwrap();
+    let (_, record) = minted(IssueRequest::<S>::new(
+        TokenKind::PersonalAccess,
+        "someone else",
+        "user-2",
+    ))
+    .await;
     let presented = TokenFormat::default()
         .generate(TokenKind::PersonalAccess)
         .unwrap();
@@ -263,7 +261,7 @@ async fn record_of_another_token_is_401_invalid_token() {
 async fn expired_token_is_rejected_with_invalid_token() {
     let fixture = Fixture::new();
     let issued = fixture
-        .store
+        .tokens
         .issue(
             IssueRequest::new(TokenKind::Access, "short", "user-1")
                 .lifetime(Duration::from_secs(60)),
@@ -506,7 +504,7 @@ async fn a_shared_challenge_keeps_its_custom_response_when_given_resource_metada
         *response.status_mut() = StatusCode::IM_A_TEAPOT;
         response
     });
-    let other_layer = TokenAuthLayer::new(Fixture::new().store).challenge(custom.clone());
+    let other_layer = TokenAuthLayer::new(Fixture::new().tokens).challenge(custom.clone());
     let with_metadata =
         custom.resource_metadata("https://api.example.test/.well-known/oauth-protected-resource");
     let service = ServiceBuilder::new()

@@ -26,7 +26,7 @@ use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::oauth::RevocationEndpoint;
-use tower_token_auth::store::{IssueRequest, TokenId, TokenManager, TokenStore};
+use tower_token_auth::store::{IssueRequest, TokenBackend, TokenId, TokenManager, TokenStore};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
 
@@ -247,16 +247,20 @@ fn figures(
     figures
 }
 
-/// Issues `count` targets through `store`: a third personal access tokens
+/// Issues `count` targets through `tokens`: a third personal access tokens
 /// revoked by id, a third access tokens revoked through the endpoint with
 /// themselves, a third access tokens revoked through the endpoint with
 /// their refresh token; and `kept` tokens never revoked.
-async fn targets<M: TokenManager<Scopes = S>>(store: &M, count: usize, kept: usize) -> Vec<Target> {
+async fn targets<B: TokenBackend<Scopes = S>>(
+    tokens: &TokenManager<B>,
+    count: usize,
+    kept: usize,
+) -> Vec<Target> {
     let mut targets = Vec::new();
     for i in 0..count {
         let target = match i % 3 {
             0 => {
-                let issued = store
+                let issued = tokens
                     .issue(IssueRequest::new(
                         TokenKind::PersonalAccess,
                         "stress",
@@ -270,7 +274,7 @@ async fn targets<M: TokenManager<Scopes = S>>(store: &M, count: usize, kept: usi
                 }
             }
             n => {
-                let pair = store.issue_pair("stress", "user-1", None).await.unwrap();
+                let pair = tokens.issue_pair("stress", "user-1", None).await.unwrap();
                 let access = pair.access.secret.expose_secret().to_owned();
                 let by = if n == 1 {
                     access.clone()
@@ -286,7 +290,7 @@ async fn targets<M: TokenManager<Scopes = S>>(store: &M, count: usize, kept: usi
         targets.push(target);
     }
     for _ in 0..kept {
-        let issued = store
+        let issued = tokens
             .issue(IssueRequest::new(
                 TokenKind::PersonalAccess,
                 "kept",
@@ -310,11 +314,11 @@ fn planned(targets: &[Target]) -> Vec<bool> {
         .collect()
 }
 
-/// Revokes through `store` (by id) and `RevocationEndpoint` over it.
-fn revoke_through<M: TokenManager<Scopes = S> + Clone>(store: M) -> RevokeFn {
-    let endpoint = RevocationEndpoint::new(store.clone());
+/// Revokes through `tokens` (by id) and `RevocationEndpoint` over it.
+fn revoke_through<B: TokenBackend<Scopes = S>>(tokens: TokenManager<B>) -> RevokeFn {
+    let endpoint = RevocationEndpoint::new(tokens.clone());
     Arc::new(move |revoke: &Revoke| {
-        let store = store.clone();
+        let tokens = tokens.clone();
         let endpoint = endpoint.clone();
         let revoke = match revoke {
             Revoke::Never => unreachable!("never revoked"),
@@ -323,7 +327,7 @@ fn revoke_through<M: TokenManager<Scopes = S> + Clone>(store: M) -> RevokeFn {
         };
         Box::pin(async move {
             match revoke {
-                Ok(id) => assert!(store.revoke(id).await.unwrap(), "revoked now"),
+                Ok(id) => assert!(tokens.revoke(id).await.unwrap(), "revoked now"),
                 Err(token) => {
                     let request = Request::post("/oauth/revoke")
                         .header("content-type", "application/x-www-form-urlencoded")
@@ -340,12 +344,12 @@ fn revoke_through<M: TokenManager<Scopes = S> + Clone>(store: M) -> RevokeFn {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_request_starting_after_revoke_returned_is_accepted_memory_store() {
     tokio::time::timeout(DEADLINE, async {
-        let store = MemoryStore::new();
-        let targets = targets(&store, 48, 16).await;
+        let tokens = TokenManager::new(MemoryStore::new());
+        let targets = targets(&tokens, 48, 16).await;
         let secrets: Vec<String> = targets.iter().map(|t| t.secret.clone()).collect();
         let planned = planned(&targets);
-        let apps = vec![app(store.clone())];
-        let (attempts, revocations) = run(apps.clone(), targets, revoke_through(store)).await;
+        let apps = vec![app(tokens.clone())];
+        let (attempts, revocations) = run(apps.clone(), targets, revoke_through(tokens)).await;
         let figures = figures(1, &planned, &attempts, &revocations);
         let f = &figures[0];
         println!(
@@ -420,9 +424,13 @@ mod postgres {
             listener_a.listening().await;
             listener_b.listening().await;
 
-            let targets = targets(&cache_a, 24, 8).await;
+            // Each instance's manager goes over its cache: what it revokes
+            // leaves its own cache at once, and the others' by NOTIFY.
+            let tokens_a = TokenManager::new(cache_a.clone());
+            let tokens_b = TokenManager::new(cache_b.clone());
+            let targets = targets(&tokens_a, 24, 8).await;
             let secrets: Vec<String> = targets.iter().map(|t| t.secret.clone()).collect();
-            let apps = vec![app(cache_a.clone()), app(cache_b.clone())];
+            let apps = vec![app(tokens_a.clone()), app(tokens_b)];
             // Both caches hold every token before the run.
             for secret in &secrets {
                 for app in &apps {
@@ -431,7 +439,8 @@ mod postgres {
                 }
             }
             let planned = planned(&targets);
-            let (attempts, revocations) = run(apps.clone(), targets, revoke_through(cache_a)).await;
+            let (attempts, revocations) =
+                run(apps.clone(), targets, revoke_through(tokens_a)).await;
             let figures = figures(2, &planned, &attempts, &revocations);
             for (name, f) in ["A (revokes)", "B (other instance)"].iter().zip(&figures) {
                 println!(

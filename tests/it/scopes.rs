@@ -193,7 +193,7 @@ async fn all_of_several_scopes_needs_every_one() {
 async fn token_created_without_scopes_holds_billing_read_only() {
     let fixture = Fixture::new();
     let default = fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(
             TokenKind::PersonalAccess,
             "default",
@@ -302,7 +302,7 @@ async fn a_custom_scope_set_works_end_to_end() {
         .pat(ShopScopes::parse_scope("orders:read").unwrap())
         .await;
     let default = fixture
-        .store
+        .tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "default", "u"))
         .await
         .unwrap();
@@ -371,8 +371,8 @@ async fn a_custom_scope_set_works_end_to_end() {
 
 #[tokio::test]
 async fn a_custom_scope_set_puts_its_own_principal_type_in_the_request() {
-    let store = MemoryStore::<ShopScopes>::default();
-    let issued = store
+    let tokens = TokenManager::new(MemoryStore::<ShopScopes>::default());
+    let issued = tokens
         .issue(
             IssueRequest::new(TokenKind::Access, "shop sync", "shop-1")
                 .scopes(ShopScopes::ORDERS_ADMIN),
@@ -380,7 +380,7 @@ async fn a_custom_scope_set_puts_its_own_principal_type_in_the_request() {
         .await
         .unwrap();
     let inner = Inner::<ShopScopes>::new();
-    let auth = TokenAuthLayer::new(store);
+    let auth = TokenAuthLayer::new(tokens);
     let service = ServiceBuilder::new()
         .layer(auth.clone())
         .layer(auth.require(ShopScopes::ORDERS_WRITE))

@@ -78,29 +78,27 @@ async fn handler(request: Req) -> Result<Response<Full<Bytes>>, Infallible> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
+    // The subscriber first: a span made before it would record nothing.
+    let logs = logs();
     async {
-        let logs = logs();
         let clock = Arc::new(ManualClock::new(start_time()));
         let audit = Audit::new();
-        let store = MemoryStore::<S>::with_policy(
+        let tokens = TokenManager::with_policy(
+            MemoryStore::<S>::new(),
             IssuePolicy::default()
                 .clock(clock.clone())
                 .audit(audit.clone()),
         );
-        let (tracker, worker) = UsageTracker::new(store.clone(), Duration::from_millis(1));
+        let (tracker, worker) = UsageTracker::new(tokens.clone(), Duration::from_millis(1));
         let usage = tokio::spawn(worker.run());
-        let auth = TokenAuthLayer::new(store.clone())
-            .clock(clock.clone())
+        let auth = TokenAuthLayer::new(tokens.clone())
             .audit(audit.clone())
             .track_usage(tracker);
         let https = RequireHttpsLayer::new(Peers::new()).audit(audit.clone());
-        #[cfg(feature = "throttle")]
         let throttle = tower_token_auth::auth::ThrottleLayer::per_minute(
             std::num::NonZeroU32::new(20).unwrap(),
         )
         .audit(audit);
-        #[cfg(not(feature = "throttle"))]
-        let throttle = tower::layer::util::Identity::new();
         // A trace layer that records every header, inside the authentication
         // layer as a service would put it behind its middleware.
         let api = ServiceBuilder::new()
@@ -127,8 +125,8 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
             .layer(auth.clone())
             .layer(auth.require(S::BILLING_WRITE))
             .service(service_fn(handler));
-        let token_endpoint = TokenEndpoint::new(store.clone()).clock(clock.clone());
-        let revocation_endpoint = RevocationEndpoint::new(store.clone());
+        let token_endpoint = TokenEndpoint::new(tokens.clone());
+        let revocation_endpoint = RevocationEndpoint::new(tokens.clone());
         let call = |request: Req| {
             let api = api.clone();
             async move { api.oneshot(request).await.unwrap().status().as_u16() }
@@ -136,15 +134,15 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
         let mut secrets: Vec<TokenSecret> = Vec::new();
 
         // Issue.
-        let pat = store
+        let pat = tokens
             .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1").scopes(S::BILLING_READ))
             .await
             .unwrap();
-        let pair = store
+        let pair = tokens
             .issue_pair("MCP Billing Agent", "user-1", None)
             .await
             .unwrap();
-        let short = store
+        let short = tokens
             .issue(
                 IssueRequest::new(TokenKind::Access, "short-lived", "user-1")
                     .lifetime(Duration::from_secs(1)),
@@ -152,7 +150,7 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
             .await
             .unwrap();
         tracing::trace!(?pat, ?pair, "issued (Debug of the issued tokens)");
-        let listed = store.list("user-1").await.unwrap();
+        let listed = tokens.list("user-1").await.unwrap();
         tracing::trace!(?listed, "listing");
 
         // Use.
@@ -219,7 +217,7 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
         assert_eq!(call(secure(bearer(pat.secret.expose_secret()))).await, 401);
 
         // Every other rejection of the middleware.
-        let live = store
+        let live = tokens
             .issue(
                 IssueRequest::new(TokenKind::PersonalAccess, "live", "user-1").scopes(S::BILLING_READ),
             )
@@ -342,8 +340,8 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
         assert_eq!(status, 400);
 
         // Regenerate, list again, let the usage worker write.
-        let regenerated = store.regenerate(live.record.id).await.unwrap().unwrap();
-        tracing::trace!(?regenerated, listed = ?store.list("user-1").await.unwrap(), "after regeneration");
+        let regenerated = tokens.regenerate(live.record.id).await.unwrap().unwrap();
+        tracing::trace!(?regenerated, listed = ?tokens.list("user-1").await.unwrap(), "after regeneration");
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop((api, writer_only, auth));
         usage.abort();

@@ -25,9 +25,6 @@ use tower_token_auth::{
     async_trait, AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,
 };
 
-/// The realm of the default challenge.
-pub const REALM: &str = "api";
-
 /// What the inner test service answers with.
 pub const INNER_BODY: &str = "inner";
 
@@ -41,9 +38,13 @@ pub mod pg;
 
 // ---- store and layer ----
 
-/// A memory store and a layer that share one manual clock.
+/// The manager the tests issue through: over a memory store.
+pub type Tokens<S = PayRequestScopes> = TokenManager<MemoryStore<S>>;
+
+/// A manager over a memory store, with a manual clock: the layer built over
+/// it judges expiry by that clock.
 pub struct Fixture<S = PayRequestScopes> {
-    pub store: MemoryStore<S>,
+    pub tokens: Tokens<S>,
     pub clock: Arc<ManualClock>,
 }
 
@@ -57,19 +58,22 @@ impl<S: ScopeSet> Fixture<S> {
     /// A fixture for any scope set.
     pub fn with_scopes() -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
-        let store = MemoryStore::with_policy(IssuePolicy::default().clock(clock.clone()));
-        Self { store, clock }
+        let tokens = TokenManager::with_policy(
+            MemoryStore::default(),
+            IssuePolicy::default().clock(clock.clone()),
+        );
+        Self { tokens, clock }
     }
 
-    /// A required-authentication layer over the store, judging expiry by the
-    /// fixture's clock.
-    pub fn layer(&self) -> TokenAuthLayer<MemoryStore<S>> {
-        TokenAuthLayer::new(self.store.clone()).clock(self.clock.clone())
+    /// A required-authentication layer over the manager: its format, and
+    /// expiry judged by the fixture's clock.
+    pub fn layer(&self) -> TokenAuthLayer<Tokens<S>> {
+        TokenAuthLayer::new(self.tokens.clone())
     }
 
     /// Issues a token of `kind` holding `scopes`.
     pub async fn issue(&self, kind: TokenKind, scopes: S) -> IssuedToken<S> {
-        self.store
+        self.tokens
             .issue(IssueRequest::new(kind, "test token", "user-1").scopes(scopes))
             .await
             .expect("the memory store issues tokens")
@@ -79,6 +83,16 @@ impl<S: ScopeSet> Fixture<S> {
     pub async fn pat(&self, scopes: S) -> IssuedToken<S> {
         self.issue(TokenKind::PersonalAccess, scopes).await
     }
+}
+
+/// A token minted by a manager of its own, and its record: for a lookup
+/// that answers with a record no store of the test holds.
+pub async fn minted<S: ScopeSet>(request: IssueRequest<S>) -> (TokenSecret, TokenRecord<S>) {
+    let issued = TokenManager::new(MemoryStore::<S>::default())
+        .issue(request)
+        .await
+        .expect("the memory store issues tokens");
+    (issued.secret, TokenRecord::clone(&issued.record))
 }
 
 // ---- inner service ----

@@ -191,11 +191,6 @@ impl Cluster {
         cluster
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Options to connect to `database` as the `postgres` superuser.
     pub fn options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()

@@ -20,8 +20,12 @@
 // `mod app;` of `main.rs` and as `#[path = "…/app.rs"] mod app;` of a test.
 #[path = "api.rs"]
 mod api;
+#[path = "dashboard/mod.rs"]
+mod dashboard;
 #[path = "demo.rs"]
 pub mod demo;
+#[path = "manage.rs"]
+mod manage;
 #[path = "oauth.rs"]
 mod oauth;
 #[path = "public.rs"]
@@ -219,8 +223,8 @@ pub fn tokens_for(backend: Backend, resource: &str) -> Tokens {
 }
 
 /// The whole service: public routes, the bearer-protected `/v1` API, the
-/// OAuth and dashboard endpoints, a JSON 404 for everything else, and
-/// request logging.
+/// token endpoints and the dashboard (JSON API and web page), a JSON 404
+/// for everything else, and request logging.
 ///
 /// Every route but `/health` is throttled (failed authentications per
 /// client) and, in production, requires HTTPS. The layers are added with
@@ -231,6 +235,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router(&state.auth))
         .merge(oauth::router(&state))
         .merge(settings::router())
+        .merge(dashboard::router(&state))
         .route_layer(state.throttle.clone());
     if state.https_required {
         let https = RequireHttpsLayer::new(state.peers.clone()).challenge(Challenge::new(REALM));

@@ -14,6 +14,10 @@
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/v1/invoices
 //! ```
 //!
+//! The dashboard page, Settings → API Tokens, is at
+//! `http://127.0.0.1:3000/dashboard/login`; log in with the file's
+//! `dashboard` entry (`jq '.[] | select(.label == "dashboard")' FILE`).
+//!
 //! Logs go to stderr, filtered by `RUST_LOG` (default
 //! `info,tower_token_auth=debug`); they never contain a token.
 
@@ -146,7 +150,9 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    tracing::info!("listening on http://{local}");
+    tracing::info!("dashboard: http://{local}/dashboard/login");
 
     // The peer's address is what `TRUSTED_PROXIES` is checked against.
     let service = app::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -5,9 +5,12 @@
 //! | route | does |
 //! |---|---|
 //! | `POST /settings/api-tokens` (JSON `name`, optional `scopes`) | 201 with the token, shown once |
-//! | `GET /settings/api-tokens` | metadata only: no token, no digest |
-//! | `DELETE /settings/api-tokens/{id}` | 204; the token stops working at once |
+//! | `GET /settings/api-tokens` | metadata only (no token, no digest), each with its `status` |
+//! | `PATCH /settings/api-tokens/{id}` (JSON `scopes`) | 200 with the token's metadata; the new scopes hold from the next request |
+//! | `DELETE /settings/api-tokens/{id}` | 204; the token (a grant: all of its tokens) stops working at once |
 //! | `POST /settings/api-tokens/{id}/regenerate` | 201 with a new token; the old one is revoked |
+//!
+//! The web page over the same tokens is the [dashboard](super::dashboard).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
@@ -22,19 +25,22 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tower_token_auth::error::FailedAuthentication;
-use tower_token_auth::store::{IssueRequest, IssuedToken, StoreError, TokenId, TokenInfo};
+use tower_token_auth::store::{IssueRequest, IssuedToken, StoreError, TokenInfo};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
 use super::api::rfc3339;
 use super::demo::DEMO_OWNER;
-use super::{error_response, AppState};
+use super::{error_response, manage, AppState};
 
 /// The dashboard routes.
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/api-tokens", get(list).post(create))
-        .route("/settings/api-tokens/{id}", delete(remove))
+        .route(
+            "/settings/api-tokens/{id}",
+            delete(remove).patch(change_scopes),
+        )
         .route("/settings/api-tokens/{id}/regenerate", post(regenerate))
 }
 
@@ -117,14 +123,14 @@ async fn create(
     };
     let request =
         IssueRequest::new(TokenKind::PersonalAccess, body.name, user.owner).scopes(scopes);
-    match send::issue(&state.tokens, request).await {
+    match manage::issue(&state.tokens, request).await {
         Ok(issued) => shown_once(&issued),
         Err(error) => store_error(&error),
     }
 }
 
 async fn list(State(state): State<AppState>, user: DashboardUser) -> Response {
-    match send::list(&state.tokens, user.owner).await {
+    match manage::list(&state.tokens, user.owner).await {
         Ok(tokens) => {
             let tokens: Vec<Value> = tokens.iter().map(metadata).collect();
             Json(json!({ "tokens": tokens })).into_response()
@@ -138,10 +144,12 @@ async fn remove(
     user: DashboardUser,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(id) = owned(&state, user.owner, &id).await else {
-        return not_found();
+    let info = match manage::owned(&state.tokens, user.owner, &id).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return not_found(),
+        Err(error) => return store_error(&error),
     };
-    match send::revoke(&state.tokens, id).await {
+    match manage::revoke(&state.tokens, info.id).await {
         // Revoking an already revoked token is still a success.
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => store_error(&error),
@@ -153,21 +161,71 @@ async fn regenerate(
     user: DashboardUser,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(id) = owned(&state, user.owner, &id).await else {
-        return not_found();
+    let info = match manage::owned(&state.tokens, user.owner, &id).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return not_found(),
+        Err(error) => return store_error(&error),
     };
-    match send::regenerate(&state.tokens, id).await {
+    match manage::regenerate(&state.tokens, info.id).await {
         Ok(Some(issued)) => shown_once(&issued),
         Ok(None) => not_found(),
         Err(error) => store_error(&error),
     }
 }
 
-/// The id, when it parses and names a token of `owner`.
-async fn owned(state: &AppState, owner: &str, id: &str) -> Option<TokenId> {
-    let id = id.parse::<TokenId>().ok()?;
-    let info = send::get(&state.tokens, id).await.ok().flatten()?;
-    (info.owner == owner).then_some(id)
+/// `PATCH /settings/api-tokens/{id}`: new scopes for an active personal
+/// access token, from its next request on. 400 `invalid_scope` for an
+/// unknown name or none at all, 404 for a token that is unknown or not the
+/// caller's, 409 for one that is not an active personal access token.
+async fn change_scopes(
+    State(state): State<AppState>,
+    user: DashboardUser,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    // A JSON object whose `scopes` is a string: space-separated names, at
+    // least one.
+    let scopes = match &body {
+        Ok(Json(Value::Object(body))) => body.get("scopes").and_then(Value::as_str),
+        _ => None,
+    };
+    let Some(scopes) = scopes else {
+        let status = body.err().map_or(StatusCode::BAD_REQUEST, |r| r.status());
+        return error_response(
+            status,
+            "invalid_request",
+            r#"Send a JSON object with `scopes`, e.g. {"scopes": "billing.read"}."#,
+        );
+    };
+    let scopes = match S::parse_scope(scopes) {
+        Ok(scopes) if scopes.is_empty() => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "A token needs at least one scope.",
+            )
+        }
+        Ok(scopes) => scopes,
+        Err(error) => {
+            return error_response(StatusCode::BAD_REQUEST, "invalid_scope", &error.to_string())
+        }
+    };
+    let info = match manage::owned(&state.tokens, user.owner, &id).await {
+        Ok(Some(info)) => info,
+        Ok(None) => return not_found(),
+        Err(error) => return store_error(&error),
+    };
+    match manage::set_scopes(&state.tokens, info.id, scopes).await {
+        Ok(Some(updated)) => {
+            ([(CACHE_CONTROL, "no-store")], Json(metadata(&updated))).into_response()
+        }
+        Ok(None) => not_found(),
+        // Not a personal access token, or not an active one.
+        Err(StoreError::Conflict(message)) => {
+            error_response(StatusCode::CONFLICT, "conflict", message)
+        }
+        Err(error) => store_error(&error),
+    }
 }
 
 /// 201 with the token: the only time it is ever shown.
@@ -199,6 +257,10 @@ fn metadata(info: &TokenInfo<S>) -> Value {
         "kind": info.kind.as_str(),
         "scopes": info.scopes.scope_names().collect::<Vec<_>>(),
         "hint": info.hint,
+        "status": info.status.as_str(),
+        // The grant an access or refresh token belongs to: deleting any
+        // token of it deletes them all. `null` for personal access tokens.
+        "family": info.family.map(|f| f.to_string()),
         "created_at": rfc3339(info.created_at),
         "expires_at": rfc3339(info.expires_at),
         "last_used_at": info.last_used_at.map(rfc3339),
@@ -236,62 +298,5 @@ fn store_error(error: &StoreError) -> Response {
                 "The request could not be completed.",
             )
         }
-    }
-}
-
-/// The manager's calls of the dashboard, as boxed `Send` futures.
-///
-/// rustc (1.95) cannot prove that the future of a borrowing
-/// `TokenManager` method is `Send` when the backend is a trait object: it
-/// erases the `'static` of `dyn TokenBackend` in the proof, and
-/// `TokenStore: 'static` then no longer holds (rust-lang/rust#110338). A
-/// handler that awaits such a future directly is no axum `Handler`. Boxed
-/// here, in code generic over the backend, the proof is made once for any
-/// backend, and the box is `Send` by its type.
-mod send {
-    use std::future::Future;
-    use std::pin::Pin;
-
-    use tower_token_auth::store::{
-        IssueRequest, IssuedToken, StoreError, TokenBackend, TokenId, TokenInfo, TokenManager,
-    };
-
-    type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
-
-    pub(super) fn issue<B: TokenBackend>(
-        tokens: &TokenManager<B>,
-        request: IssueRequest<B::Scopes>,
-    ) -> Boxed<IssuedToken<B::Scopes>> {
-        let tokens = tokens.clone();
-        Box::pin(async move { tokens.issue(request).await })
-    }
-
-    pub(super) fn list<B: TokenBackend>(
-        tokens: &TokenManager<B>,
-        owner: &'static str,
-    ) -> Boxed<Vec<TokenInfo<B::Scopes>>> {
-        let tokens = tokens.clone();
-        Box::pin(async move { tokens.list(owner).await })
-    }
-
-    pub(super) fn get<B: TokenBackend>(
-        tokens: &TokenManager<B>,
-        id: TokenId,
-    ) -> Boxed<Option<TokenInfo<B::Scopes>>> {
-        let tokens = tokens.clone();
-        Box::pin(async move { tokens.get(id).await })
-    }
-
-    pub(super) fn revoke<B: TokenBackend>(tokens: &TokenManager<B>, id: TokenId) -> Boxed<bool> {
-        let tokens = tokens.clone();
-        Box::pin(async move { tokens.revoke(id).await })
-    }
-
-    pub(super) fn regenerate<B: TokenBackend>(
-        tokens: &TokenManager<B>,
-        id: TokenId,
-    ) -> Boxed<Option<IssuedToken<B::Scopes>>> {
-        let tokens = tokens.clone();
-        Box::pin(async move { tokens.regenerate(id).await })
     }
 }

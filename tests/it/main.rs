@@ -23,6 +23,9 @@ mod auth;
 mod axum_extract;
 #[cfg(feature = "conformance")]
 mod conformance;
+// The example's dashboard: its JSON API, its web page, in a real browser.
+#[cfg(feature = "axum")]
+mod dashboard;
 #[cfg(feature = "axum")]
 mod example_billing_api;
 #[cfg(feature = "axum")]

@@ -132,19 +132,24 @@ impl AppState {
 
     /// State over existing tokens and login, served at `base_url`. The
     /// resource is the first of the manager's default audience (see
-    /// [`tokens_for`]), or the base URL.
+    /// [`tokens_for`]); a manager with none issues unbound tokens, and the
+    /// layer then checks no audience (the resource is then the base URL).
     pub fn with_store(tokens: Tokens, dashboard: DashboardLogin, base_url: &str) -> Self {
         let base_url: Arc<str> = base_url.trim_end_matches('/').into();
-        let resource: Arc<str> = tokens
+        // The layer checks audiences exactly when the manager binds the
+        // tokens it issues to a resource: the two cannot disagree.
+        let bound: Option<Arc<str>> = tokens
             .policy()
             .default_audience_list()
             .first()
-            .map_or_else(|| Arc::clone(&base_url), |r| r.as_str().into());
+            .map(|r| r.as_str().into());
+        let resource = bound.clone().unwrap_or_else(|| Arc::clone(&base_url));
         let challenge = Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&base_url));
         let lookup: Lookup = Arc::new(tokens.clone());
-        let auth = TokenAuthLayer::new(lookup)
-            .challenge(challenge.clone())
-            .resource(&*resource);
+        let mut auth = TokenAuthLayer::new(lookup).challenge(challenge.clone());
+        if let Some(bound) = &bound {
+            auth = auth.resource(&**bound);
+        }
         let throttle = ThrottleLayer::per_minute(
             NonZeroU32::new(FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
         )

@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_token_auth::auth::{PeerAddr, Peers};
-use tower_token_auth::store::{IssueRequest, TokenManager};
+use tower_token_auth::store::IssueRequest;
 use tower_token_auth::token::{TokenKind, TokenSecret};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S};
 use tracing::Instrument;
@@ -1219,10 +1219,11 @@ async fn browser(driver: &Chromedriver) -> fantoccini::Client {
 async fn serve() -> (SocketAddr, app::AppState) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let base_url = format!("http://{addr}");
     let state = app::AppState::with_store(
-        TokenManager::new(Arc::new(MemoryStore::new())),
+        app::tokens_for(Arc::new(MemoryStore::new()), &base_url),
         app::demo::DashboardLogin::generate().unwrap(),
-        &format!("http://{addr}"),
+        &base_url,
     );
     app::demo::issue(&state).await.unwrap();
     let service = app::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

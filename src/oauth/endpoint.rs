@@ -171,24 +171,11 @@ impl<B: TokenBackend> RevocationEndpoint<B> {
         Rb::Data: Send,
         Rb::Error: Into<BoxError>,
     {
-        let form = match read_form(request).await {
+        let form = match read_token_form(request).await {
             Ok(form) => form,
             Err(response) => return response,
         };
-        let token = match form.one("token") {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "token is required.",
-                )
-            }
-            Err(repeated) => return repeated.response(),
-        };
-        if let Err(repeated) = form.one("token_type_hint") {
-            return repeated.response();
-        }
+        let token = form.token();
         // Not one of this service's tokens: nothing to revoke, and no
         // reason to spend a store call on it (RFC 7009 §2.2: still 200).
         if self.tokens.policy().token_format().check(token).is_err() {
@@ -251,6 +238,42 @@ impl Form {
             .filter(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.clone())
             .collect()
+    }
+}
+
+/// The `token` of a form with exactly one `token` and at most one
+/// `token_type_hint`: the body of revocation (RFC 7009 §2.1) and
+/// introspection (RFC 7662 §2.1).
+pub(super) struct TokenForm(String);
+
+impl TokenForm {
+    /// The `token` parameter.
+    pub(super) fn token(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Reads a [`TokenForm`], or the 400 `invalid_request` answer.
+pub(super) async fn read_token_form<B>(
+    request: Request<B>,
+) -> Result<TokenForm, Response<Full<Bytes>>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let form = read_form(request).await?;
+    if let Err(repeated) = form.one("token_type_hint") {
+        return Err(repeated.response());
+    }
+    match form.one("token") {
+        Ok(Some(token)) => Ok(TokenForm(token.to_owned())),
+        Ok(None) => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required.",
+        )),
+        Err(repeated) => Err(repeated.response()),
     }
 }
 

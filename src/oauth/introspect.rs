@@ -17,7 +17,7 @@ use http_body_util::Full;
 use subtle::ConstantTimeEq;
 use tower_service::Service;
 
-use super::endpoint::{json_response, oauth_error, read_form, store_error};
+use super::endpoint::{json_response, oauth_error, read_token_form, store_error};
 use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
@@ -146,24 +146,11 @@ impl<B: TokenBackend> IntrospectionEndpoint<B> {
             response.extensions_mut().insert(FailedAuthentication);
             return response;
         }
-        let form = match read_form(request).await {
+        let form = match read_token_form(request).await {
             Ok(form) => form,
             Err(response) => return response,
         };
-        let token = match form.one("token") {
-            Ok(Some(token)) => token,
-            Ok(None) => {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "token is required.",
-                )
-            }
-            Err(repeated) => return repeated.response(),
-        };
-        if let Err(repeated) = form.one("token_type_hint") {
-            return repeated.response();
-        }
+        let token = form.token();
         let policy = self.tokens.policy();
         let authenticates = policy
             .token_format()

@@ -8,32 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{header, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use tower_token_auth::MemoryStore;
 
 use crate::app;
+use crate::support::socket::{send, Reply};
 
 /// A running example server and its demo credentials.
 struct Server {
     addr: SocketAddr,
     credentials: HashMap<String, Value>,
     basic: String,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
 }
 
 impl Server {
@@ -86,34 +72,7 @@ impl Server {
         auth: Option<&str>,
         body: Option<(&str, String)>,
     ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, self.addr.to_string());
-        if let Some(auth) = auth {
-            request = request.header(header::AUTHORIZATION, auth);
-        }
-        let request = match body {
-            Some((content_type, body)) => request
-                .header(header::CONTENT_TYPE, content_type)
-                .body(Full::new(Bytes::from(body))),
-            None => request.body(Full::new(Bytes::new())),
-        }
-        .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        send(self.addr, method, path, auth, body).await
     }
 
     async fn api(&self, path: &str, token: &str) -> StatusCode {

@@ -10,33 +10,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{header, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{header, Method, StatusCode};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tower_token_auth::MemoryStore;
 
 use crate::app;
+use crate::support::socket::{self, Reply};
 
 /// A running example instance and its demo credentials.
 struct Instance {
     addr: SocketAddr,
     credentials: HashMap<String, Value>,
     task: JoinHandle<()>,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
 }
 
 impl Instance {
@@ -104,34 +90,8 @@ impl Instance {
         auth: Option<&str>,
         form: Option<String>,
     ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, self.addr.to_string());
-        if let Some(auth) = auth {
-            request = request.header(header::AUTHORIZATION, auth);
-        }
-        let request = match form {
-            Some(form) => request
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Full::new(Bytes::from(form))),
-            None => request.body(Full::new(Bytes::new())),
-        }
-        .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            text: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        let body = form.map(|f| ("application/x-www-form-urlencoded", f));
+        socket::send(self.addr, method, path, auth, body).await
     }
 
     async fn api(&self, token: &str) -> Reply {

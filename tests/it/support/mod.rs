@@ -33,8 +33,10 @@ pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
-#[cfg(all(feature = "postgres", feature = "cache"))]
 pub mod pg;
+#[cfg(all(feature = "postgres", feature = "cache"))]
+#[cfg(feature = "axum")]
+pub mod socket;
 
 // ---- store and layer ----
 

@@ -17,7 +17,7 @@ use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
 use crate::app;
 
 /// The router and the demo credentials, keyed by label.
-struct Demo {
+pub(crate) struct Demo {
     router: Router,
     credentials: HashMap<String, Value>,
     dashboard: (String, String),
@@ -28,8 +28,9 @@ impl Demo {
         Self::with_state(app::AppState::new().unwrap()).await
     }
 
-    /// The demo over `state`, e.g. one with the production profile.
-    async fn with_state(state: app::AppState) -> Self {
+    /// The demo over `state`, e.g. one with the production profile or
+    /// another backend.
+    pub(crate) async fn with_state(state: app::AppState) -> Self {
         let issued = app::demo::issue(&state).await.unwrap();
         let credentials = serde_json::to_value(&issued)
             .unwrap()
@@ -49,14 +50,14 @@ impl Demo {
         }
     }
 
-    fn token(&self, label: &str) -> String {
+    pub(crate) fn token(&self, label: &str) -> String {
         self.credentials[label]["token"]
             .as_str()
             .unwrap_or_else(|| panic!("no demo token `{label}`"))
             .to_owned()
     }
 
-    async fn get(&self, path: &str, label: Option<&str>) -> Reply {
+    pub(crate) async fn get(&self, path: &str, label: Option<&str>) -> Reply {
         self.send(Method::GET, path, label, None).await
     }
 
@@ -89,10 +90,10 @@ impl Demo {
     }
 }
 
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
-    json: Value,
+    pub(crate) json: Value,
 }
 
 impl Reply {
@@ -229,7 +230,12 @@ async fn default_token_holds_billing_read() {
 
 #[tokio::test]
 async fn every_route_accepts_its_scope_and_refuses_every_other() {
-    let demo = Demo::new().await;
+    every_route_checks_its_scope(&Demo::new().await).await;
+}
+
+/// Each scope token on each scoped route: 200/201 where it holds the
+/// scope, 403 `insufficient_scope` naming it everywhere else.
+pub(crate) async fn every_route_checks_its_scope(demo: &Demo) {
     let scope_tokens = &LABELS[1..8];
     for (method, path, needed) in ROUTES {
         for label in scope_tokens {
@@ -344,8 +350,13 @@ async fn chained_method_route_layers_also_wrap_earlier_methods() {
 
 #[tokio::test]
 async fn expired_revoked_and_refresh_tokens_are_invalid_tokens() {
-    let demo = Demo::new().await;
-    for label in ["expired", "revoked", "refresh"] {
+    dead_and_foreign_tokens_are_invalid_tokens(&Demo::new().await).await;
+}
+
+/// The demo's expired, revoked, refresh and wrong-audience tokens: 401
+/// `invalid_token` on every route.
+pub(crate) async fn dead_and_foreign_tokens_are_invalid_tokens(demo: &Demo) {
+    for label in ["expired", "revoked", "refresh", "wrong-audience"] {
         for path in ["/v1/me", "/v1/invoices"] {
             let reply = demo.get(path, Some(label)).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{label} on {path}");

@@ -27,6 +27,8 @@ mod conformance;
 #[cfg(feature = "axum")]
 mod dashboard;
 #[cfg(feature = "axum")]
+mod example_backends;
+#[cfg(feature = "axum")]
 mod example_billing_api;
 #[cfg(feature = "axum")]
 mod example_lifecycle;

@@ -519,3 +519,120 @@ async fn a_shared_challenge_keeps_its_custom_response_when_given_resource_metada
     );
     drop(other_layer);
 }
+
+/// Every audit event, in order.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<tower_token_auth::audit::AuditEvent>>);
+
+impl tower_token_auth::audit::AuditObserver for Recorded {
+    fn observe(&self, event: &tower_token_auth::audit::AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+/// The rejection audit events carry the token's id when the store knew it,
+/// and the exact error; a scope denial names the token, its owner and what
+/// the route requires.
+#[tokio::test]
+async fn rejection_audit_events_name_the_token_and_the_exact_error() {
+    use tower_token_auth::audit::{Audit, AuditEvent};
+
+    let fixture = Fixture::new();
+    let recorded = Arc::new(Recorded::default());
+    let audit = Audit::new().observer(recorded.clone());
+    let auth = fixture
+        .layer()
+        .audit(audit)
+        .resource("https://api.example.com/");
+    let service = ServiceBuilder::new()
+        .layer(auth.clone())
+        .layer(auth.require(S::BILLING_WRITE))
+        .service(Inner::<S>::new());
+    let issue = |request: IssueRequest<S>| {
+        let tokens = fixture.tokens.clone();
+        async move { tokens.issue(request).await.unwrap() }
+    };
+    let ours = |name: &'static str| {
+        IssueRequest::new(TokenKind::PersonalAccess, name, "user-1")
+            .audience(["https://api.example.com/"])
+    };
+    let revoked = issue(ours("revoked")).await;
+    fixture.tokens.revoke(revoked.record.id).await.unwrap();
+    let expired = issue(ours("expired").lifetime(Duration::from_secs(1))).await;
+    let foreign = issue(
+        IssueRequest::new(TokenKind::PersonalAccess, "foreign", "user-1")
+            .audience(["https://other.example/"]),
+    )
+    .await;
+    let reader = issue(ours("reader").scopes(S::BILLING_READ)).await;
+    fixture.clock.advance(Duration::from_secs(1));
+    let unknown = TokenFormat::default()
+        .generate(TokenKind::PersonalAccess)
+        .unwrap();
+    recorded.0.lock().unwrap().clear();
+
+    let cases: [(Option<&str>, Option<_>, &str, AuthError); 5] = [
+        (None, None, "missing_token", AuthError::MissingToken),
+        (
+            Some(unknown.expose_secret()),
+            None,
+            "invalid_token",
+            AuthError::InvalidToken(InvalidTokenReason::Unknown),
+        ),
+        (
+            Some(revoked.secret.expose_secret()),
+            Some(revoked.record.id),
+            "invalid_token",
+            AuthError::InvalidToken(InvalidTokenReason::Revoked),
+        ),
+        (
+            Some(expired.secret.expose_secret()),
+            Some(expired.record.id),
+            "invalid_token",
+            AuthError::ExpiredToken,
+        ),
+        (
+            Some(foreign.secret.expose_secret()),
+            Some(foreign.record.id),
+            "invalid_token",
+            AuthError::InvalidToken(InvalidTokenReason::WrongAudience),
+        ),
+    ];
+    for (token, id, code, error) in cases {
+        let request = match token {
+            Some(token) => bearer(token),
+            None => request("/v1/invoices"),
+        };
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), error.status(), "{error}");
+        let events = std::mem::take(&mut *recorded.0.lock().unwrap());
+        match &events[..] {
+            [AuditEvent::AuthenticationRejected { id: got, error: e }] => {
+                assert_eq!(*got, id, "{error}: the token's id when the store knew it");
+                assert_eq!(e.error_code(), code);
+                assert_eq!(e.to_string(), error.to_string());
+            }
+            other => panic!("{error}: expected one authentication_rejected, got {other:?}"),
+        }
+    }
+
+    let response = service
+        .clone()
+        .oneshot(bearer(reader.secret.expose_secret()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let events = std::mem::take(&mut *recorded.0.lock().unwrap());
+    match &events[..] {
+        [AuditEvent::ScopeDenied {
+            id,
+            owner,
+            required,
+        }] => {
+            assert_eq!(*id, reader.record.id);
+            assert_eq!(owner, "user-1");
+            assert_eq!(&**required, "billing.write");
+        }
+        other => panic!("expected one scope_denied, got {other:?}"),
+    }
+}

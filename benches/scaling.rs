@@ -1,12 +1,18 @@
 //! How the memory store scales: resident bytes per stored token, and the
-//! throughput of two threads against one.
+//! throughput of N threads against one (N = 2 unless `--threads N`).
 //!
 //! ```text
 //! cargo bench --bench scaling                  # both, written to <target>/bench-results/scaling.json
 //! cargo bench --bench scaling -- --test        # a quick run with small sizes (CI)
 //! cargo bench --bench scaling -- --parallel-only
+//! cargo bench --bench scaling -- --parallel-only --threads 4
 //! cargo bench --bench scaling -- --profile accepted 100000
 //! ```
+//!
+//! At N threads the bench reports the ratio N threads ÷ 1 thread and the
+//! efficiency, throughput ÷ (N × one thread), of the stack next to the bare
+//! echo's: the echo is the control for what the machine itself allows
+//! (on 2 cores, N > 2 measures oversubscription).
 //!
 //! `--profile <path> <requests>` only sends `requests` requests down one
 //! path of the stack (`accepted`, `baseline`, `missing_header`,
@@ -140,13 +146,20 @@ where
 }
 
 struct Parallel {
+    threads: usize,
     one: Vec<f64>,
-    two: Vec<f64>,
+    many: Vec<f64>,
 }
 
 impl Parallel {
+    /// N threads ÷ 1 thread.
     fn ratio(&self) -> f64 {
-        median(&self.two) / median(&self.one)
+        median(&self.many) / median(&self.one)
+    }
+
+    /// Throughput ÷ (N × one thread): 1.0 is perfect scaling.
+    fn efficiency(&self) -> f64 {
+        self.ratio() / self.threads as f64
     }
 }
 
@@ -161,9 +174,10 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// One thread, then two, `rounds` times alternately.
+/// One thread, then `threads`, `rounds` times alternately.
 fn parallel<Svc, ResBody>(
     service: &Svc,
+    threads: usize,
     rounds: usize,
     per_thread: usize,
     tokens: &[String],
@@ -177,10 +191,17 @@ where
     Svc::Future: Send,
 {
     // Warm up: caches, allocator arenas of both threads.
-    throughput(service, 2, per_thread / 4 + 1, tokens, clone_per_request);
+    throughput(
+        service,
+        threads,
+        per_thread / 4 + 1,
+        tokens,
+        clone_per_request,
+    );
     let mut result = Parallel {
+        threads,
         one: Vec::new(),
-        two: Vec::new(),
+        many: Vec::new(),
     };
     for _ in 0..rounds {
         result.one.push(throughput(
@@ -190,9 +211,9 @@ where
             tokens,
             clone_per_request,
         ));
-        result.two.push(throughput(
+        result.many.push(throughput(
             service,
-            2,
+            threads,
             per_thread,
             tokens,
             clone_per_request,
@@ -287,30 +308,39 @@ fn main() {
         memory
     });
 
+    let threads: usize = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("--threads takes a number"))
+        .unwrap_or(2);
+    assert!(threads >= 1, "--threads must be at least 1");
+
     let small = fixture(1_000, 1_000);
     let stack = auth_stack(small.tokens.clone());
     let load = support::load_average();
     let runs = [
         (
             "token_auth",
-            parallel(&stack, rounds, per_thread, &small.writers, true),
+            parallel(&stack, threads, rounds, per_thread, &small.writers, true),
         ),
         (
             "baseline",
-            parallel(&Echo, rounds, per_thread, &small.writers, true),
+            parallel(&Echo, threads, rounds, per_thread, &small.writers, true),
         ),
         (
             "token_auth_ready",
-            parallel(&stack, rounds, per_thread, &small.writers, false),
+            parallel(&stack, threads, rounds, per_thread, &small.writers, false),
         ),
     ];
-    println!("parallel (load average {load:.2} before):");
+    println!("parallel, {threads} threads (load average {load:.2} before):");
     for (name, run) in &runs {
         println!(
-            "  {name:18} 1 thread {:9.0} req/s, 2 threads {:9.0} req/s: x{:.2}",
+            "  {name:18} 1 thread {:9.0} req/s, {threads} threads {:9.0} req/s: x{:.2}, efficiency {:.3}",
             median(&run.one),
-            median(&run.two),
-            run.ratio()
+            median(&run.many),
+            run.ratio(),
+            run.efficiency()
         );
     }
     println!("  (token_auth_ready: one readied service per thread instead of a clone per request)");
@@ -318,10 +348,11 @@ fn main() {
         .iter()
         .map(|(name, run)| {
             format!(
-                "    \"{name}\": {{\"one\": {}, \"two\": {}, \"ratio\": {:.3}}}",
+                "    \"{name}\": {{\"one\": {}, \"many\": {}, \"ratio\": {:.3}, \"efficiency\": {:.3}}}",
                 json_list(&run.one),
-                json_list(&run.two),
-                run.ratio()
+                json_list(&run.many),
+                run.ratio(),
+                run.efficiency()
             )
         })
         .collect();
@@ -335,7 +366,7 @@ fn main() {
         )
     });
     let json = format!(
-        "{{\n  \"quick\": {quick},\n  \"memory\": {memory_json},\n  \"parallel\": {{\n    \"load_average\": {load:.2},\n    \"requests_per_thread\": {per_thread},\n{}\n  }}\n}}\n",
+        "{{\n  \"quick\": {quick},\n  \"memory\": {memory_json},\n  \"parallel\": {{\n    \"threads\": {threads},\n    \"load_average\": {load:.2},\n    \"requests_per_thread\": {per_thread},\n{}\n  }}\n}}\n",
         parallel_json.join(",\n")
     );
     support::write_result("scaling", &json);

@@ -19,6 +19,14 @@ use crate::token::{TokenDigest, TokenKind};
 /// The service [`TokenAuthLayer`] builds.
 pub struct TokenAuth<Svc, St> {
     inner: Svc,
+    /// The store and the settings behind one reference count: a router
+    /// clones the service for every request, and every reference count
+    /// shared by all clones is a cache line the cores take from each other.
+    shared: Arc<Shared<St>>,
+}
+
+/// What every clone of one [`TokenAuth`] shares.
+struct Shared<St> {
     store: St,
     config: Arc<AuthConfig>,
 }
@@ -42,8 +50,7 @@ impl<Svc, St> TokenAuth<Svc, St> {
     pub(crate) fn from_parts(inner: Svc, store: St, config: Arc<AuthConfig>) -> Self {
         Self {
             inner,
-            store,
-            config,
+            shared: Arc::new(Shared { store, config }),
         }
     }
 
@@ -67,8 +74,7 @@ impl<Svc: Clone, St: Clone> Clone for TokenAuth<Svc, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            store: self.store.clone(),
-            config: Arc::clone(&self.config),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -77,7 +83,7 @@ impl<Svc: fmt::Debug, St> fmt::Debug for TokenAuth<Svc, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenAuth")
             .field("inner", &self.inner)
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +107,7 @@ where
         if let Entry::Occupied(mut values) = request.headers_mut().entry(AUTHORIZATION) {
             values.iter_mut().for_each(|v| v.set_sensitive(true));
         }
-        let config = &self.config;
+        let config = &*self.shared.config;
         let token = match bearer_token(request.headers(), request.uri()) {
             Ok(Some(token)) => token,
             Ok(None) if config.optional => {
@@ -125,7 +131,7 @@ where
         // A store that answers from memory is judged here and now: no boxed
         // lookup, no clones, and the inner service `poll_ready` readied is
         // called directly.
-        if let Some(found) = self.store.find_now(&digest) {
+        if let Some(found) = self.shared.store.find_now(&digest) {
             return match judge(found, &digest, config) {
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
@@ -134,7 +140,7 @@ where
                 Err(error) => ResponseFuture::rejected(config.challenge.render(&error)),
             };
         }
-        let store = self.store.clone();
+        let store = self.shared.store.clone();
         let lookup: LookupFuture<St::Scopes> = if store.needs_token() {
             // A remote lookup (introspection) needs the token itself; only
             // such stores pay for the copy.
@@ -153,7 +159,7 @@ where
             digest,
             request,
             inner,
-            config: Arc::clone(&self.config),
+            config: Arc::clone(&self.shared.config),
         })
     }
 }
@@ -163,8 +169,9 @@ impl<Svc, St> TokenAuth<Svc, St> {
     where
         Svc: Service<Request<ReqBody>>,
     {
-        let response = self.config.challenge.render(&error);
-        self.config
+        let config = &self.shared.config;
+        let response = config.challenge.render(&error);
+        config
             .audit
             .emit(AuditEvent::AuthenticationRejected { id: None, error });
         ResponseFuture::rejected(response)

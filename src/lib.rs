@@ -87,6 +87,9 @@
 //!   tracking.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Library-only lints: benches, tests and examples share helper modules with
+// `pub` items that are crate-private by construction.
+#![warn(unreachable_pub, missing_debug_implementations)]
 
 pub mod audit;
 pub mod auth;

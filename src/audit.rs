@@ -92,7 +92,7 @@ pub enum AuditEvent {
     FamilyRevokedOnReuse {
         /// The family.
         family: FamilyId,
-        /// The spent refresh token that was presented.
+        /// The spent refresh token (or authorization code) that was presented.
         presented: TokenId,
         /// The owner.
         owner: String,
@@ -120,6 +120,37 @@ pub enum AuditEvent {
         old: String,
         /// The scopes it holds now.
         new: String,
+    },
+    /// An OAuth client registered itself (RFC 7591).
+    ClientRegistered {
+        /// The registration's record id (its `client_id` is public, but the
+        /// id is what the store and the logs use).
+        id: TokenId,
+        /// The name the client gave itself.
+        name: String,
+    },
+    /// A user allowed a client: an authorization code was issued.
+    AuthorizationCodeIssued {
+        /// The code's record id.
+        id: TokenId,
+        /// The grant (family) the code's tokens will belong to.
+        family: FamilyId,
+        /// The user who allowed it.
+        owner: String,
+        /// The client's name.
+        client: String,
+    },
+    /// An authorization code was exchanged for an access and a refresh
+    /// token.
+    AuthorizationCodeExchanged {
+        /// The code, now spent.
+        code: TokenId,
+        /// The new access token.
+        access: TokenId,
+        /// The new refresh token.
+        refresh: TokenId,
+        /// The owner.
+        owner: String,
     },
     /// A request was refused by the authentication layer.
     AuthenticationRejected {
@@ -150,6 +181,9 @@ impl AuditEvent {
             Self::FamilyRevokedOnReuse { .. } => "family_revoked_on_reuse",
             Self::RefreshRotated { .. } => "refresh_rotated",
             Self::ScopesChanged { .. } => "scopes_changed",
+            Self::ClientRegistered { .. } => "client_registered",
+            Self::AuthorizationCodeIssued { .. } => "authorization_code_issued",
+            Self::AuthorizationCodeExchanged { .. } => "authorization_code_exchanged",
             Self::AuthenticationRejected { .. } => "authentication_rejected",
             Self::ScopeDenied { .. } => "scope_denied",
         }

@@ -60,6 +60,9 @@ use tower_service::Service;
 use crate::audit::{Audit, AuditEvent, AuditObserver};
 use crate::scope::PayRequestScopes as S;
 use crate::store::{
+    s256_challenge, ClientRegistration, CodeExchange, CodeRequest, OAuthClient, RegistrationError,
+};
+use crate::store::{
     Exchange, ExchangeOutcome, FamilyId, FindResult, GrantError, InvalidGrantReason, IssuePolicy,
     IssueRequest, SharedRecord, StoreError, TokenBackend, TokenId, TokenManager, TokenRecord,
     TokenStatus, TokenStore,
@@ -372,6 +375,11 @@ macro_rules! conformance_tests {
             expiry_is_judged_at_the_boundary,
             refresh_tokens_expire_and_families_age_out,
             purge_deletes_only_what_is_dead_past_retention,
+            authorization_codes_are_single_use_and_bound,
+            a_reused_authorization_code_revokes_its_grant,
+            racing_code_exchanges_end_with_the_grant_revoked,
+            authorization_codes_expire,
+            client_registrations_are_stored_capped_and_expire,
         );
     };
     (@each $new_backend:expr; $($behaviour:ident),* $(,)?) => {
@@ -1213,6 +1221,275 @@ pub async fn a_grant_stays_bounded_however_often_it_rotates<B: TokenBackend<Scop
         Err(GrantError::InvalidGrant(InvalidGrantReason::Reused))
     ));
     assert!(h.is_revoked(&current.secret.digest()).await);
+}
+
+// ---- authorization codes and client registrations ----
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const REDIRECT: &str = "http://127.0.0.1:8123/callback";
+
+/// A registered client, and a code for `u1` with `billing.read` for the
+/// resource `https://api.example/`.
+async fn client_and_code<B: TokenBackend<Scopes = S>>(h: &Harness<B>) -> (OAuthClient<S>, String) {
+    let client = h
+        .tokens
+        .register_client(
+            ClientRegistration::new(vec![REDIRECT.into()], "127.0.0.1").name("MCP Billing Agent"),
+        )
+        .await
+        .expect("registered");
+    let request = CodeRequest::new(
+        &client,
+        REDIRECT,
+        s256_challenge(VERIFIER),
+        "u1",
+        S::BILLING_READ,
+    )
+    .resources(vec!["https://api.example/".into()]);
+    let code = h.tokens.issue_code(request).await.expect("code issued");
+    (client, code.expose_secret().to_owned())
+}
+
+/// A code is exchanged once, only with the client, redirect URI and
+/// verifier it was issued for, for a pair of a new grant that carries its
+/// scopes, audience and the client's name; codes and clients never show in
+/// a user's listing and never authenticate.
+pub async fn authorization_codes_are_single_use_and_bound<B: TokenBackend<Scopes = S>>(
+    h: Harness<B>,
+) {
+    let (client, code) = client_and_code(&h).await;
+    let other_verifier = "x".repeat(43);
+    let other_client = h
+        .tokens
+        .register_client(ClientRegistration::new(vec![REDIRECT.into()], "127.0.0.1"))
+        .await
+        .unwrap();
+    for (client_id, redirect, verifier) in [
+        (client.client_id.as_str(), REDIRECT, other_verifier.as_str()),
+        (other_client.client_id.as_str(), REDIRECT, VERIFIER),
+        (
+            client.client_id.as_str(),
+            "http://127.0.0.1:8124/callback",
+            VERIFIER,
+        ),
+    ] {
+        let refused = h
+            .tokens
+            .exchange_code(&CodeExchange::new(&code, client_id, redirect, verifier))
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(GrantError::InvalidGrant(InvalidGrantReason::Unknown))
+            ),
+            "a mismatched exchange must be refused, got {refused:?}"
+        );
+    }
+    assert!(
+        h.tokens.list("u1").await.unwrap().is_empty(),
+        "codes are not listed"
+    );
+
+    let pair = h
+        .tokens
+        .exchange_code(&CodeExchange::new(
+            &code,
+            &client.client_id,
+            REDIRECT,
+            VERIFIER,
+        ))
+        .await
+        .expect("the bound exchange succeeds");
+    assert_eq!(pair.access.record.kind, TokenKind::Access);
+    assert_eq!(pair.refresh.record.kind, TokenKind::Refresh);
+    for token in [&pair.access, &pair.refresh] {
+        assert_eq!(token.record.scopes, S::BILLING_READ);
+        assert_eq!(token.record.audience, ["https://api.example/"]);
+        assert_eq!(token.record.name, "MCP Billing Agent");
+        assert_eq!(token.record.owner, "u1");
+        assert_eq!(h.record(&token.secret.digest()).await.id, token.record.id);
+    }
+    assert_eq!(pair.access.record.family, pair.refresh.record.family);
+    let listed = h.tokens.list("u1").await.unwrap();
+    assert_eq!(
+        listed.len(),
+        2,
+        "the grant's access and refresh tokens: {listed:?}"
+    );
+    assert!(listed.iter().all(|t| t.kind.is_token()));
+    // The grant's refresh token works like any other.
+    let rotated = h
+        .tokens
+        .refresh(&pair.refresh.secret.digest(), None)
+        .await
+        .expect("the refresh token of a code grant rotates");
+    assert_eq!(rotated.access.record.audience, ["https://api.example/"]);
+    // A client_id is public: it revokes nothing and is no token.
+    assert!(!h
+        .tokens
+        .revoke_by_digest(&TokenDigest::of(&client.client_id))
+        .await
+        .unwrap());
+    assert_eq!(
+        h.tokens.client(&client.client_id).await.unwrap().as_ref(),
+        Some(&client)
+    );
+    let events = h.events.take_names();
+    for name in [
+        "client_registered",
+        "authorization_code_issued",
+        "authorization_code_exchanged",
+    ] {
+        assert!(events.contains(&name), "{name} in {events:?}");
+    }
+}
+
+/// RFC 6749 §4.1.2: a code presented again revokes every token issued from
+/// it, refreshed ones included.
+pub async fn a_reused_authorization_code_revokes_its_grant<B: TokenBackend<Scopes = S>>(
+    h: Harness<B>,
+) {
+    let (client, code) = client_and_code(&h).await;
+    let exchange = CodeExchange::new(&code, &client.client_id, REDIRECT, VERIFIER);
+    let pair = h.tokens.exchange_code(&exchange).await.unwrap();
+    let rotated = h
+        .tokens
+        .refresh(&pair.refresh.secret.digest(), None)
+        .await
+        .unwrap();
+    let again = h.tokens.exchange_code(&exchange).await;
+    assert!(
+        matches!(
+            again,
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Reused))
+        ),
+        "got {again:?}"
+    );
+    for token in [&pair.access, &rotated.access, &rotated.refresh] {
+        assert!(h.is_revoked(&token.secret.digest()).await);
+    }
+    assert!(h.events.take_names().contains(&"family_revoked_on_reuse"));
+}
+
+/// Two exchanges of one code at once, the first parked between its check
+/// and the backend's atomic step: one wins, and the grant ends revoked.
+pub async fn racing_code_exchanges_end_with_the_grant_revoked<B: TokenBackend<Scopes = S>>(
+    h: Harness<B>,
+) {
+    let (client, code) = client_and_code(&h).await;
+    let mut parked = h.tokens.backend().park_next_exchange();
+    let first = {
+        let tokens = h.tokens.clone();
+        let (code, client_id) = (code.clone(), client.client_id.clone());
+        tokio::spawn(async move {
+            tokens
+                .exchange_code(&CodeExchange::new(&code, &client_id, REDIRECT, VERIFIER))
+                .await
+        })
+    };
+    parked.reached().await;
+    let winner = h
+        .tokens
+        .exchange_code(&CodeExchange::new(
+            &code,
+            &client.client_id,
+            REDIRECT,
+            VERIFIER,
+        ))
+        .await
+        .expect("the second wins");
+    parked.release();
+    let loser = first.await.expect("the task ends");
+    assert!(
+        matches!(
+            loser,
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Reused))
+        ),
+        "the parked exchange must find the code spent, got {loser:?}"
+    );
+    for token in [&winner.access, &winner.refresh] {
+        assert!(h.is_revoked(&token.secret.digest()).await);
+    }
+}
+
+/// A code is good for 60 seconds: at the boundary it is expired, and a
+/// code presented as a refresh token is never exchanged.
+pub async fn authorization_codes_expire<B: TokenBackend<Scopes = S>>(h: Harness<B>) {
+    let (client, code) = client_and_code(&h).await;
+    let refused = h.tokens.refresh(&TokenDigest::of(&code), None).await;
+    assert!(
+        matches!(
+            refused,
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Unknown))
+        ),
+        "got {refused:?}"
+    );
+    h.clock.advance(Duration::from_secs(60));
+    let late = h
+        .tokens
+        .exchange_code(&CodeExchange::new(
+            &code,
+            &client.client_id,
+            REDIRECT,
+            VERIFIER,
+        ))
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(GrantError::InvalidGrant(InvalidGrantReason::Expired))
+        ),
+        "got {late:?}"
+    );
+}
+
+/// Registrations round-trip through the backend, are capped per source,
+/// refuse unacceptable redirect URIs and end after their lifetime.
+pub async fn client_registrations_are_stored_capped_and_expire<B: TokenBackend<Scopes = S>>(
+    h: Harness<B>,
+) {
+    let tokens = h.manager_with(|p| p.clients_per_source(2));
+    let register = |source: &str| {
+        tokens.register_client(
+            ClientRegistration::new(vec!["https://app.example/cb".into()], source)
+                .scopes(S::CUSTOMERS_READ),
+        )
+    };
+    let first = register("10.0.0.1").await.unwrap();
+    assert_eq!(first.name, "app.example", "named after the redirect host");
+    assert_eq!(first.scopes, S::CUSTOMERS_READ);
+    assert_eq!(first.redirect_uris, ["https://app.example/cb"]);
+    assert!(first.accepts_redirect_uri("https://app.example/cb"));
+    assert!(!first.accepts_redirect_uri("https://app.example/other"));
+    register("10.0.0.1").await.unwrap();
+    assert!(matches!(
+        register("10.0.0.1").await,
+        Err(RegistrationError::TooMany)
+    ));
+    register("10.0.0.2")
+        .await
+        .expect("other sources are not affected");
+    assert!(matches!(
+        tokens
+            .register_client(ClientRegistration::new(
+                vec!["http://app.example/cb".into()],
+                "10.0.0.3"
+            ))
+            .await,
+        Err(RegistrationError::InvalidRedirectUri(_))
+    ));
+    assert!(matches!(
+        tokens
+            .register_client(ClientRegistration::new(Vec::new(), "10.0.0.3"))
+            .await,
+        Err(RegistrationError::InvalidRedirectUri(_))
+    ));
+    assert_eq!(tokens.client("pr_cl_garbage").await.unwrap(), None);
+    h.clock.advance(tokens.policy().token_lifetimes().client);
+    assert_eq!(tokens.client(&first.client_id).await.unwrap(), None);
+    register("10.0.0.1")
+        .await
+        .expect("expired registrations no longer count");
 }
 
 // ---- usage, expiry, purge ----

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS tower_token_auth_tokens (
     id                INTEGER NOT NULL UNIQUE,
     name              TEXT    NOT NULL,
     owner             TEXT    NOT NULL,
-    kind              TEXT    NOT NULL CHECK (kind IN ('personal_access', 'access', 'refresh')),
+    kind              TEXT    NOT NULL CHECK (kind IN ('personal_access', 'access', 'refresh', 'authorization_code', 'client')),
     scopes            INTEGER NOT NULL,
     scope_names       TEXT    NOT NULL,
     created_at        INTEGER NOT NULL,

@@ -17,6 +17,13 @@ use crate::scope::ScopeSet;
 use crate::token::{Clock, TokenDigest, TokenFormat, TokenKind, TokenSecret};
 use bitflags::Flags as _;
 
+mod oauth;
+
+pub use oauth::{
+    is_code_verifier, is_s256_challenge, s256_challenge, ClientRegistration, CodeExchange,
+    CodeRequest, OAuthClient, RegistrationError,
+};
+
 /// How many access tokens of one grant stay valid after a rotation: the new
 /// one and the one before it (requests already sent with it still pass).
 const RETAINED_ACCESS_TOKENS: usize = 2;
@@ -139,6 +146,12 @@ impl<B: TokenBackend> TokenManager<B> {
         &self,
         request: IssueRequest<B::Scopes>,
     ) -> Result<IssuedToken<B::Scopes>, StoreError> {
+        if !request.kind.is_token() {
+            return Err(StoreError::InvalidInput(format!(
+                "{} records are issued by the OAuth flow, not by `issue`",
+                request.kind
+            )));
+        }
         let (secret, record) = self.inner.policy.mint(request)?;
         self.backend_ref()
             .insert(std::slice::from_ref(&record))
@@ -186,6 +199,8 @@ impl<B: TokenBackend> TokenManager<B> {
     pub async fn list(&self, owner: &str) -> Result<Vec<TokenInfo<B::Scopes>>, StoreError> {
         let now = self.now();
         let mut records = self.backend_ref().list(owner).await?;
+        // Codes and client registrations are not tokens the user holds.
+        records.retain(|r| r.kind.is_token());
         // Of each family's spent refresh tokens, only the latest is listed.
         let mut latest_spent: Vec<(FamilyId, SystemTime, TokenId)> = Vec::new();
         for r in records.iter().filter(|r| r.is_spent()) {
@@ -205,13 +220,15 @@ impl<B: TokenBackend> TokenManager<B> {
         Ok(records.iter().map(|r| TokenInfo::of(r, now)).collect())
     }
 
-    /// The metadata of one token, with its status.
+    /// The metadata of one token, with its status. `None` also for the id
+    /// of an authorization code or a client registration.
     pub async fn get(&self, id: TokenId) -> Result<Option<TokenInfo<B::Scopes>>, StoreError> {
         let now = self.now();
         Ok(self
             .backend_ref()
             .get(id)
             .await?
+            .filter(|r| r.kind.is_token())
             .map(|r| TokenInfo::of(&r, now)))
     }
 
@@ -261,8 +278,9 @@ impl<B: TokenBackend> TokenManager<B> {
     /// is not an error. Returns whether anything was revoked now.
     pub async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
         match self.backend_ref().find(digest).await? {
-            Some(record) => self.revoke_record(&record).await,
-            None => Ok(false),
+            // A client_id is public: presenting it revokes nothing.
+            Some(record) if record.kind.is_token() => self.revoke_record(&record).await,
+            _ => Ok(false),
         }
     }
 

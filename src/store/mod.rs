@@ -225,11 +225,15 @@ pub use grant::{GrantError, InvalidGrantReason};
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub use introspection::IntrospectionStore;
-pub use manager::TokenManager;
+pub use manager::{
+    is_code_verifier, is_s256_challenge, s256_challenge, ClientRegistration, CodeExchange,
+    CodeRequest, OAuthClient, RegistrationError, TokenManager,
+};
 pub use memory::MemoryStore;
 pub use record::{
     Family, FamilyId, IssuePolicy, IssueRequest, IssuedToken, ParseTokenIdError, TokenId,
-    TokenInfo, TokenPair, TokenRecord, TokenStatus, DEFAULT_RETENTION, DEFAULT_REUSE_WINDOW,
+    TokenInfo, TokenPair, TokenRecord, TokenStatus, DEFAULT_CLIENTS_PER_SOURCE, DEFAULT_RETENTION,
+    DEFAULT_REUSE_WINDOW,
 };
 
 use std::sync::Arc;

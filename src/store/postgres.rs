@@ -45,7 +45,8 @@
 //! The schema ships with the crate in `migrations/` (in the crate's source,
 //! next to `Cargo.toml`): `0001_tokens.sql` creates the table,
 //! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`],
-//! `0003_audience.sql` the `audience` column.
+//! `0003_audience.sql` the `audience` column, `0004_oauth_kinds.sql` lets
+//! the table hold authorization codes and client registrations.
 //! [`PgStore::migrate`] applies those this database has not recorded yet,
 //! under an advisory lock, and records them in
 //! `tower_token_auth_migrations`; it is idempotent, so every instance may
@@ -181,6 +182,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "audience",
         include_str!("../../migrations/0003_audience.sql"),
+    ),
+    (
+        4,
+        "oauth kinds",
+        include_str!("../../migrations/0004_oauth_kinds.sql"),
     ),
 ];
 

@@ -396,6 +396,9 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 /// detection: 16.
 pub const DEFAULT_REUSE_WINDOW: usize = 16;
 
+/// The default cap on live client registrations per source.
+pub const DEFAULT_CLIENTS_PER_SOURCE: usize = 10;
+
 /// How the [`TokenManager`](super::TokenManager) mints tokens and runs
 /// their lifecycle: the format, the lifetimes, the clock, the family age
 /// cap, how long dead records are kept, how many spent refresh tokens a
@@ -413,6 +416,7 @@ pub struct IssuePolicy {
     reuse_window: usize,
     default_audience: Vec<String>,
     audit: Audit,
+    clients_per_source: usize,
 }
 
 impl Default for IssuePolicy {
@@ -426,6 +430,7 @@ impl Default for IssuePolicy {
             reuse_window: DEFAULT_REUSE_WINDOW,
             default_audience: Vec::new(),
             audit: Audit::default(),
+            clients_per_source: DEFAULT_CLIENTS_PER_SOURCE,
         }
     }
 }
@@ -533,6 +538,21 @@ impl IssuePolicy {
     /// The lifetimes.
     pub fn token_lifetimes(&self) -> &Lifetimes {
         &self.lifetimes
+    }
+
+    /// How many live client registrations (RFC 7591) one source may hold
+    /// (default 10): registration is open to anyone, so it is bounded per
+    /// source (the application says what a source is, for example a client
+    /// IP address or network). Unused registrations expire after
+    /// [`Lifetimes::client`].
+    pub fn clients_per_source(mut self, max: usize) -> Self {
+        self.clients_per_source = max.max(1);
+        self
+    }
+
+    /// The cap on live client registrations per source.
+    pub fn max_clients_per_source(&self) -> usize {
+        self.clients_per_source
     }
 
     /// The current time by this policy's clock, rounded down to the

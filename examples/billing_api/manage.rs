@@ -13,11 +13,31 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use tower_token_auth::oauth::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
 use tower_token_auth::store::{
     IssueRequest, IssuedToken, StoreError, TokenBackend, TokenId, TokenInfo, TokenManager,
 };
 
-type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+type Boxed<T, E = StoreError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+pub(super) fn validate<B: TokenBackend>(
+    endpoint: &AuthorizationEndpoint<B>,
+    query: String,
+) -> Boxed<PendingAuthorization<B::Scopes>, AuthorizationError> {
+    let endpoint = endpoint.clone();
+    Box::pin(async move { endpoint.validate(&query).await })
+}
+
+pub(super) fn approve<B: TokenBackend>(
+    endpoint: &AuthorizationEndpoint<B>,
+    pending: PendingAuthorization<B::Scopes>,
+    owner: &str,
+    granted: B::Scopes,
+) -> Boxed<String> {
+    let endpoint = endpoint.clone();
+    let owner = owner.to_owned();
+    Box::pin(async move { endpoint.approve(&pending, &owner, granted).await })
+}
 
 pub(super) fn issue<B: TokenBackend>(
     tokens: &TokenManager<B>,

@@ -15,14 +15,25 @@ use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
 use crate::store::{
-    BoxError, GrantError, InvalidGrantReason, StoreError, TokenBackend, TokenManager, TokenPair,
+    BoxError, CodeExchange, GrantError, InvalidGrantReason, StoreError, TokenBackend, TokenManager,
+    TokenPair,
 };
 use crate::token::{TokenDigest, TokenKind};
 
 /// The largest form body the endpoints read.
 const MAX_BODY: usize = 8 * 1024;
 
-/// The refresh grant endpoint (RFC 6749 §6, §5.1, §5.2).
+/// The token endpoint (RFC 6749 §3.2, §5.1, §5.2): the authorization code
+/// grant with PKCE and the refresh grant.
+///
+/// `POST` with `grant_type=authorization_code`, `code`, `redirect_uri`,
+/// `client_id` and `code_verifier` (RFC 7636), and optional `resource`
+/// parameters, exchanges a code from the
+/// [`AuthorizationEndpoint`](super::AuthorizationEndpoint) for an access
+/// token and a refresh token of a new grant (see
+/// [`TokenManager::exchange_code`]); a wrong verifier, a code of another
+/// client or redirect URI, an expired or spent code are `invalid_grant`, and
+/// a spent code presented again revokes the grant's tokens.
 ///
 /// `POST` with `grant_type=refresh_token`, `refresh_token`, an optional
 /// `scope` that keeps or narrows the scopes, and optional RFC 8707
@@ -106,13 +117,81 @@ impl<B: TokenBackend> TokenEndpoint<B> {
             }
             Err(repeated) => return repeated.response(),
         };
-        if grant_type != "refresh_token" {
-            return oauth_error(
+        match grant_type {
+            "refresh_token" => self.refresh_grant(&form).await,
+            "authorization_code" => self.code_grant(&form).await,
+            _ => oauth_error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "Only grant_type=refresh_token is supported here.",
-            );
+                "Only grant_type=authorization_code and refresh_token are supported here.",
+            ),
         }
+    }
+
+    /// RFC 8707 §2: `resource` may be repeated; each must be an absolute URI
+    /// without a fragment.
+    fn resources(form: &Form) -> Result<Vec<String>, Response<Full<Bytes>>> {
+        let resources = form.all("resource");
+        if resources
+            .iter()
+            .any(|r| r.contains('#') || !r.contains("://"))
+        {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                "A resource must be an absolute URI without a fragment.",
+            ));
+        }
+        Ok(resources)
+    }
+
+    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
+    async fn code_grant(&self, form: &Form) -> Response<Full<Bytes>> {
+        let mut values = [""; 4];
+        for (value, name) in
+            values
+                .iter_mut()
+                .zip(["code", "redirect_uri", "client_id", "code_verifier"])
+        {
+            match form.one(name) {
+                Ok(Some(v)) => *value = v,
+                Ok(None) => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        &format!("{name} is required."),
+                    )
+                }
+                Err(repeated) => return repeated.response(),
+            }
+        }
+        let [code, redirect_uri, client_id, code_verifier] = values;
+        let resources = match Self::resources(form) {
+            Ok(r) => r,
+            Err(response) => return response,
+        };
+        let exchange =
+            CodeExchange::new(code, client_id, redirect_uri, code_verifier).resources(&resources);
+        match self.tokens.exchange_code(&exchange).await {
+            Ok(pair) => success(&pair, self.tokens.policy().now()),
+            Err(GrantError::InvalidGrant(reason)) => {
+                let mut response = oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    match reason {
+                        InvalidGrantReason::Expired => "The authorization code has expired.",
+                        _ => "The authorization code is invalid or was already used, or the request does not match it.",
+                    },
+                );
+                response.extensions_mut().insert(FailedAuthentication);
+                response
+            }
+            Err(error) => grant_error(&error),
+        }
+    }
+
+    /// `grant_type=refresh_token` (RFC 6749 §6).
+    async fn refresh_grant(&self, form: &Form) -> Response<Full<Bytes>> {
         let token = match form.one("refresh_token") {
             Ok(Some(t)) => t,
             Ok(None) => {
@@ -134,19 +213,10 @@ impl<B: TokenBackend> TokenEndpoint<B> {
             },
             Err(repeated) => return repeated.response(),
         };
-        // RFC 8707 §2: `resource` may be repeated; each must be an absolute
-        // URI without a fragment.
-        let resources = form.all("resource");
-        if resources
-            .iter()
-            .any(|r| r.contains('#') || !r.contains("://"))
-        {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_target",
-                "A resource must be an absolute URI without a fragment.",
-            );
-        }
+        let resources = match Self::resources(form) {
+            Ok(r) => r,
+            Err(response) => return response,
+        };
         let policy = self.tokens.policy();
         if policy.token_format().check(token) != Ok(TokenKind::Refresh) {
             return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
@@ -220,6 +290,16 @@ form_service!(RevocationEndpoint);
 pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// Decodes `application/x-www-form-urlencoded` bytes (a body or a
+    /// query string).
+    pub(super) fn parse(bytes: &[u8]) -> Self {
+        Self(
+            form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
     /// The single value of `name`; a repeated parameter is an error
     /// (RFC 6749 §3.2: parameters must not be included more than once).
     pub(super) fn one(&self, name: &str) -> Result<Option<&str>, Repeated> {
@@ -334,11 +414,7 @@ where
             )
         })?
         .to_bytes();
-    Ok(Form(
-        form_urlencoded::parse(&body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-    ))
+    Ok(Form::parse(&body))
 }
 
 fn success<S: ScopeSet>(pair: &TokenPair<S>, now: SystemTime) -> Response<Full<Bytes>> {

@@ -36,10 +36,17 @@
 //! # }
 //! ```
 
+mod authorize;
 mod endpoint;
 mod introspect;
 mod metadata;
+#[cfg(feature = "registration")]
+mod register;
 
+pub use authorize::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
 pub use endpoint::{RevocationEndpoint, TokenEndpoint};
 pub use introspect::IntrospectionEndpoint;
 pub use metadata::{AuthorizationServerMetadata, MetadataDocument, ProtectedResourceMetadata};
+#[cfg(feature = "registration")]
+#[cfg_attr(docsrs, doc(cfg(feature = "registration")))]
+pub use register::RegistrationEndpoint;

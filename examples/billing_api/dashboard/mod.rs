@@ -13,6 +13,8 @@
 //! | `POST /dashboard/settings/api-tokens/{id}/regenerate` | a new secret, shown once; the old one stops working |
 //! | `GET`/`POST /dashboard/settings/api-tokens/{id}/delete` | the confirmation (without JavaScript) / deletes |
 //! | `GET /dashboard/static/…` | the stylesheet and the script |
+//! | `GET /oauth/authorize` | the consent page of an OAuth client's request (after the login) |
+//! | `POST /oauth/authorize` | the user's `Allow` / `Deny`: 303 back to the client |
 //!
 //! The rules of the page:
 //!
@@ -38,6 +40,8 @@
 //! `<dialog>`; without it, `Delete` leads to a confirmation page.
 
 // Child modules by explicit path: see `app.rs`.
+#[path = "consent.rs"]
+mod consent;
 #[path = "form.rs"]
 mod form;
 #[path = "login.rs"]
@@ -95,6 +99,7 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route("/dashboard/static/dashboard.js", get(script))
         .merge(login::router())
         .merge(tokens::router())
+        .merge(consent::router())
         .layer(sessions)
         .layer(middleware::map_response(security_headers))
 }
@@ -114,7 +119,10 @@ async fn security_headers(mut response: Response) -> Response {
     if !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A page may widen `form-action` for itself (the consent page does).
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response

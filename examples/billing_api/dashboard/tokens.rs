@@ -360,7 +360,7 @@ async fn carry(session: &Session, key: &str, value: impl Serialize) -> Response 
 }
 
 /// The page of a store that failed.
-fn store_failed(error: &StoreError) -> Problem {
+pub(super) fn store_failed(error: &StoreError) -> Problem {
     match error {
         StoreError::Unavailable(_) => {
             tracing::error!(%error, "token store unavailable");

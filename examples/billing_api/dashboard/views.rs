@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
+use tower_token_auth::oauth::PendingAuthorization;
 use tower_token_auth::store::{TokenId, TokenInfo, TokenStatus};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
@@ -533,6 +534,65 @@ fn in_days(now: SystemTime, at: SystemTime) -> String {
     }
 }
 
+// ---- consent ----
+
+/// The consent page of an OAuth client's authorization request: who asks,
+/// where the answer goes, one checked box per requested scope, `Allow` and
+/// `Deny`. The form carries the request's query (checked again on POST).
+pub(super) fn consent(csrf: &str, query: &str, pending: &PendingAuthorization<S>) -> Markup {
+    let client = &pending.client;
+    layout(
+        "Authorize an application",
+        Some(csrf),
+        html! {
+            h1 { "Authorize " (client.name) }
+            p {
+                strong id="client-name" { (client.name) }
+                " asks for access to your PayRequest account. It will get an access token \
+                 (15 days) and a refresh token (30 days) with the scopes you allow."
+            }
+            dl.client {
+                dt { "Client ID" }
+                dd { code id="client-id" { (client.client_id) } }
+                dt { "Returns to" }
+                dd { code id="redirect-uri" { (pending.redirect_uri) } }
+                @if !pending.resources.is_empty() {
+                    dt { "For" }
+                    dd { @for r in &pending.resources { code { (r) } " " } }
+                }
+            }
+            p.muted { "The name is what the application says it is. Allow only applications you started yourself." }
+            form id="consent" method="post" action="/oauth/authorize" {
+                (csrf_field(csrf))
+                input type="hidden" name="request" value=(query);
+                fieldset.scopes {
+                    legend { "Requested scopes" }
+                    p.muted { "Untick any scope you do not want to grant." }
+                    ul {
+                        @for name in pending.scope_names() {
+                            li {
+                                label {
+                                    input type="checkbox" name="scope" value=(name) checked;
+                                    " "
+                                    code { (name) }
+                                    " — "
+                                    (description(name))
+                                }
+                            }
+                        }
+                    }
+                }
+                p.actions {
+                    button type="submit" name="decision" value="allow" { "Allow" }
+                    " "
+                    button type="submit" name="decision" value="deny" { "Deny" }
+                }
+            }
+            p.muted { "You can revoke this access at any time on " a href=(TOKENS_PATH) { "Settings → API Tokens" } "." }
+        },
+    )
+}
+
 // ---- problems ----
 
 /// What went wrong with a request, as a page that says so, with its status
@@ -555,6 +615,9 @@ pub(super) enum Problem {
     SessionFailed,
     /// 500: the random number generator failed.
     RandomnessFailed,
+    /// 400: an authorization request that names an unknown client or a
+    /// redirect URI it did not register: shown, never redirected.
+    BadAuthorization(&'static str),
 }
 
 impl IntoResponse for Problem {
@@ -594,6 +657,11 @@ impl IntoResponse for Problem {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "A security token could not be generated. Try again.",
+            ),
+            Self::BadAuthorization(message) => (
+                StatusCode::BAD_REQUEST,
+                "Authorization request refused",
+                message,
             ),
         };
         let page = layout(

@@ -212,10 +212,7 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
         }
         // From here on the redirect URI is the client's own: errors go
         // back to it.
-        let state = match single("state") {
-            Ok(state) => state,
-            Err(_) => None,
-        };
+        let state = single("state").unwrap_or_default();
         let back = |error: &str, description: &str| {
             let state = state.filter(|s| s.len() <= MAX_STATE);
             AuthorizationError::Redirect(self.redirect(

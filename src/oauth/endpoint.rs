@@ -129,18 +129,18 @@ impl<B: TokenBackend> TokenEndpoint<B> {
     }
 
     /// RFC 8707 §2: `resource` may be repeated; each must be an absolute URI
-    /// without a fragment.
-    fn resources(form: &Form) -> Result<Vec<String>, Response<Full<Bytes>>> {
+    /// without a fragment (else the 400 `invalid_target` answer).
+    fn resources(form: &Form) -> Result<Vec<String>, Box<Response<Full<Bytes>>>> {
         let resources = form.all("resource");
         if resources
             .iter()
             .any(|r| r.contains('#') || !r.contains("://"))
         {
-            return Err(oauth_error(
+            return Err(Box::new(oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_target",
                 "A resource must be an absolute URI without a fragment.",
-            ));
+            )));
         }
         Ok(resources)
     }
@@ -168,7 +168,7 @@ impl<B: TokenBackend> TokenEndpoint<B> {
         let [code, redirect_uri, client_id, code_verifier] = values;
         let resources = match Self::resources(form) {
             Ok(r) => r,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let exchange =
             CodeExchange::new(code, client_id, redirect_uri, code_verifier).resources(&resources);
@@ -215,7 +215,7 @@ impl<B: TokenBackend> TokenEndpoint<B> {
         };
         let resources = match Self::resources(form) {
             Ok(r) => r,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let policy = self.tokens.policy();
         if policy.token_format().check(token) != Ok(TokenKind::Refresh) {

@@ -37,6 +37,7 @@ mod header_fuzz;
 mod hostile_http;
 mod https_throttle;
 mod logs;
+mod oauth_authorize;
 // A real PostgreSQL server, several instances over it, their caches.
 #[cfg(all(feature = "postgres", feature = "cache"))]
 mod postgres;

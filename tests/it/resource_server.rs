@@ -206,9 +206,23 @@ async fn rfc_8414_metadata_is_discoverable_from_rfc_9728_metadata() {
         format!("{url}/oauth/introspect")
     );
     assert_eq!(
-        doc["grant_types_supported"],
-        serde_json::json!(["refresh_token"])
+        doc["authorization_endpoint"],
+        format!("{url}/oauth/authorize")
     );
+    assert_eq!(
+        doc["registration_endpoint"],
+        format!("{url}/oauth/register")
+    );
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
         serde_json::json!(["none"])

@@ -1,13 +1,19 @@
-//! OAuth endpoints a resource server needs around its tokens: the refresh
-//! grant (RFC 6749 §6), revocation (RFC 7009) and protected resource
-//! metadata (RFC 9728).
+//! OAuth endpoints around the tokens: the authorization code grant with
+//! PKCE (RFC 6749 §4.1 as profiled by OAuth 2.1, RFC 7636), the refresh
+//! grant (§6), dynamic client registration (RFC 7591), revocation (RFC
+//! 7009), introspection (RFC 7662), and the metadata documents (RFC 9728,
+//! RFC 8414) that let an MCP client find all of them from a 401.
 //!
-//! [`TokenEndpoint`] and [`RevocationEndpoint`] are tower services over a
-//! [`TokenManager`](crate::store::TokenManager) (any backend); mount them with axum's
-//! `Router::route_service` or call them from hyper. They take
-//! `application/x-www-form-urlencoded` bodies of at most 8 KiB and answer
-//! with `Cache-Control: no-store`. Clients are public clients (an MCP agent,
-//! a CLI): the refresh token itself is the credential, rotated on every use.
+//! [`TokenEndpoint`], [`RevocationEndpoint`], [`IntrospectionEndpoint`] and
+//! `RegistrationEndpoint` (feature `registration`) are tower services over
+//! a [`TokenManager`](crate::store::TokenManager) (any backend); mount them
+//! with axum's `Router::route_service` or call them from hyper. The form
+//! endpoints take `application/x-www-form-urlencoded` bodies of at most 8
+//! KiB and answer with `Cache-Control: no-store`. [`AuthorizationEndpoint`]
+//! is the protocol half of `/oauth/authorize`: the application wraps its
+//! own login and consent page around it. Clients are public clients (an
+//! MCP agent, a CLI): PKCE protects their codes, and the refresh token
+//! itself is the credential, rotated on every use.
 //!
 //! ```
 //! use bytes::Bytes;

@@ -224,6 +224,7 @@ impl Audit {
     }
 
     /// Also hands every event to `observer`.
+    #[must_use]
     pub fn observer(mut self, observer: Arc<dyn AuditObserver>) -> Self {
         self.observer = Some(observer);
         self

@@ -428,6 +428,7 @@ impl Challenge {
 
     /// Adds the RFC 9728 `resource_metadata` attribute (the URL of the
     /// protected resource metadata document) to every challenge.
+    #[must_use]
     pub fn resource_metadata(self, url: &str) -> Self {
         self.rebuild(
             Some(format!(", resource_metadata=\"{}\"", quote(url))),
@@ -437,6 +438,7 @@ impl Challenge {
 
     /// Replaces the rejection response: `f` receives the error and the
     /// default response, and returns the response to send.
+    #[must_use]
     pub fn on_rejection<F>(self, f: F) -> Self
     where
         F: Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,

@@ -5,6 +5,8 @@
 // Library-only lints: benches, tests and examples share helper modules with
 // `pub` items that are crate-private by construction.
 #![warn(unreachable_pub, missing_debug_implementations)]
+// Builders: a setter whose result is dropped configures nothing.
+#![warn(clippy::return_self_not_must_use)]
 
 pub mod audit;
 pub mod auth;

@@ -106,6 +106,7 @@ impl RequireHttpsLayer {
 
     /// Renders the rejection with `challenge` (its `on_rejection` function
     /// can replace the response), so it looks like the other layers'.
+    #[must_use]
     pub fn challenge(mut self, challenge: Challenge) -> Self {
         Arc::make_mut(&mut self.shared).challenge = challenge;
         self
@@ -114,6 +115,7 @@ impl RequireHttpsLayer {
     /// Sends each rejection to `audit` as
     /// [`AuthenticationRejected`](AuditEvent::AuthenticationRejected),
     /// besides `tracing`.
+    #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
         Arc::make_mut(&mut self.shared).audit = audit;
         self

@@ -96,6 +96,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// Tokens issued before audiences were recorded have none and are
     /// refused too, unless [`accept_tokens_without_audience`](Self::accept_tokens_without_audience)
     /// says otherwise.
+    #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.config)
             .resources
@@ -107,6 +108,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// token with no recorded audience passes the audience check (a token
     /// bound to another resource never does). Turn it off once those tokens
     /// have expired or been regenerated.
+    #[must_use]
     pub fn accept_tokens_without_audience(mut self, accept: bool) -> Self {
         Arc::make_mut(&mut self.config).accept_unbound = accept;
         self
@@ -115,6 +117,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// Optional authentication: a request without bearer credentials passes
     /// through with no [`Principal`](crate::Principal). A present but bad
     /// token is still rejected.
+    #[must_use]
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.config).optional = true;
         self
@@ -122,12 +125,14 @@ impl<St: TokenStore> TokenAuthLayer<St> {
 
     /// Overrides the clock expiry is judged by (by default the store's), for
     /// a test that drives a lookup with no clock of its own.
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         Arc::make_mut(&mut self.config).clock = clock;
         self
     }
 
     /// Sets the realm, `resource_metadata` and rejection response.
+    #[must_use]
     pub fn challenge(mut self, challenge: Challenge) -> Self {
         Arc::make_mut(&mut self.config).challenge = challenge;
         self
@@ -135,6 +140,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
 
     /// Sends rejections to `audit` (and so to its observer), besides
     /// `tracing`.
+    #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
         Arc::make_mut(&mut self.config).audit = audit;
         self
@@ -142,6 +148,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
 
     /// Records when tokens are used, coalesced by `tracker` (see
     /// [`crate::usage`]).
+    #[must_use]
     pub fn track_usage(mut self, tracker: UsageTracker) -> Self {
         Arc::make_mut(&mut self.config).usage = Some(tracker);
         self

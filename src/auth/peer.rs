@@ -148,6 +148,7 @@ impl Peers {
     /// Trusts the forwarding headers of a proxy at `addr`. An IPv4 proxy
     /// matches whether the socket reports it as IPv4 or as an IPv4-mapped
     /// IPv6 address (`::ffff:10.0.0.2`).
+    #[must_use]
     pub fn trust_proxy(mut self, addr: IpAddr) -> Self {
         let addr = addr.to_canonical();
         self.proxies = match self.proxies {
@@ -159,6 +160,7 @@ impl Peers {
 
     /// Trusts the forwarding headers of every peer. Only for a service that
     /// no client can reach except through its proxy.
+    #[must_use]
     pub fn trust_any_proxy(mut self) -> Self {
         self.proxies = Proxies::Any;
         self
@@ -166,6 +168,7 @@ impl Peers {
 
     /// Finds the peer's IP address with `f` instead of [`PeerAddr`] and
     /// axum's `ConnectInfo`.
+    #[must_use]
     pub fn peer_addr<F>(mut self, f: F) -> Self
     where
         F: Fn(&Extensions) -> Option<IpAddr> + Send + Sync + 'static,

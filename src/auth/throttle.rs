@@ -206,6 +206,7 @@ impl ThrottleLayer {
 
     /// Bounds how many clients are tracked at once (default 100 000).
     /// Counts start afresh.
+    #[must_use]
     pub fn max_clients(mut self, max: usize) -> Self {
         let state = &self.state;
         self.state = Arc::new(State::new(state.quota, max.max(1), state.clock.clone()));
@@ -215,6 +216,7 @@ impl ThrottleLayer {
     /// Judges time by `clock` instead of the system's monotonic clock: for
     /// tests (a [`ManualClock`](crate::token::ManualClock)). Counts start
     /// afresh.
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         let state = &self.state;
         self.state = Arc::new(State::new(
@@ -228,6 +230,7 @@ impl ThrottleLayer {
     /// Finds the client's address (and the trusted proxies) as `peers`
     /// says; give it the same `Peers` as the
     /// [`RequireHttpsLayer`](super::RequireHttpsLayer).
+    #[must_use]
     pub fn peers(mut self, peers: Peers) -> Self {
         Arc::make_mut(&mut self.settings).peers = peers;
         self
@@ -236,6 +239,7 @@ impl ThrottleLayer {
     /// Derives the client key from the request instead of its
     /// [client IP](Peers::client_ip); `None` puts the request in the shared
     /// budget.
+    #[must_use]
     pub fn key_fn<F>(mut self, f: F) -> Self
     where
         F: Fn(&Extensions, &HeaderMap) -> Option<ClientKey> + Send + Sync + 'static,
@@ -246,6 +250,7 @@ impl ThrottleLayer {
 
     /// Renders the 429 with `challenge` (its `on_rejection` function can
     /// replace the response), so it looks like the other layers'.
+    #[must_use]
     pub fn challenge(mut self, challenge: Challenge) -> Self {
         Arc::make_mut(&mut self.settings).challenge = challenge;
         self
@@ -254,6 +259,7 @@ impl ThrottleLayer {
     /// Sends each refusal to `audit` as
     /// [`AuthenticationRejected`](AuditEvent::AuthenticationRejected),
     /// besides `tracing`.
+    #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
         Arc::make_mut(&mut self.settings).audit = audit;
         self

@@ -51,12 +51,14 @@ impl<S: ScopeSet> ProtectedResourceMetadata<S> {
     }
 
     /// Adds an authorization server that issues tokens for the resource.
+    #[must_use]
     pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
         self.authorization_servers.push(issuer.into());
         self
     }
 
     /// Sets a human-readable name.
+    #[must_use]
     pub fn resource_name(mut self, name: impl Into<String>) -> Self {
         self.resource_name = Some(name.into());
         self
@@ -154,17 +156,20 @@ impl<S: ScopeSet> AuthorizationServerMetadata<S> {
 
     /// Sets `token_endpoint` (RFC 6749 §3.2). Public clients: the endpoint
     /// authentication method is `none`.
+    #[must_use]
     pub fn token_endpoint(self, url: impl Into<String>) -> Self {
         self.endpoint("token_endpoint", url)
     }
 
     /// Sets `revocation_endpoint` (RFC 7009), authentication method `none`.
+    #[must_use]
     pub fn revocation_endpoint(self, url: impl Into<String>) -> Self {
         self.endpoint("revocation_endpoint", url)
     }
 
     /// Sets `introspection_endpoint` (RFC 7662), whose callers authenticate
     /// with HTTP Basic (`client_secret_basic`).
+    #[must_use]
     pub fn introspection_endpoint(self, url: impl Into<String>) -> Self {
         self.endpoint("introspection_endpoint", url)
     }
@@ -172,6 +177,7 @@ impl<S: ScopeSet> AuthorizationServerMetadata<S> {
     /// Sets `authorization_endpoint` (RFC 6749 §3.1): adds the `code`
     /// response type, the `authorization_code` grant, PKCE `S256` and the
     /// RFC 9207 `iss` parameter to the document.
+    #[must_use]
     pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
         if !self.grant_types.iter().any(|g| g == "authorization_code") {
             self.grant_types.insert(0, "authorization_code".into());
@@ -183,6 +189,7 @@ impl<S: ScopeSet> AuthorizationServerMetadata<S> {
     }
 
     /// Sets `registration_endpoint` (RFC 7591 dynamic client registration).
+    #[must_use]
     pub fn registration_endpoint(self, url: impl Into<String>) -> Self {
         self.endpoint("registration_endpoint", url)
     }

@@ -102,6 +102,7 @@ impl<B: TokenBackend> RegistrationEndpoint<B> {
 
     /// How the client's address is found (trusted proxies): the source a
     /// registration is counted against.
+    #[must_use]
     pub fn peers(mut self, peers: Peers) -> Self {
         self.peers = peers;
         self

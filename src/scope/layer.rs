@@ -121,6 +121,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
 
     /// Sends scope denials to `audit`; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
     /// does this for you.
+    #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
         Arc::make_mut(&mut self.shared).audit = audit;
         self
@@ -128,6 +129,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
 
     /// Sets the challenge; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
     /// does this for you.
+    #[must_use]
     pub fn challenge(mut self, challenge: Challenge) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
         shared.denied = challenge.prepare(&shared.requirement.denial());

@@ -161,6 +161,7 @@ impl<St> fmt::Debug for CachedStoreBuilder<St> {
 impl<St: TokenStore> CachedStoreBuilder<St> {
     /// The most entries kept (default [`DEFAULT_MAX_ENTRIES`]); the least
     /// used go first.
+    #[must_use]
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.settings.max_entries = max_entries;
         self
@@ -169,6 +170,7 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
     /// How long a known token stays cached (default [`DEFAULT_TTL`]), and
     /// never past its expiry. Without a revocation listener, this is how
     /// long a revocation made elsewhere may take to be seen here.
+    #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.settings.ttl = ttl;
         self
@@ -176,6 +178,7 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
 
     /// How long an unknown digest is remembered as unknown (default
     /// [`DEFAULT_NEGATIVE_TTL`]). Zero disables negative caching.
+    #[must_use]
     pub fn negative_ttl(mut self, negative_ttl: Duration) -> Self {
         self.settings.negative_ttl = negative_ttl;
         self
@@ -184,6 +187,7 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
     /// Judges entry lifetimes by `clock` instead of the inner store's
     /// [clock](TokenStore::clock): for a cache over a bare backend in a test
     /// whose manager runs by a [`ManualClock`](crate::token::ManualClock).
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

@@ -182,17 +182,20 @@ impl<S: ScopeSet> IntrospectionStore<S> {
 
     /// How long a remote answer may take (default [`DEFAULT_TIMEOUT`]);
     /// after that the request is answered 503.
+    #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
         self.with(|inner| inner.timeout = timeout)
     }
 
     /// Checks presented tokens against `format` before asking (the remote
     /// server is this crate's): garbage is refused with no remote call.
+    #[must_use]
     pub fn format(self, format: TokenFormat) -> Self {
         self.with(|inner| inner.format = Some(format))
     }
 
     /// The clock records are dated by (default the system clock).
+    #[must_use]
     pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
         self.with(|inner| inner.clock = clock)
     }

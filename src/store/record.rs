@@ -345,18 +345,21 @@ impl<S> IssueRequest<S> {
     }
 
     /// Sets the scopes.
+    #[must_use]
     pub fn scopes(mut self, scopes: S) -> Self {
         self.scopes = Some(scopes);
         self
     }
 
     /// Sets a lifetime, at most the kind's.
+    #[must_use]
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = Some(lifetime);
         self
     }
 
     /// Sets the resources the token is for (RFC 8707 resource identifiers).
+    #[must_use]
     pub fn audience<I, R>(mut self, resources: I) -> Self
     where
         I: IntoIterator<Item = R>,
@@ -437,18 +440,21 @@ impl Default for IssuePolicy {
 
 impl IssuePolicy {
     /// Sets the token format (service prefix).
+    #[must_use]
     pub fn format(mut self, format: TokenFormat) -> Self {
         self.format = format;
         self
     }
 
     /// Sets the lifetime of each kind (also the maximum a request may ask).
+    #[must_use]
     pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
         self.lifetimes = lifetimes;
         self
     }
 
     /// Sets the clock that dates new tokens.
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -457,6 +463,7 @@ impl IssuePolicy {
     /// Sets the absolute age cap of a token family (default 90 days): once
     /// the family's first token is that old, its refresh tokens are no longer
     /// exchanged, whatever their own expiry.
+    #[must_use]
     pub fn family_max_age(mut self, max_age: Duration) -> Self {
         self.family_max_age = max_age;
         self
@@ -466,6 +473,7 @@ impl IssuePolicy {
     /// [`TokenManager::purge`](super::TokenManager::purge) deletes it
     /// (default [`DEFAULT_RETENTION`]). Listings show dead tokens until
     /// then.
+    #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
@@ -477,6 +485,7 @@ impl IssuePolicy {
     /// longer ago than that many rotations is refused as unknown, without
     /// revoking the grant. This is what bounds the storage of a grant
     /// however often it rotates.
+    #[must_use]
     pub fn reuse_window(mut self, spent_tokens: usize) -> Self {
         self.reuse_window = spent_tokens.max(1);
         self
@@ -485,6 +494,7 @@ impl IssuePolicy {
     /// Sets the resources a token is issued for when its request names
     /// none (RFC 8707): the service's own resource identifier, so that the
     /// tokens its dashboard creates are bound to it.
+    #[must_use]
     pub fn default_audience<I, R>(mut self, resources: I) -> Self
     where
         I: IntoIterator<Item = R>,
@@ -500,6 +510,7 @@ impl IssuePolicy {
     }
 
     /// Sets where audit events go.
+    #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
         self.audit = audit;
         self
@@ -545,6 +556,7 @@ impl IssuePolicy {
     /// source (the application says what a source is, for example a client
     /// IP address or network). Unused registrations expire after
     /// [`Lifetimes::client`].
+    #[must_use]
     pub fn clients_per_source(mut self, max: usize) -> Self {
         self.clients_per_source = max.max(1);
         self

@@ -110,12 +110,14 @@ impl<S> ClientRegistration<S> {
     }
 
     /// Sets `client_name`.
+    #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the scopes the client may ask for.
+    #[must_use]
     pub fn scopes(mut self, scopes: S) -> Self {
         self.scopes = Some(scopes);
         self
@@ -188,6 +190,7 @@ impl<S> CodeRequest<S> {
     }
 
     /// Sets the resources (RFC 8707) the tokens will be for.
+    #[must_use]
     pub fn resources(mut self, resources: Vec<String>) -> Self {
         self.resources = resources;
         self
@@ -231,6 +234,7 @@ impl<'a> CodeExchange<'a> {
     }
 
     /// Narrows the access token to `resources`.
+    #[must_use]
     pub fn resources(mut self, resources: &'a [String]) -> Self {
         self.resources = resources;
         self

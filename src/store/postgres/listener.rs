@@ -92,12 +92,14 @@ impl RevocationListener {
 
     /// Sets how long the listener waits without a notification before it
     /// checks its connection, and how long it waits for the answer.
+    #[must_use]
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = interval;
         self
     }
 
     /// Sets the first and the longest wait between reconnection attempts.
+    #[must_use]
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.min_backoff = min;
         self.max_backoff = max.max(min);

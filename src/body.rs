@@ -39,14 +39,14 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     /// Wraps the inner service's body.
-    pub fn inner(body: B) -> Self {
+    pub(crate) fn inner(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
         }
     }
 
     /// A body of `bytes`, sent in one frame.
-    pub fn rejection(bytes: Bytes) -> Self {
+    pub(crate) fn rejection(bytes: Bytes) -> Self {
         Self {
             kind: Kind::Rejection {
                 bytes: (!bytes.is_empty()).then_some(bytes),

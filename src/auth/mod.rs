@@ -69,6 +69,9 @@ mod service;
 pub mod throttle;
 
 pub use future::ResponseFuture;
+// The header grammar is public for the crate's fuzz targets and benches, not
+// for applications: the layer parses the header for them.
+#[doc(hidden)]
 pub use header::{parse_authorization, Authorization};
 pub use https::{RequireHttps, RequireHttpsLayer, Tls};
 pub use layer::TokenAuthLayer;

@@ -1716,7 +1716,9 @@ mod tests {
         use crate::token::ManualClock;
         use crate::MemoryStore;
 
-        async fn cached_memory(clock: Arc<ManualClock>) -> CachedStore<MemoryStore> {
+        async fn cached_memory(
+            clock: Arc<ManualClock>,
+        ) -> CachedStore<MemoryStore<crate::PayRequestScopes>> {
             CachedStore::builder(MemoryStore::new())
                 .clock(clock)
                 .build()

@@ -16,11 +16,11 @@
 //! use tower_token_auth::{MemoryStore, Principal, TokenAuthLayer};
 //! use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
 //!
-//! async fn me(principal: Principal) -> String {
+//! async fn me(principal: Principal<PayRequestScopes>) -> String {
 //!     format!("{} holds {}", principal.name(), principal.scopes().scope_string())
 //! }
 //!
-//! async fn invoices(_: Principal) -> &'static str {
+//! async fn invoices(_: Principal<PayRequestScopes>) -> &'static str {
 //!     "[]"
 //! }
 //!

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::scope::{PayRequestScopes, ScopeSet};
+use crate::scope::ScopeSet;
 use crate::store::{TokenId, TokenRecord};
 use crate::token::TokenKind;
 
@@ -13,7 +13,7 @@ use crate::token::TokenKind;
 /// extensions; handlers read it from there (or, with the `axum` feature,
 /// take it as an extractor). Cloning is cheap: the record is shared.
 #[derive(Debug, Clone)]
-pub struct Principal<S = PayRequestScopes> {
+pub struct Principal<S> {
     record: Arc<TokenRecord<S>>,
 }
 

@@ -80,7 +80,7 @@ pub(super) fn router(auth: &Auth) -> Router<AppState> {
 // --- who am I ---
 
 /// `GET /v1/me`: the token the request was made with.
-async fn me(principal: Principal) -> Json<Value> {
+async fn me(principal: Principal<tower_token_auth::PayRequestScopes>) -> Json<Value> {
     Json(json!({
         "token_id": principal.token_id().to_string(),
         "name": principal.name(),

@@ -311,7 +311,9 @@ async fn postgres_store(url: &str) -> Result<app::Backend, app::demo::DemoError>
 
 /// With `cache`: a revocation-aware cache in front of PostgreSQL.
 #[cfg(all(feature = "postgres", feature = "cache"))]
-fn with_cache(store: tower_token_auth::store::PgStore) -> app::Backend {
+fn with_cache(
+    store: tower_token_auth::store::PgStore<tower_token_auth::PayRequestScopes>,
+) -> app::Backend {
     let cache = tower_token_auth::store::CachedStore::new(store.clone());
     // Revocations on any instance evict this instance's cache.
     let _listener = store.spawn_revocation_listener(cache.clone());

@@ -27,7 +27,7 @@
 //! use http_body_util::Full;
 //! use bytes::Bytes;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_token_auth::{MemoryStore, Principal, TokenAuthLayer};
+//! use tower_token_auth::{MemoryStore, PayRequestScopes, Principal, TokenAuthLayer};
 //! use tower_token_auth::store::{IssueRequest, TokenManager};
 //! use tower_token_auth::token::TokenKind;
 //!
@@ -39,7 +39,7 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(TokenAuthLayer::new(tokens))
 //!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
-//!         let principal = req.extensions().get::<Principal>().expect("set by the layer");
+//!         let principal = req.extensions().get::<Principal<PayRequestScopes>>().expect("set by the layer");
 //!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(principal.name().to_owned()))))
 //!     }));
 //!

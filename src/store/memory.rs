@@ -22,7 +22,7 @@ use crate::token::{TokenDigest, TokenKind};
 ///
 /// Put a [`TokenManager`](super::TokenManager) over it to issue and manage
 /// tokens.
-pub struct MemoryStore<S = PayRequestScopes> {
+pub struct MemoryStore<S> {
     inner: Arc<Inner<S>>,
 }
 

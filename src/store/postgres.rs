@@ -198,7 +198,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// application's pool with [`new`](PgStore::new) (PayRequest scopes) or
 /// [`with_scopes`](PgStore::with_scopes) (any scope set), and create the
 /// table once with [`migrate`](PgStore::migrate).
-pub struct PgStore<S = PayRequestScopes> {
+pub struct PgStore<S> {
     inner: Arc<Inner>,
     _scopes: PhantomData<fn() -> S>,
 }
@@ -640,7 +640,7 @@ mod tests {
 
     /// Every future of the store can be spawned.
     #[allow(dead_code)]
-    fn futures_are_send(store: PgStore, x: Exchange<PayRequestScopes>) {
+    fn futures_are_send(store: PgStore<crate::PayRequestScopes>, x: Exchange<PayRequestScopes>) {
         let now = SystemTime::now();
         let id = TokenId::from_u64(1);
         assert_send(&store.migrate());

@@ -187,7 +187,7 @@ type SqlQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
 /// [`connect_with_scopes`](SqliteStore::connect_with_scopes) (any scope
 /// set), or over the application's own pool with
 /// [`from_pool`](SqliteStore::from_pool) and [`migrate`](SqliteStore::migrate).
-pub struct SqliteStore<S = PayRequestScopes> {
+pub struct SqliteStore<S> {
     pool: SqlitePool,
     _scopes: PhantomData<fn() -> S>,
 }
@@ -261,6 +261,7 @@ impl<S: ScopeSet> SqliteStore<S> {
     /// ```
     /// use sqlx::sqlite::SqlitePoolOptions;
     /// use tower_token_auth::store::SqliteStore;
+    /// use tower_token_auth::PayRequestScopes;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -270,7 +271,7 @@ impl<S: ScopeSet> SqliteStore<S> {
     ///     .max_lifetime(None)
     ///     .connect("sqlite::memory:")
     ///     .await?;
-    /// let store: SqliteStore = SqliteStore::from_pool(pool);
+    /// let store: SqliteStore<PayRequestScopes> = SqliteStore::from_pool(pool);
     /// store.migrate().await?; // idempotent: safe on every start-up
     /// # Ok(())
     /// # }

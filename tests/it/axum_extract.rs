@@ -14,7 +14,7 @@ use tower_token_auth::{PayRequestScopes as S, Principal};
 
 use crate::support::*;
 
-async fn me(principal: Principal) -> String {
+async fn me(principal: Principal<tower_token_auth::PayRequestScopes>) -> String {
     format!(
         "{} {} {} {}",
         principal.token_id(),
@@ -24,7 +24,7 @@ async fn me(principal: Principal) -> String {
     )
 }
 
-async fn maybe_me(principal: Option<Principal>) -> String {
+async fn maybe_me(principal: Option<Principal<tower_token_auth::PayRequestScopes>>) -> String {
     match principal {
         Some(principal) => format!("hello {}", principal.token_id()),
         None => "hello stranger".to_owned(),

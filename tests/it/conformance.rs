@@ -15,7 +15,7 @@ mod postgres {
 
     /// A fresh database of its own, migrated. The database outlives the
     /// test; the cluster's watchdog removes it with the cluster.
-    async fn fresh(prefix: Option<&str>) -> PgStore {
+    async fn fresh(prefix: Option<&str>) -> PgStore<tower_token_auth::PayRequestScopes> {
         let db = pg::database().await;
         let mut store = PgStore::new(db.pool().await);
         if let Some(prefix) = prefix {
@@ -25,11 +25,11 @@ mod postgres {
         store
     }
 
-    async fn plain(_clock: Arc<ManualClock>) -> PgStore {
+    async fn plain(_clock: Arc<ManualClock>) -> PgStore<tower_token_auth::PayRequestScopes> {
         fresh(None).await
     }
 
-    async fn prefixed(_clock: Arc<ManualClock>) -> PgStore {
+    async fn prefixed(_clock: Arc<ManualClock>) -> PgStore<tower_token_auth::PayRequestScopes> {
         fresh(Some("kit_")).await
     }
 
@@ -50,7 +50,9 @@ mod postgres {
 
         /// A cache judged by the kit's clock, evicted by the store's own
         /// `LISTEN/NOTIFY` listener as every instance's cache is.
-        async fn cached(clock: Arc<ManualClock>) -> CachedStore<PgStore> {
+        async fn cached(
+            clock: Arc<ManualClock>,
+        ) -> CachedStore<PgStore<tower_token_auth::PayRequestScopes>> {
             let store = super::fresh(None).await;
             let cache = CachedStore::builder(store.clone()).clock(clock).build();
             let mut listener = store.spawn_revocation_listener(cache.clone());

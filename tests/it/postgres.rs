@@ -469,7 +469,7 @@ async fn a_table_prefix_is_validated_and_names_table_and_channel() {
 #[tokio::test]
 async fn migrate_is_idempotent_and_safe_to_run_at_once() {
     let db = pg::database().await;
-    let stores: Vec<PgStore> = stores_on(&db, 3).await;
+    let stores: Vec<PgStore<tower_token_auth::PayRequestScopes>> = stores_on(&db, 3).await;
     let runs: Vec<_> = stores
         .iter()
         .cloned()
@@ -497,7 +497,7 @@ async fn migrate_is_idempotent_and_safe_to_run_at_once() {
     db.finish().await;
 }
 
-async fn stores_on(db: &pg::TestDb, n: usize) -> Vec<PgStore> {
+async fn stores_on(db: &pg::TestDb, n: usize) -> Vec<PgStore<tower_token_auth::PayRequestScopes>> {
     let mut stores = Vec::new();
     for _ in 0..n {
         stores.push(PgStore::new(db.pool().await));

@@ -37,7 +37,7 @@ impl Drop for TempDir {
     }
 }
 
-async fn open(dir: &TempDir) -> SqliteStore {
+async fn open(dir: &TempDir) -> SqliteStore<crate::PayRequestScopes> {
     SqliteStore::connect(&dir.url()).await.unwrap()
 }
 
@@ -55,7 +55,7 @@ fn pair_in(family: Family) -> [TokenRecord<S>; 2] {
 }
 
 /// A refresh token starting a grant of its own, stored.
-async fn grant(store: &SqliteStore) -> TokenRecord<S> {
+async fn grant(store: &SqliteStore<crate::PayRequestScopes>) -> TokenRecord<S> {
     let refresh = mint(TokenKind::Refresh);
     store.insert(std::slice::from_ref(&refresh)).await.unwrap();
     refresh
@@ -70,7 +70,7 @@ fn now() -> SystemTime {
     crate::store::record::to_micros(SystemTime::now())
 }
 
-async fn count(store: &SqliteStore, condition: &str) -> i64 {
+async fn count(store: &SqliteStore<crate::PayRequestScopes>, condition: &str) -> i64 {
     let sql = format!("SELECT count(*) FROM tower_token_auth_tokens WHERE {condition}");
     sqlx::query_scalar(&sql)
         .fetch_one(store.pool())
@@ -788,7 +788,7 @@ mod conformance_on_a_file {
     use super::*;
     use crate::token::ManualClock;
 
-    async fn fresh_backend(_clock: Arc<ManualClock>) -> SqliteStore {
+    async fn fresh_backend(_clock: Arc<ManualClock>) -> SqliteStore<crate::PayRequestScopes> {
         let dir = TempDir::new();
         let store = open(&dir).await;
         // The directory is removed when the test's runtime drops this task.
@@ -807,7 +807,7 @@ mod conformance_in_memory {
     use super::*;
     use crate::token::ManualClock;
 
-    async fn fresh_backend(_clock: Arc<ManualClock>) -> SqliteStore {
+    async fn fresh_backend(_clock: Arc<ManualClock>) -> SqliteStore<crate::PayRequestScopes> {
         SqliteStore::connect("sqlite::memory:").await.unwrap()
     }
 
@@ -820,7 +820,9 @@ mod conformance_behind_the_cache {
     use crate::store::CachedStore;
     use crate::token::ManualClock;
 
-    async fn fresh_backend(clock: Arc<ManualClock>) -> CachedStore<SqliteStore> {
+    async fn fresh_backend(
+        clock: Arc<ManualClock>,
+    ) -> CachedStore<SqliteStore<crate::PayRequestScopes>> {
         let dir = TempDir::new();
         let store = open(&dir).await;
         tokio::spawn(async move {

@@ -37,7 +37,12 @@ mod header_fuzz;
 mod hostile_http;
 mod https_throttle;
 mod logs;
+// The authorization code grant on the library's endpoints, paragraph by paragraph.
+#[cfg(feature = "registration")]
 mod oauth_authorize;
+// The OAuth authorization code flow, in a browser and with the oauth2 crate.
+#[cfg(feature = "axum")]
+mod oauth_flow;
 // A real PostgreSQL server, several instances over it, their caches.
 #[cfg(all(feature = "postgres", feature = "cache"))]
 mod postgres;

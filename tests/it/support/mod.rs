@@ -33,6 +33,8 @@ pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
+#[cfg(feature = "axum")]
+pub mod browser;
 pub mod pg;
 #[cfg(all(feature = "postgres", feature = "cache"))]
 #[cfg(feature = "axum")]

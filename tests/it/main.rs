@@ -37,6 +37,9 @@ mod header_fuzz;
 mod hostile_http;
 mod https_throttle;
 mod logs;
+// The official MCP TypeScript SDK through OAuth, in Node.js.
+#[cfg(feature = "axum")]
+mod mcp_client;
 mod oauth_authorize;
 // A real PostgreSQL server, several instances over it, their caches.
 #[cfg(all(feature = "postgres", feature = "cache"))]

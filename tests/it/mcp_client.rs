@@ -203,6 +203,9 @@ async fn the_official_mcp_typescript_sdk_connects_by_itself() {
     );
     assert_eq!(steps["api"]["invoices"], 200);
     assert_eq!(steps["api"]["customers"], 403);
+    // The 403's challenge says what to step up to, as the SDK reads it.
+    assert_eq!(steps["api"]["customers_error"], "insufficient_scope");
+    assert_eq!(steps["api"]["customers_scope"], "customers.read");
     // The refresh, the SDK's way, and the spent refresh token refused.
     let refresh = &steps["refresh"];
     assert_eq!(refresh["result"], "AUTHORIZED");

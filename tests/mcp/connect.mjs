@@ -358,7 +358,15 @@ async function main() {
   check(tokens?.access_token && tokens.refresh_token, 'the token response lacks an access or a refresh token');
   const invoices = await api('/v1/invoices', tokens.access_token);
   const customers = await api('/v1/customers', tokens.access_token);
-  steps.api = { invoices: invoices.status, customers: customers.status };
+  // The 403's challenge, as the SDK's transport reads it to step up the scope.
+  const stepUp = extractWWWAuthenticateParams(customers);
+  steps.api = {
+    invoices: invoices.status,
+    customers: customers.status,
+    customers_www_authenticate: customers.headers.get('www-authenticate'),
+    customers_error: stepUp.error ?? null,
+    customers_scope: stepUp.scope ?? null,
+  };
   check(invoices.status === 200, `GET /v1/invoices with the access token answered ${invoices.status}`);
   check(customers.status === 403, `GET /v1/customers with a billing.read token answered ${customers.status}, not 403`);
 

@@ -32,6 +32,7 @@
 // tests/it/mcp_client.rs runs it against the example on a real socket.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   auth,
   exchangeAuthorization,
@@ -292,8 +293,9 @@ async function oauthError(promise) {
 
 async function main() {
   check(base && username && password, 'usage: node connect.mjs BASE_URL USERNAME PASSWORD');
-  const { createRequire } = await import('node:module');
-  report.sdk = createRequire(import.meta.url)('@modelcontextprotocol/sdk/package.json').version;
+  // The SDK's package.json is not among its exports: read from node_modules.
+  const sdkPackage = new URL('./node_modules/@modelcontextprotocol/sdk/package.json', import.meta.url);
+  report.sdk = JSON.parse(readFileSync(sdkPackage, 'utf8')).version;
   const serverUrl = new URL('/v1/invoices', base).href;
   const provider = new MemoryProvider();
   const steps = report.steps;

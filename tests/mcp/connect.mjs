@@ -160,7 +160,8 @@ function remember(response) {
 function cookiesFor(url) {
   const path = new URL(url).pathname;
   return [...jar]
-    .filter(([, c]) => path === c.path || path.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`) || c.path === '/')
+    // RFC 6265 §5.1.4 path-match.
+    .filter(([, c]) => c.path === '/' || path === c.path || path.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`))
     .map(([name, c]) => `${name}=${c.value}`)
     .join('; ');
 }

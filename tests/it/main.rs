@@ -37,6 +37,9 @@ mod header_fuzz;
 mod hostile_http;
 mod https_throttle;
 mod logs;
+// The official MCP TypeScript SDK through OAuth, in Node.js.
+#[cfg(feature = "axum")]
+mod mcp_client;
 // The authorization code grant on the library's endpoints, paragraph by paragraph.
 #[cfg(feature = "registration")]
 mod oauth_authorize;

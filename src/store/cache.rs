@@ -58,8 +58,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use futures_util::FutureExt as _;
-use moka::future::Cache;
+use quick_cache::sync::Cache;
 
 use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
 use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
@@ -120,7 +119,7 @@ impl<St: TokenStore + fmt::Debug> fmt::Debug for CachedStore<St> {
         f.debug_struct("CachedStore")
             .field("store", &self.inner.store)
             .field("settings", &self.inner.settings)
-            .field("entries", &self.inner.cache.entry_count())
+            .field("entries", &self.inner.cache.len())
             .finish()
     }
 }
@@ -196,13 +195,11 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
     /// The cache.
     pub fn build(self) -> CachedStore<St> {
         let settings = self.settings;
-        let cache = Cache::builder()
-            .max_capacity(settings.max_entries)
-            // A backstop that frees memory; the store's clock decides when
-            // an entry may no longer be given (see `Cached::until`).
-            .time_to_live(settings.ttl.max(settings.negative_ttl))
-            .support_invalidation_closures()
-            .build();
+        // Bounded by the number of entries; the store's clock decides when
+        // an entry may no longer be given (see `Cached::until`), and an
+        // outdated one stays until a newer lookup replaces it or the bound
+        // evicts it.
+        let cache = Cache::new(usize::try_from(settings.max_entries.max(1)).unwrap_or(usize::MAX));
         CachedStore {
             inner: Arc::new(Inner {
                 clock: self.clock.unwrap_or_else(|| self.store.clock()),
@@ -254,20 +251,20 @@ impl<St: TokenStore> CachedStore<St> {
     /// How many entries the cache holds (approximately: evictions are
     /// applied lazily).
     pub fn entry_count(&self) -> u64 {
-        self.inner.cache.entry_count()
+        self.inner.cache.len() as u64
     }
 
     /// Forgets the token whose digest this is: the next lookup asks the
     /// store.
     pub async fn invalidate(&self, digest: &TokenDigest) {
         self.bump();
-        self.inner.cache.invalidate(digest).await;
+        self.inner.cache.remove(digest);
     }
 
     /// Forgets every token: each next lookup asks the store.
     pub fn invalidate_all(&self) {
         self.bump();
-        self.inner.cache.invalidate_all();
+        self.inner.cache.clear();
     }
 
     /// Stops caching and forgets everything, until [`resume`](Self::resume):
@@ -300,14 +297,9 @@ impl<St: TokenStore> CachedStore<St> {
         matches: impl Fn(&TokenRecord<St::Scopes>) -> bool + Send + Sync + 'static,
     ) {
         self.bump();
-        let evicted = self
-            .inner
+        self.inner
             .cache
-            .invalidate_entries_if(move |_, cached| cached.entry.as_deref().is_some_and(&matches));
-        if evicted.is_err() {
-            // Only when closures are unsupported, which `build` enables.
-            self.inner.cache.invalidate_all();
-        }
+            .retain(move |_, cached| !cached.entry.as_deref().is_some_and(&matches));
     }
 
     fn evict_token(&self, id: TokenId) {
@@ -350,10 +342,7 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
     /// A cache hit answers at once; a miss (or a cache busy with its own
     /// housekeeping) leaves it to [`find`](TokenStore::find).
     fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
-        // moka's `get` completes without waiting unless it has to run
-        // maintenance first; then the lookup goes the asynchronous way.
-        let cached = self.inner.cache.get(digest).now_or_never()?;
-        self.fresh(cached).map(Ok)
+        self.fresh(self.inner.cache.get(digest)).map(Ok)
     }
 
     fn token_format(&self) -> Option<TokenFormat> {
@@ -373,7 +362,7 @@ impl<St: TokenStore> CachedStore<St> {
         token: Option<&str>,
         digest: &TokenDigest,
     ) -> Result<Entry<St::Scopes>, StoreError> {
-        if let Some(entry) = self.fresh(self.inner.cache.get(digest).await) {
+        if let Some(entry) = self.fresh(self.inner.cache.get(digest)) {
             return Ok(entry);
         }
         let generation = self.generation();
@@ -391,11 +380,11 @@ impl<St: TokenStore> CachedStore<St> {
                 entry: loaded.clone(),
                 until: now + lifetime,
             };
-            self.inner.cache.insert(*digest, cached).await;
+            self.inner.cache.insert(*digest, cached);
             // An invalidation between the check and the insert may have run
             // before the insert: take the entry back out.
             if self.generation() != generation || self.inner.bypass.load(Ordering::SeqCst) {
-                self.inner.cache.invalidate(digest).await;
+                self.inner.cache.remove(digest);
             }
         }
         Ok(loaded)

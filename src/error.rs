@@ -267,6 +267,8 @@ struct ChallengeInner {
     head: String,
     /// `, resource_metadata="…"` when set, or empty.
     metadata: String,
+    /// `, scope="…"` for the 401 challenges when set, or empty.
+    scope_hint: String,
     realm: String,
     replace: Option<Arc<Replace>>,
     /// The rejections that do not depend on the route, rendered once at
@@ -344,6 +346,8 @@ impl ChallengeInner {
             value.push_str(", scope=\"");
             value.push_str(&quote(required));
             value.push('"');
+        } else if error.status() == StatusCode::UNAUTHORIZED {
+            value.push_str(&self.scope_hint);
         }
         value.push_str(&self.metadata);
         HeaderValue::from_str(&value).ok()
@@ -376,6 +380,7 @@ impl fmt::Debug for Challenge {
         f.debug_struct("Challenge")
             .field("realm", &self.inner.realm)
             .field("resource_metadata", &self.inner.metadata)
+            .field("scope", &self.inner.scope_hint)
             .field("custom_response", &self.inner.replace.is_some())
             .finish()
     }
@@ -391,14 +396,20 @@ impl Challenge {
     /// A challenge for `realm`. Quotes and backslashes are escaped and
     /// control characters dropped, so any string is safe here.
     pub fn new(realm: &str) -> Self {
-        Self::build(realm.to_owned(), String::new(), None)
+        Self::build(realm.to_owned(), String::new(), String::new(), None)
     }
 
-    fn build(realm: String, metadata: String, replace: Option<Arc<Replace>>) -> Self {
+    fn build(
+        realm: String,
+        metadata: String,
+        scope_hint: String,
+        replace: Option<Arc<Replace>>,
+    ) -> Self {
         let head = format!("Bearer realm=\"{}\"", quote(&realm));
         let mut inner = ChallengeInner {
             head,
             metadata,
+            scope_hint,
             realm,
             replace,
             prepared: Box::default(),
@@ -410,18 +421,25 @@ impl Challenge {
         }
     }
 
-    fn rebuild(self, metadata: Option<String>, replace: Option<Arc<Replace>>) -> Self {
-        let (realm, old_metadata, old_replace) = match Arc::try_unwrap(self.inner) {
-            Ok(inner) => (inner.realm, inner.metadata, inner.replace),
+    fn rebuild(
+        self,
+        metadata: Option<String>,
+        scope_hint: Option<String>,
+        replace: Option<Arc<Replace>>,
+    ) -> Self {
+        let (realm, old_metadata, old_scope, old_replace) = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => (inner.realm, inner.metadata, inner.scope_hint, inner.replace),
             Err(shared) => (
                 shared.realm.clone(),
                 shared.metadata.clone(),
+                shared.scope_hint.clone(),
                 shared.replace.clone(),
             ),
         };
         Self::build(
             realm,
             metadata.unwrap_or(old_metadata),
+            scope_hint.unwrap_or(old_scope),
             replace.or(old_replace),
         )
     }
@@ -433,7 +451,18 @@ impl Challenge {
         self.rebuild(
             Some(format!(", resource_metadata=\"{}\"", quote(url))),
             None,
+            None,
         )
+    }
+
+    /// Names `scope` (an RFC 6749 §3.3 scope string) in every 401
+    /// challenge (RFC 6750 §3): the scope a client should ask for when it
+    /// has no token yet. An MCP client takes it from the challenge and
+    /// requests it, instead of every scope the metadata lists. A 403
+    /// `insufficient_scope` names the route's own requirement instead.
+    #[must_use]
+    pub fn scope(self, scope: &str) -> Self {
+        self.rebuild(None, Some(format!(", scope=\"{}\"", quote(scope))), None)
     }
 
     /// Replaces the rejection response: `f` receives the error and the
@@ -443,7 +472,7 @@ impl Challenge {
     where
         F: Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
     {
-        self.rebuild(None, Some(Arc::new(f)))
+        self.rebuild(None, None, Some(Arc::new(f)))
     }
 
     /// The realm.
@@ -623,6 +652,36 @@ mod tests {
             c.header_value(&AuthError::MissingToken).unwrap(),
             r#"Bearer realm="a \"quoted\" realm", resource_metadata="https://x.test/.well-known/oauth-protected-resource""#
         );
+    }
+
+    #[test]
+    fn the_scope_hint_is_named_in_401_challenges_only() {
+        let c = Challenge::new("billing")
+            .scope("billing.read")
+            .resource_metadata("https://x.test/m");
+        assert_eq!(
+            c.header_value(&AuthError::MissingToken).unwrap(),
+            r#"Bearer realm="billing", scope="billing.read", resource_metadata="https://x.test/m""#
+        );
+        for error in every_error() {
+            let Some(value) = c.header_value(&error) else {
+                continue;
+            };
+            let value = value.to_str().unwrap();
+            let hinted = value.contains(r#"scope="billing.read""#);
+            assert_eq!(
+                hinted,
+                error.status() == StatusCode::UNAUTHORIZED,
+                "{error:?}: {value}"
+            );
+            assert!(value.matches("scope=").count() <= 1, "{value}");
+            // The prepared responses carry the hint exactly as rendered now.
+            let rendered = c.render(&error);
+            assert_eq!(
+                rendered.headers().get(http::header::WWW_AUTHENTICATE),
+                Some(&c.header_value(&error).unwrap())
+            );
+        }
     }
 
     #[test]

@@ -114,6 +114,16 @@ pub struct AppState {
     pub throttle: ThrottleLayer,
 }
 
+/// The challenge of every rejection: the realm, the RFC 9728 metadata
+/// document, and, in a 401, the scope a client without a token should ask
+/// for (the seed's default, `billing.read`): an MCP client requests it
+/// rather than every scope the metadata lists.
+fn challenge(base_url: &str) -> Challenge {
+    Challenge::new(REALM)
+        .scope("billing.read")
+        .resource_metadata(&oauth::metadata_url(base_url))
+}
+
 /// The default public URL, for tests that serve no socket.
 #[allow(dead_code)] // used by the tests that include this file
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:3000";
@@ -144,7 +154,7 @@ impl AppState {
             .first()
             .map(|r| r.as_str().into());
         let resource = bound.clone().unwrap_or_else(|| Arc::clone(&base_url));
-        let challenge = Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&base_url));
+        let challenge = challenge(&base_url);
         let lookup: Lookup = Arc::new(tokens.clone());
         let mut auth = TokenAuthLayer::new(lookup).challenge(challenge.clone());
         if let Some(bound) = &bound {
@@ -198,8 +208,7 @@ impl AppState {
     /// service that holds no tokens. Audience and challenge stay the same.
     #[allow(dead_code)] // not every test that includes this file needs it
     pub fn validate_remotely(mut self, remote: Lookup) -> Self {
-        let challenge =
-            Challenge::new(REALM).resource_metadata(&oauth::metadata_url(&self.base_url));
+        let challenge = challenge(&self.base_url);
         self.auth = TokenAuthLayer::new(remote)
             .challenge(challenge)
             .resource(&*self.resource);

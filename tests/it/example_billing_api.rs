@@ -181,10 +181,11 @@ async fn request_without_token_gets_the_billing_challenge() {
             .send(method.parse().unwrap(), path, None, Some("{}"))
             .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path}");
-        // The realm, and where MCP clients find the metadata (RFC 9728).
+        // The realm, the scope to ask for, and where MCP clients find the
+        // metadata (RFC 9728).
         assert_eq!(
             reply.challenge(),
-            r#"Bearer realm="billing", resource_metadata="http://127.0.0.1:3000/.well-known/oauth-protected-resource""#
+            r#"Bearer realm="billing", scope="billing.read", resource_metadata="http://127.0.0.1:3000/.well-known/oauth-protected-resource""#
         );
         assert_eq!(reply.json["error"], "missing_token");
     }

@@ -399,6 +399,6 @@ async fn protected_resource_metadata_is_served_and_named_in_challenges() {
     let challenge = server.send(Method::GET, "/v1/me", None, None).await;
     assert_eq!(
         challenge.headers[header::WWW_AUTHENTICATE],
-        format!("Bearer realm=\"billing\", resource_metadata=\"{base}/.well-known/oauth-protected-resource\"").as_str()
+        format!("Bearer realm=\"billing\", scope=\"billing.read\", resource_metadata=\"{base}/.well-known/oauth-protected-resource\"").as_str()
     );
 }

@@ -48,17 +48,31 @@ macro_rules! challenge {
     };
 }
 
-const MISSING: &str = challenge!();
-const MALFORMED: &str =
-    challenge!(r#", error="invalid_token", error_description="The access token is malformed.""#);
-const INVALID: &str = challenge!(
+/// A 401 challenge of the example: also the scope to ask for
+/// (`Challenge::scope`).
+macro_rules! challenge_401 {
+    ($($attrs:literal)?) => {
+        concat!(
+            r#"Bearer realm="billing""#,
+            $($attrs,)?
+            r#", scope="billing.read""#,
+            r#", resource_metadata="http://127.0.0.1:3000/.well-known/oauth-protected-resource""#
+        )
+    };
+}
+
+const MISSING: &str = challenge_401!();
+const MALFORMED: &str = challenge_401!(
+    r#", error="invalid_token", error_description="The access token is malformed.""#
+);
+const INVALID: &str = challenge_401!(
     r#", error="invalid_token", error_description="The access token is invalid or has been revoked.""#
 );
-const REFRESH: &str = challenge!(
+const REFRESH: &str = challenge_401!(
     r#", error="invalid_token", error_description="A refresh token cannot be used as an API credential.""#
 );
 const EXPIRED: &str =
-    challenge!(r#", error="invalid_token", error_description="The access token expired.""#);
+    challenge_401!(r#", error="invalid_token", error_description="The access token expired.""#);
 const REPEATED: &str = challenge!(
     r#", error="invalid_request", error_description="The request carries more than one access token.""#
 );

@@ -10,12 +10,13 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 /// The longest service name a [`TokenFormat`] takes.
 const MAX_SERVICE_LEN: usize = 16;
 
-/// Why a string is not a well-formed token of a [`TokenFormat`].
+/// Why a string is not a well-formed token of a [`TokenFormat`]: what
+/// [`TokenFormat::check`] answers, the client's mistake.
 ///
 /// These errors never contain the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum FormatError {
+pub enum MalformedToken {
     /// The token does not start with this format's service prefix.
     #[error("token does not start with the expected prefix")]
     WrongPrefix,
@@ -31,14 +32,19 @@ pub enum FormatError {
     /// The checksum does not match: a typo or a made-up token.
     #[error("token checksum does not match")]
     ChecksumMismatch,
-    /// The service name given to [`TokenFormat::new`] is not 1 to 16
-    /// lower-case ASCII letters or digits.
-    #[error("service prefix must be 1 to 16 lower-case ASCII letters or digits")]
-    InvalidService,
-    /// The operating system's random number generator failed.
-    #[error("the operating system's random number generator failed")]
-    Randomness,
 }
+
+/// The service name given to [`TokenFormat::new`] is not 1 to 16
+/// lower-case ASCII letters or digits: the configuration's mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("service prefix must be 1 to 16 lower-case ASCII letters or digits")]
+pub struct InvalidServiceName;
+
+/// The operating system's random number generator failed, so no token was
+/// generated: the machine's problem, not the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomnessError;
 
 /// The token format of one service: `<service>_<kind tag>_<random><checksum>`.
 ///
@@ -59,13 +65,13 @@ impl Default for TokenFormat {
 
 impl TokenFormat {
     /// A format with the given service name (1 to 16 of `a-z0-9`).
-    pub fn new(service: &str) -> Result<Self, FormatError> {
+    pub fn new(service: &str) -> Result<Self, InvalidServiceName> {
         let ok = (1..=MAX_SERVICE_LEN).contains(&service.len())
             && service
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !ok {
-            return Err(FormatError::InvalidService);
+            return Err(InvalidServiceName);
         }
         Ok(Self {
             service: Arc::from(service),
@@ -83,14 +89,14 @@ impl TokenFormat {
     }
 
     /// Generates a new token of `kind` from the operating system's CSPRNG.
-    pub fn generate(&self, kind: TokenKind) -> Result<TokenSecret, FormatError> {
+    pub fn generate(&self, kind: TokenKind) -> Result<TokenSecret, RandomnessError> {
         let prefix = self.prefix(kind);
         let mut token = String::with_capacity(prefix.len() + RANDOM_LEN + CHECKSUM_LEN);
         token.push_str(&prefix);
         let mut filled = 0;
         let mut bytes = [0u8; 64];
         while filled < RANDOM_LEN {
-            getrandom::fill(&mut bytes).map_err(|_| FormatError::Randomness)?;
+            getrandom::fill(&mut bytes).map_err(|_| RandomnessError)?;
             // Rejection sampling keeps every base62 character equally likely.
             for b in bytes.iter().filter(|b| **b < 248) {
                 if filled == RANDOM_LEN {
@@ -109,15 +115,15 @@ impl TokenFormat {
     /// Checks a token offline: prefix, kind, length, alphabet and checksum.
     ///
     /// Runs in time linear in the input and allocates nothing.
-    pub fn check(&self, token: &str) -> Result<TokenKind, FormatError> {
+    pub fn check(&self, token: &str) -> Result<TokenKind, MalformedToken> {
         let rest = token
             .strip_prefix(&*self.service)
             .and_then(|r| r.strip_prefix('_'))
-            .ok_or(FormatError::WrongPrefix)?;
-        let (tag, body) = rest.split_once('_').ok_or(FormatError::UnknownKind)?;
-        let kind = TokenKind::from_tag(tag).ok_or(FormatError::UnknownKind)?;
+            .ok_or(MalformedToken::WrongPrefix)?;
+        let (tag, body) = rest.split_once('_').ok_or(MalformedToken::UnknownKind)?;
+        let kind = TokenKind::from_tag(tag).ok_or(MalformedToken::UnknownKind)?;
         if body.len() != RANDOM_LEN + CHECKSUM_LEN {
-            return Err(FormatError::WrongLength);
+            return Err(MalformedToken::WrongLength);
         }
         // Branch-free: random base62 characters would defeat the branch
         // predictor of a per-byte range test.
@@ -125,11 +131,11 @@ impl TokenFormat {
             .bytes()
             .fold(0u8, |acc, b| acc | (DIGITS[usize::from(b)] & NOT_A_DIGIT));
         if invalid != 0 {
-            return Err(FormatError::InvalidCharacter);
+            return Err(MalformedToken::InvalidCharacter);
         }
         let (signed, checksum) = token.split_at(token.len() - CHECKSUM_LEN);
         if decode_base62(checksum) != Some(u64::from(crc32fast::hash(signed.as_bytes()))) {
-            return Err(FormatError::ChecksumMismatch);
+            return Err(MalformedToken::ChecksumMismatch);
         }
         Ok(kind)
     }
@@ -216,33 +222,33 @@ mod tests {
         let s = t.expose_secret();
         assert_eq!(
             f.check(&s.replacen("pr_", "xx_", 1)),
-            Err(FormatError::WrongPrefix)
+            Err(MalformedToken::WrongPrefix)
         );
         assert_eq!(
             f.check(&s.replacen("_pat_", "_pot_", 1)),
-            Err(FormatError::UnknownKind)
+            Err(MalformedToken::UnknownKind)
         );
-        assert_eq!(f.check(&s[..s.len() - 1]), Err(FormatError::WrongLength));
+        assert_eq!(f.check(&s[..s.len() - 1]), Err(MalformedToken::WrongLength));
         let mut bad = s.to_owned();
         bad.replace_range(12..13, "-");
-        assert_eq!(f.check(&bad), Err(FormatError::InvalidCharacter));
+        assert_eq!(f.check(&bad), Err(MalformedToken::InvalidCharacter));
         // Changing the kind tag invalidates the checksum, which covers the prefix.
         let as_access = s.replacen("_pat_", "_at_", 1);
-        assert_eq!(f.check(&as_access), Err(FormatError::ChecksumMismatch));
-        assert_eq!(f.check(""), Err(FormatError::WrongPrefix));
+        assert_eq!(f.check(&as_access), Err(MalformedToken::ChecksumMismatch));
+        assert_eq!(f.check(""), Err(MalformedToken::WrongPrefix));
     }
 
     #[test]
     fn service_names_are_validated() {
         assert!(TokenFormat::new("acme").is_ok());
-        assert_eq!(TokenFormat::new(""), Err(FormatError::InvalidService));
-        assert_eq!(TokenFormat::new("Acme"), Err(FormatError::InvalidService));
-        assert_eq!(TokenFormat::new("a_b"), Err(FormatError::InvalidService));
+        assert_eq!(TokenFormat::new(""), Err(InvalidServiceName));
+        assert_eq!(TokenFormat::new("Acme"), Err(InvalidServiceName));
+        assert_eq!(TokenFormat::new("a_b"), Err(InvalidServiceName));
         let other = TokenFormat::new("acme").unwrap();
         let t = TokenFormat::default().generate(TokenKind::Access).unwrap();
         assert_eq!(
             other.check(t.expose_secret()),
-            Err(FormatError::WrongPrefix)
+            Err(MalformedToken::WrongPrefix)
         );
     }
 

@@ -26,7 +26,7 @@
 //! // The store key.
 //! let digest = TokenDigest::of(secret.expose_secret());
 //! assert_eq!(digest, TokenDigest::of(secret.expose_secret()));
-//! # Ok::<(), tower_token_auth::token::FormatError>(())
+//! # Ok::<(), tower_token_auth::token::RandomnessError>(())
 //! ```
 
 mod clock;
@@ -35,6 +35,6 @@ mod kind;
 mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use format::{FormatError, TokenFormat};
+pub use format::{InvalidServiceName, MalformedToken, RandomnessError, TokenFormat};
 pub use kind::{Lifetimes, TokenKind};
 pub use secret::{TokenDigest, TokenSecret};

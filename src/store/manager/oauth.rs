@@ -198,8 +198,9 @@ impl<S> CodeRequest<S> {
 }
 
 /// What the token endpoint's `authorization_code` grant presents (RFC 6749
-/// §4.1.3, RFC 7636 §4.5, RFC 8707 §2.2).
-#[derive(Debug, Clone, Copy)]
+/// §4.1.3, RFC 7636 §4.5, RFC 8707 §2.2). Its `Debug` shows neither the
+/// code nor the verifier.
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct CodeExchange<'a> {
     /// `code`.
@@ -213,6 +214,18 @@ pub struct CodeExchange<'a> {
     /// `resource` parameters: a subset of the code's resources narrows the
     /// access token's audience; empty keeps them all.
     pub resources: &'a [String],
+}
+
+impl std::fmt::Debug for CodeExchange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeExchange")
+            .field("code", &"[redacted]")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("code_verifier", &"[redacted]")
+            .field("resources", &self.resources)
+            .finish()
+    }
 }
 
 impl<'a> CodeExchange<'a> {
@@ -648,6 +661,21 @@ mod tests {
             "http://127.0.0.1/cb",
             "http://[::1]/cb"
         ));
+    }
+
+    #[test]
+    fn a_code_exchange_never_shows_its_code_or_verifier() {
+        let code = "pr_ac_secretcodesecretcodesecretcode000000";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let shown = format!(
+            "{:?}",
+            CodeExchange::new(code, "pr_cl_client", "https://a/cb", verifier)
+        );
+        assert!(
+            !shown.contains(code) && !shown.contains(verifier),
+            "{shown}"
+        );
+        assert!(shown.contains("pr_cl_client"));
     }
 
     #[test]

@@ -33,4 +33,5 @@ pub use auth::{TokenAuth, TokenAuthLayer};
 pub use error::{AuthError, Challenge};
 pub use principal::Principal;
 pub use scope::{PayRequestScopes, RequireScope, RequireScopeLayer, Requirement, ScopeSet};
-pub use store::{MemoryStore, TokenStore};
+pub use store::{IssueRequest, MemoryStore, TokenManager, TokenStore};
+pub use token::TokenKind;

@@ -1485,7 +1485,7 @@ pub async fn client_registrations_are_stored_capped_and_expire<B: TokenBackend<S
         Err(RegistrationError::InvalidRedirectUri(_))
     ));
     assert_eq!(tokens.client("pr_cl_garbage").await.unwrap(), None);
-    h.clock.advance(tokens.policy().token_lifetimes().client);
+    h.clock.advance(tokens.policy().get_lifetimes().client);
     assert_eq!(tokens.client(&first.client_id).await.unwrap(), None);
     register("10.0.0.1")
         .await

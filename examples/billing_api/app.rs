@@ -150,7 +150,7 @@ impl AppState {
         // tokens it issues to a resource: the two cannot disagree.
         let bound: Option<Arc<str>> = tokens
             .policy()
-            .default_audience_list()
+            .get_default_audience()
             .first()
             .map(|r| r.as_str().into());
         let resource = bound.clone().unwrap_or_else(|| Arc::clone(&base_url));

@@ -278,7 +278,7 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
             ));
         }
         let resources = form.all("resource");
-        let allowed = self.tokens.policy().default_audience_list();
+        let allowed = self.tokens.policy().get_default_audience();
         let acceptable = |r: &String| {
             r.contains("://")
                 && !r.contains('#')

@@ -218,7 +218,7 @@ impl<B: TokenBackend> TokenEndpoint<B> {
             Err(response) => return *response,
         };
         let policy = self.tokens.policy();
-        if policy.token_format().check(token) != Ok(TokenKind::Refresh) {
+        if policy.get_format().check(token) != Ok(TokenKind::Refresh) {
             return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
         }
         let digest = TokenDigest::of(token);
@@ -248,7 +248,7 @@ impl<B: TokenBackend> RevocationEndpoint<B> {
         let token = form.token();
         // Not one of this service's tokens: nothing to revoke, and no
         // reason to spend a store call on it (RFC 7009 §2.2: still 200).
-        if self.tokens.policy().token_format().check(token).is_err() {
+        if self.tokens.policy().get_format().check(token).is_err() {
             return no_store(Response::new(Full::default()));
         }
         match self.tokens.revoke_by_digest(&TokenDigest::of(token)).await {

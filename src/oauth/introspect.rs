@@ -153,7 +153,7 @@ impl<B: TokenBackend> IntrospectionEndpoint<B> {
         let token = form.token();
         let policy = self.tokens.policy();
         let authenticates = policy
-            .token_format()
+            .get_format()
             .check(token)
             .is_ok_and(|kind| kind.authenticates());
         if !authenticates {
@@ -341,7 +341,7 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         let unknown = tokens
             .policy()
-            .token_format()
+            .get_format()
             .generate(TokenKind::PersonalAccess)
             .unwrap();
         for (what, token) in [

@@ -126,7 +126,7 @@ impl<B: TokenBackend> TokenManager<B> {
     }
 
     fn emit(&self, event: AuditEvent) {
-        self.inner.policy.audit_sink().emit(event);
+        self.inner.policy.get_audit().emit(event);
     }
 
     fn announce_created(&self, record: &TokenRecord<B::Scopes>) {
@@ -442,7 +442,7 @@ impl<B: TokenBackend> TokenManager<B> {
         if old.is_expired_at(now) {
             return invalid(InvalidGrantReason::Expired);
         }
-        if now >= family.started_at + policy.family_age_cap() {
+        if now >= family.started_at + policy.get_family_max_age() {
             return invalid(InvalidGrantReason::FamilyExpired);
         }
         let access_scopes = match scopes {
@@ -470,7 +470,7 @@ impl<B: TokenBackend> TokenManager<B> {
             now,
             [access, refresh],
             RETAINED_ACCESS_TOKENS,
-            policy.reuse_window_len(),
+            policy.get_reuse_window(),
         );
         match self.backend_ref().exchange(&exchange).await? {
             ExchangeOutcome::Exchanged => {}
@@ -526,7 +526,7 @@ impl<B: TokenBackend> TokenManager<B> {
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let now = self.now();
         let cutoff = now
-            .checked_sub(self.inner.policy.retention_period())
+            .checked_sub(self.inner.policy.get_retention())
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let purged = self.backend_ref().purge(cutoff).await?;
         if purged > 0 {
@@ -558,7 +558,7 @@ impl<B: TokenBackend> TokenManager<B> {
             policy.mint(IssueRequest::new(TokenKind::Access, name, owner).scopes(access_scopes))?;
         let (refresh_secret, mut refresh) = policy
             .mint(IssueRequest::new(TokenKind::Refresh, name, owner).scopes(refresh_scopes))?;
-        let family_end = to_micros(family.started_at + policy.family_age_cap());
+        let family_end = to_micros(family.started_at + policy.get_family_max_age());
         for record in [&mut access, &mut refresh] {
             record.family = Some(family);
             record.expires_at = record.expires_at.min(family_end);
@@ -595,10 +595,10 @@ impl<B: TokenBackend> TokenStore for TokenManager<B> {
     }
 
     fn token_format(&self) -> Option<TokenFormat> {
-        Some(self.inner.policy.token_format().clone())
+        Some(self.inner.policy.get_format().clone())
     }
 
     fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(self.inner.policy.clock_ref())
+        Arc::clone(self.inner.policy.get_clock())
     }
 }

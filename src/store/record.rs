@@ -409,6 +409,10 @@ pub const DEFAULT_CLIENTS_PER_SOURCE: usize = 10;
 ///
 /// The layer and the OAuth endpoints built over a manager take its format
 /// and clock, so tokens are checked exactly as they were minted.
+///
+/// Each setting has a builder method named after it (`retention`) and a
+/// getter of the same name with `get_` in front (`get_retention`), as
+/// sqlx's `PoolOptions` does.
 #[derive(Debug, Clone)]
 pub struct IssuePolicy {
     format: TokenFormat,
@@ -504,8 +508,8 @@ impl IssuePolicy {
         self
     }
 
-    /// The default audience.
-    pub fn default_audience_list(&self) -> &[String] {
+    /// The default audience. Set with [`default_audience`](Self::default_audience).
+    pub fn get_default_audience(&self) -> &[String] {
         &self.default_audience
     }
 
@@ -516,38 +520,38 @@ impl IssuePolicy {
         self
     }
 
-    /// How long dead records are kept.
-    pub fn retention_period(&self) -> Duration {
+    /// How long dead records are kept. Set with [`retention`](Self::retention).
+    pub fn get_retention(&self) -> Duration {
         self.retention
     }
 
-    /// How many spent refresh tokens of a grant are kept.
-    pub fn reuse_window_len(&self) -> usize {
+    /// How many spent refresh tokens of a grant are kept. Set with [`reuse_window`](Self::reuse_window).
+    pub fn get_reuse_window(&self) -> usize {
         self.reuse_window
     }
 
-    /// The clock.
-    pub fn clock_ref(&self) -> &Arc<dyn Clock> {
+    /// The clock. Set with [`clock`](Self::clock).
+    pub fn get_clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
 
-    /// The family age cap.
-    pub fn family_age_cap(&self) -> Duration {
+    /// The family age cap. Set with [`family_max_age`](Self::family_max_age).
+    pub fn get_family_max_age(&self) -> Duration {
         self.family_max_age
     }
 
-    /// The audit sink.
-    pub fn audit_sink(&self) -> &Audit {
+    /// The audit sink. Set with [`audit`](Self::audit).
+    pub fn get_audit(&self) -> &Audit {
         &self.audit
     }
 
-    /// The token format.
-    pub fn token_format(&self) -> &TokenFormat {
+    /// The token format. Set with [`format`](Self::format).
+    pub fn get_format(&self) -> &TokenFormat {
         &self.format
     }
 
-    /// The lifetimes.
-    pub fn token_lifetimes(&self) -> &Lifetimes {
+    /// The lifetimes. Set with [`lifetimes`](Self::lifetimes).
+    pub fn get_lifetimes(&self) -> &Lifetimes {
         &self.lifetimes
     }
 
@@ -562,8 +566,8 @@ impl IssuePolicy {
         self
     }
 
-    /// The cap on live client registrations per source.
-    pub fn max_clients_per_source(&self) -> usize {
+    /// The cap on live client registrations per source. Set with [`clients_per_source`](Self::clients_per_source).
+    pub fn get_clients_per_source(&self) -> usize {
         self.clients_per_source
     }
 

@@ -194,7 +194,7 @@ async fn an_unknown_client_or_a_foreign_redirect_uri_is_shown_never_redirected()
         }
     }
     // An expired registration is an unknown client.
-    s.clock.advance(s.tokens.policy().token_lifetimes().client);
+    s.clock.advance(s.tokens.policy().get_lifetimes().client);
     assert!(matches!(
         s.authorize.validate(&s.query(&[])).await,
         Err(AuthorizationError::Invalid(_))

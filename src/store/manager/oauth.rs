@@ -404,7 +404,7 @@ impl<B: TokenBackend> TokenManager<B> {
             .iter()
             .filter(|r| r.kind == TokenKind::Client && !r.is_revoked() && !r.is_expired_at(now))
             .count();
-        if live >= self.inner.policy.max_clients_per_source() {
+        if live >= self.inner.policy.get_clients_per_source() {
             return Err(RegistrationError::TooMany);
         }
         let request = IssueRequest::new(TokenKind::Client, name, owner)
@@ -432,7 +432,7 @@ impl<B: TokenBackend> TokenManager<B> {
         &self,
         client_id: &str,
     ) -> Result<Option<OAuthClient<B::Scopes>>, StoreError> {
-        if self.inner.policy.token_format().check(client_id) != Ok(TokenKind::Client) {
+        if self.inner.policy.get_format().check(client_id) != Ok(TokenKind::Client) {
             return Ok(None);
         }
         let now = self.now();
@@ -513,7 +513,7 @@ impl<B: TokenBackend> TokenManager<B> {
     ) -> Result<TokenPair<B::Scopes>, GrantError> {
         let invalid = |reason| Err(GrantError::InvalidGrant(reason));
         let policy = &self.inner.policy;
-        if policy.token_format().check(request.code) != Ok(TokenKind::AuthorizationCode)
+        if policy.get_format().check(request.code) != Ok(TokenKind::AuthorizationCode)
             || !is_code_verifier(request.code_verifier)
         {
             return invalid(InvalidGrantReason::Malformed);
@@ -560,7 +560,7 @@ impl<B: TokenBackend> TokenManager<B> {
             now,
             [access, refresh],
             RETAINED_ACCESS_TOKENS,
-            policy.reuse_window_len(),
+            policy.get_reuse_window(),
         );
         match self.backend_ref().exchange(&exchange).await? {
             ExchangeOutcome::Exchanged => {}

@@ -33,7 +33,7 @@
 //!     recorder.0.lock().unwrap()[0],
 //!     AuditEvent::TokenCreated { id, .. } if id == issued.record.id
 //! ));
-//! # Ok::<(), tower_token_auth::store::StoreError>(())
+//! # Ok::<(), tower_token_auth::store::TokenError>(())
 //! # }).unwrap().unwrap();
 //! ```
 

@@ -64,8 +64,8 @@ use crate::store::{
 };
 use crate::store::{
     Exchange, ExchangeOutcome, FamilyId, FindResult, GrantError, InvalidGrantReason, IssuePolicy,
-    IssueRequest, SharedRecord, StoreError, TokenBackend, TokenId, TokenManager, TokenRecord,
-    TokenStatus, TokenStore,
+    IssueRequest, SharedRecord, StoreError, TokenBackend, TokenError, TokenId, TokenManager,
+    TokenRecord, TokenStatus, TokenStore,
 };
 use crate::token::{Clock, ManualClock, TokenDigest, TokenFormat, TokenKind};
 use crate::TokenAuthLayer;
@@ -575,7 +575,7 @@ pub async fn default_scopes_and_refused_requests<B: TokenBackend<Scopes = S>>(h:
     ] {
         assert!(matches!(
             tokens.issue(refused).await,
-            Err(StoreError::InvalidInput(_))
+            Err(TokenError::InvalidInput(_))
         ));
     }
     assert!(
@@ -730,7 +730,7 @@ pub async fn regenerate_replaces_the_secret<B: TokenBackend<Scopes = S>>(h: Harn
 
     assert!(matches!(
         tokens.regenerate(old.record.id).await,
-        Err(StoreError::Conflict(_))
+        Err(TokenError::Conflict(_))
     ));
     assert!(tokens
         .regenerate(TokenId::from_u64(1))
@@ -743,7 +743,7 @@ pub async fn regenerate_replaces_the_secret<B: TokenBackend<Scopes = S>>(h: Harn
         .unwrap();
     assert!(matches!(
         tokens.regenerate(access.record.id).await,
-        Err(StoreError::Conflict(_))
+        Err(TokenError::Conflict(_))
     ));
     assert!(
         !h.is_revoked(&access.secret.digest()).await,
@@ -775,7 +775,7 @@ pub async fn concurrent_regenerations_have_one_winner<B: TokenBackend<Scopes = S
     for task in tasks {
         match task.await.expect("the task ends") {
             Ok(Some(_)) => wins += 1,
-            Err(StoreError::Conflict(_)) => {}
+            Err(TokenError::Conflict(_)) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -827,7 +827,7 @@ pub async fn scope_changes_hold_from_the_next_lookup<B: TokenBackend<Scopes = S>
 
     assert!(matches!(
         tokens.set_scopes(pat.record.id, S::empty()).await,
-        Err(StoreError::InvalidInput(_))
+        Err(TokenError::InvalidInput(_))
     ));
     assert!(tokens
         .set_scopes(TokenId::from_u64(3), S::BILLING_READ)
@@ -843,12 +843,12 @@ pub async fn scope_changes_hold_from_the_next_lookup<B: TokenBackend<Scopes = S>
         tokens
             .set_scopes(pair.access.record.id, S::BILLING_AGENT)
             .await,
-        Err(StoreError::Conflict(_))
+        Err(TokenError::Conflict(_))
     ));
     tokens.revoke(pat.record.id).await.unwrap();
     assert!(matches!(
         tokens.set_scopes(pat.record.id, S::BILLING_AGENT).await,
-        Err(StoreError::Conflict(_))
+        Err(TokenError::Conflict(_))
     ));
     let short = tokens
         .issue(
@@ -860,7 +860,7 @@ pub async fn scope_changes_hold_from_the_next_lookup<B: TokenBackend<Scopes = S>
     h.clock.advance(Duration::from_secs(5));
     assert!(matches!(
         tokens.set_scopes(short.record.id, S::BILLING_AGENT).await,
-        Err(StoreError::Conflict(_))
+        Err(TokenError::Conflict(_))
     ));
     assert_eq!(
         h.record(&short.secret.digest()).await.scopes,

@@ -265,7 +265,7 @@ pub(crate) mod tests {
             AuthError::InsufficientScope {
                 required: "billing.write".into(),
             },
-            AuthError::StoreUnavailable(Arc::new(StoreError::InvalidInput("down".into()))),
+            AuthError::StoreUnavailable(Arc::new(StoreError::Unavailable("down".into()))),
             AuthError::TooManyRequests {
                 retry_after: std::time::Duration::from_millis(1500),
             },

@@ -15,7 +15,8 @@ use std::pin::Pin;
 
 use tower_token_auth::oauth::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
 use tower_token_auth::store::{
-    IssueRequest, IssuedToken, StoreError, TokenBackend, TokenId, TokenInfo, TokenManager,
+    IssueRequest, IssuedToken, StoreError, TokenBackend, TokenError, TokenId, TokenInfo,
+    TokenManager,
 };
 
 type Boxed<T, E = StoreError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -33,7 +34,7 @@ pub(super) fn approve<B: TokenBackend>(
     pending: PendingAuthorization<B::Scopes>,
     owner: &str,
     granted: B::Scopes,
-) -> Boxed<String> {
+) -> Boxed<String, TokenError> {
     let endpoint = endpoint.clone();
     let owner = owner.to_owned();
     Box::pin(async move { endpoint.approve(&pending, &owner, granted).await })
@@ -42,7 +43,7 @@ pub(super) fn approve<B: TokenBackend>(
 pub(super) fn issue<B: TokenBackend>(
     tokens: &TokenManager<B>,
     request: IssueRequest<B::Scopes>,
-) -> Boxed<IssuedToken<B::Scopes>> {
+) -> Boxed<IssuedToken<B::Scopes>, TokenError> {
     let tokens = tokens.clone();
     Box::pin(async move { tokens.issue(request).await })
 }
@@ -64,7 +65,7 @@ pub(super) fn revoke<B: TokenBackend>(tokens: &TokenManager<B>, id: TokenId) -> 
 pub(super) fn regenerate<B: TokenBackend>(
     tokens: &TokenManager<B>,
     id: TokenId,
-) -> Boxed<Option<IssuedToken<B::Scopes>>> {
+) -> Boxed<Option<IssuedToken<B::Scopes>>, TokenError> {
     let tokens = tokens.clone();
     Box::pin(async move { tokens.regenerate(id).await })
 }
@@ -73,7 +74,7 @@ pub(super) fn set_scopes<B: TokenBackend>(
     tokens: &TokenManager<B>,
     id: TokenId,
     scopes: B::Scopes,
-) -> Boxed<Option<TokenInfo<B::Scopes>>> {
+) -> Boxed<Option<TokenInfo<B::Scopes>>, TokenError> {
     let tokens = tokens.clone();
     Box::pin(async move { tokens.set_scopes(id, scopes).await })
 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tower_token_auth::error::FailedAuthentication;
-use tower_token_auth::store::{IssueRequest, IssuedToken, StoreError, TokenInfo};
+use tower_token_auth::store::{IssueRequest, IssuedToken, StoreError, TokenError, TokenInfo};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
@@ -125,7 +125,7 @@ async fn create(
         IssueRequest::new(TokenKind::PersonalAccess, body.name, user.owner).scopes(scopes);
     match manage::issue(&state.tokens, request).await {
         Ok(issued) => shown_once(&issued),
-        Err(error) => store_error(&error),
+        Err(error) => token_error(error),
     }
 }
 
@@ -169,7 +169,7 @@ async fn regenerate(
     match manage::regenerate(&state.tokens, info.id).await {
         Ok(Some(issued)) => shown_once(&issued),
         Ok(None) => not_found(),
-        Err(error) => store_error(&error),
+        Err(error) => token_error(error),
     }
 }
 
@@ -221,10 +221,10 @@ async fn change_scopes(
         }
         Ok(None) => not_found(),
         // Not a personal access token, or not an active one.
-        Err(StoreError::Conflict(message)) => {
+        Err(TokenError::Conflict(message)) => {
             error_response(StatusCode::CONFLICT, "conflict", message)
         }
-        Err(error) => store_error(&error),
+        Err(error) => token_error(error),
     }
 }
 
@@ -272,16 +272,24 @@ fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "No such token.")
 }
 
-fn store_error(error: &StoreError) -> Response {
+/// The answer to a refused or failed token operation.
+fn token_error(error: TokenError) -> Response {
     match error {
-        StoreError::InvalidInput(message) => {
-            error_response(StatusCode::BAD_REQUEST, "invalid_request", message)
+        TokenError::InvalidInput(message) => {
+            error_response(StatusCode::BAD_REQUEST, "invalid_request", &message)
         }
         // Regenerating a revoked token, or one that is not a personal
         // access token.
-        StoreError::Conflict(message) => {
+        TokenError::Conflict(message) => {
             error_response(StatusCode::BAD_REQUEST, "invalid_request", message)
         }
+        TokenError::Store(error) => store_error(&error),
+        _ => store_error(&StoreError::Backend("unknown token error".into())),
+    }
+}
+
+fn store_error(error: &StoreError) -> Response {
+    match error {
         StoreError::Unavailable(_) => {
             tracing::error!(%error, "token store unavailable");
             error_response(

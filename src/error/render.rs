@@ -64,7 +64,7 @@ static FIXED: LazyLock<[AuthError; 12]> = LazyLock::new(|| {
         AuthError::InvalidToken(InvalidTokenReason::Revoked),
         AuthError::InvalidToken(InvalidTokenReason::NotAnAccessCredential),
         AuthError::ExpiredToken,
-        AuthError::StoreUnavailable(Arc::new(StoreError::InvalidInput(String::new()))),
+        AuthError::StoreUnavailable(Arc::new(StoreError::Randomness)),
         AuthError::HttpsRequired,
         AuthError::TooManyRequests {
             retry_after: std::time::Duration::ZERO,

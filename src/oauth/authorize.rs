@@ -8,7 +8,7 @@ use bitflags::Flags as _;
 use super::endpoint::Form;
 use crate::scope::ScopeSet;
 use crate::store::{
-    is_s256_challenge, CodeRequest, OAuthClient, StoreError, TokenBackend, TokenManager,
+    is_s256_challenge, CodeRequest, OAuthClient, StoreError, TokenBackend, TokenError, TokenManager,
 };
 
 /// At most this many bytes of `state`.
@@ -324,7 +324,7 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
         pending: &PendingAuthorization<B::Scopes>,
         owner: &str,
         granted: B::Scopes,
-    ) -> Result<String, StoreError> {
+    ) -> Result<String, TokenError> {
         let granted = granted.intersection(pending.scopes);
         if granted.is_empty() {
             return Ok(self.deny(pending));

@@ -460,11 +460,6 @@ fn grant_error(error: &GrantError) -> Response<Full<Bytes>> {
 
 pub(super) fn store_error(error: &StoreError) -> Response<Full<Bytes>> {
     match error {
-        StoreError::InvalidInput(_) => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request is invalid.",
-        ),
         StoreError::Unavailable(_) => {
             tracing::error!(target: "tower_token_auth::oauth", %error, "token store unavailable");
             let mut response = oauth_error(

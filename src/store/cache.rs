@@ -29,7 +29,7 @@
 //! use tower_token_auth::TokenAuthLayer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower_token_auth::store::StoreError> {
+//! # async fn main() -> Result<(), tower_token_auth::store::TokenError> {
 //! let cache = CachedStore::builder(MemoryStore::new())
 //!     .max_entries(10_000)
 //!     .ttl(Duration::from_secs(60))

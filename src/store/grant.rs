@@ -1,6 +1,6 @@
 //! Why a refresh grant was refused.
 
-use super::StoreError;
+use super::{StoreError, TokenError};
 
 /// Why a refresh-token exchange (RFC 6749 §6) was refused.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,6 @@ impl GrantError {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::Store(StoreError::Unavailable(_)) => "temporarily_unavailable",
-            Self::Store(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => "invalid_request",
             Self::Store(_) => "server_error",
         }
     }
@@ -81,10 +80,19 @@ impl GrantError {
             Self::Store(StoreError::Unavailable(_)) => {
                 "The token store is temporarily unavailable."
             }
-            Self::Store(StoreError::InvalidInput(_) | StoreError::Conflict(_)) => {
-                "The request is invalid."
-            }
             Self::Store(_) => "The token could not be refreshed.",
+        }
+    }
+}
+
+/// A token the grant could not mint is the server's failure, never the
+/// client's: the grant's own record supplied every value.
+impl From<TokenError> for GrantError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Store(store) => Self::Store(store),
+            TokenError::InvalidInput(why) => Self::Store(StoreError::Backend(why.into())),
+            TokenError::Conflict(why) => Self::Store(StoreError::Backend(why.into())),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
 use super::record::to_micros;
 use super::{
     Family, FamilyId, FindResult, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest,
-    IssuedToken, StoreError, TokenId, TokenInfo, TokenPair, TokenRecord, TokenStore,
+    IssuedToken, StoreError, TokenError, TokenId, TokenInfo, TokenPair, TokenRecord, TokenStore,
 };
 use crate::audit::AuditEvent;
 use crate::scope::ScopeSet;
@@ -49,7 +49,7 @@ const RETAINED_ACCESS_TOKENS: usize = 2;
 /// use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tower_token_auth::store::StoreError> {
+/// # async fn main() -> Result<(), tower_token_auth::store::TokenError> {
 /// let tokens = TokenManager::new(MemoryStore::<S>::new());
 /// let issued = tokens
 ///     .issue(IssueRequest::new(TokenKind::PersonalAccess, "MCP Billing Agent", "user-1"))
@@ -145,9 +145,9 @@ impl<B: TokenBackend> TokenManager<B> {
     pub async fn issue(
         &self,
         request: IssueRequest<B::Scopes>,
-    ) -> Result<IssuedToken<B::Scopes>, StoreError> {
+    ) -> Result<IssuedToken<B::Scopes>, TokenError> {
         if !request.kind.is_token() {
-            return Err(StoreError::InvalidInput(format!(
+            return Err(TokenError::InvalidInput(format!(
                 "{} records are issued by the OAuth flow, not by `issue`",
                 request.kind
             )));
@@ -171,7 +171,7 @@ impl<B: TokenBackend> TokenManager<B> {
         name: &str,
         owner: &str,
         scopes: Option<B::Scopes>,
-    ) -> Result<TokenPair<B::Scopes>, StoreError> {
+    ) -> Result<TokenPair<B::Scopes>, TokenError> {
         let scopes = scopes
             .filter(|s| !s.is_empty())
             .unwrap_or(B::Scopes::DEFAULT);
@@ -288,22 +288,22 @@ impl<B: TokenBackend> TokenManager<B> {
     /// name, owner and scopes and a fresh lifetime; the old one is revoked.
     ///
     /// `Ok(None)` when there is no such token. A token of another kind, or
-    /// a revoked one, is [`StoreError::Conflict`]. Of two concurrent
+    /// a revoked one, is [`TokenError::Conflict`]. Of two concurrent
     /// regenerations of one token, exactly one succeeds.
     pub async fn regenerate(
         &self,
         id: TokenId,
-    ) -> Result<Option<IssuedToken<B::Scopes>>, StoreError> {
+    ) -> Result<Option<IssuedToken<B::Scopes>>, TokenError> {
         let Some(old) = self.backend_ref().get(id).await? else {
             return Ok(None);
         };
         if old.kind != TokenKind::PersonalAccess {
-            return Err(StoreError::Conflict(
+            return Err(TokenError::Conflict(
                 "only personal access tokens are regenerated; refresh the others",
             ));
         }
         if old.is_revoked() {
-            return Err(StoreError::Conflict(
+            return Err(TokenError::Conflict(
                 "a revoked token cannot be regenerated",
             ));
         }
@@ -321,12 +321,12 @@ impl<B: TokenBackend> TokenManager<B> {
             Ok(won) => won.is_some(),
             Err(error) => {
                 let _ = self.backend_ref().revoke(record.id, now).await;
-                return Err(error);
+                return Err(error.into());
             }
         };
         if !won {
             self.backend_ref().revoke(record.id, now).await?;
-            return Err(StoreError::Conflict(
+            return Err(TokenError::Conflict(
                 "a revoked token cannot be regenerated",
             ));
         }
@@ -347,16 +347,16 @@ impl<B: TokenBackend> TokenManager<B> {
     /// the next lookup (and on every instance, where the backend announces
     /// changes). Access and refresh tokens keep the scopes of their grant.
     ///
-    /// `Ok(None)` when there is no such token; [`StoreError::Conflict`]
+    /// `Ok(None)` when there is no such token; [`TokenError::Conflict`]
     /// when it is not an active personal access token;
-    /// [`StoreError::InvalidInput`] for an empty set.
+    /// [`TokenError::InvalidInput`] for an empty set.
     pub async fn set_scopes(
         &self,
         id: TokenId,
         scopes: B::Scopes,
-    ) -> Result<Option<TokenInfo<B::Scopes>>, StoreError> {
+    ) -> Result<Option<TokenInfo<B::Scopes>>, TokenError> {
         if scopes.is_empty() {
-            return Err(StoreError::InvalidInput(
+            return Err(TokenError::InvalidInput(
                 "a token needs at least one scope".into(),
             ));
         }
@@ -364,7 +364,7 @@ impl<B: TokenBackend> TokenManager<B> {
             return Ok(None);
         };
         if old.kind != TokenKind::PersonalAccess {
-            return Err(StoreError::Conflict(
+            return Err(TokenError::Conflict(
                 "only a personal access token's scopes can be changed",
             ));
         }
@@ -381,7 +381,7 @@ impl<B: TokenBackend> TokenManager<B> {
             }
             None => match self.backend_ref().get(id).await? {
                 None => Ok(None),
-                Some(_) => Err(StoreError::Conflict(
+                Some(_) => Err(TokenError::Conflict(
                     "only an active token's scopes can be changed",
                 )),
             },
@@ -552,7 +552,7 @@ impl<B: TokenBackend> TokenManager<B> {
         access_scopes: B::Scopes,
         refresh_scopes: B::Scopes,
         family: Family,
-    ) -> Result<[Minted<B::Scopes>; 2], StoreError> {
+    ) -> Result<[Minted<B::Scopes>; 2], TokenError> {
         let policy = &self.inner.policy;
         let (access_secret, mut access) =
             policy.mint(IssueRequest::new(TokenKind::Access, name, owner).scopes(access_scopes))?;

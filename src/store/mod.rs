@@ -39,7 +39,7 @@
 //! let listed = tokens.list("user-1").await?;
 //! assert_eq!(listed[0].hint, issued.secret.hint());
 //! assert_eq!(listed[0].status.as_str(), "active");
-//! # Ok::<(), tower_token_auth::store::StoreError>(())
+//! # Ok::<(), tower_token_auth::store::TokenError>(())
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     futures_util::FutureExt::now_or_never(f).expect("the memory store never waits")
@@ -250,7 +250,8 @@ pub type FindResult<S> = Result<Option<Arc<TokenRecord<S>>>, StoreError>;
 /// A boxed error from a store backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why a store call failed.
+/// Why a store call failed: the infrastructure's problem, for whoever runs
+/// the service. The caller's mistakes are [`TokenError`]s.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -258,21 +259,37 @@ pub enum StoreError {
     /// The middleware answers 503 `temporarily_unavailable`.
     #[error("token store unavailable: {0}")]
     Unavailable(#[source] BoxError),
-    /// The store answered with an error.
+    /// The store answered with an error, or cannot hold a value.
     #[error("token store failed: {0}")]
     Backend(#[source] BoxError),
+    /// The store is configured wrongly (a table prefix that is not a safe
+    /// SQL identifier, …).
+    #[error("token store misconfigured: {0}")]
+    Misconfigured(String),
+    /// The operating system's random number generator failed.
+    #[error("could not generate a token: the random number generator failed")]
+    Randomness,
+}
+
+/// Why a token operation of the [`TokenManager`] was refused or failed,
+/// by who must act: the caller ([`InvalidInput`](Self::InvalidInput)), the
+/// token's state ([`Conflict`](Self::Conflict)), or the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
     /// The request was refused: an empty name, a lifetime beyond the kind's
-    /// maximum, or similar. The message is safe to show to the caller.
+    /// maximum, an empty scope set, or similar. The message is safe to show
+    /// to the caller (a 400).
     #[error("{0}")]
     InvalidInput(String),
     /// The token is not in a state that allows this (regenerating a revoked
     /// token, changing the scopes of an access token). The message is safe
-    /// to show to the caller.
+    /// to show to the caller (a 409).
     #[error("{0}")]
     Conflict(&'static str),
-    /// The operating system's random number generator failed.
-    #[error("could not generate a token: the random number generator failed")]
-    Randomness,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The lookup the middleware makes on every request.

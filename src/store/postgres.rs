@@ -256,7 +256,7 @@ impl<S: ScopeSet> PgStore<S> {
     /// The prefix is spliced into SQL, so only a plain lower-case
     /// identifier is accepted: `[a-z_][a-z0-9_]*`, short enough that every
     /// derived name fits PostgreSQL's 63 bytes (at most 46 bytes). Anything
-    /// else is [`StoreError::InvalidInput`].
+    /// else is [`StoreError::Misconfigured`].
     ///
     /// ```
     /// # use tower_token_auth::store::PgStore;

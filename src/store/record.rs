@@ -3,7 +3,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::StoreError;
+use super::{StoreError, TokenError};
 use crate::audit::Audit;
 use crate::scope::ScopeSet;
 use crate::token::{
@@ -581,27 +581,27 @@ impl IssuePolicy {
     pub(crate) fn mint<S: ScopeSet>(
         &self,
         request: IssueRequest<S>,
-    ) -> Result<(TokenSecret, TokenRecord<S>), StoreError> {
+    ) -> Result<(TokenSecret, TokenRecord<S>), TokenError> {
         let name = request.name.trim();
         if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-            return Err(StoreError::InvalidInput(format!(
+            return Err(TokenError::InvalidInput(format!(
                 "a token name is 1 to {MAX_NAME_LEN} bytes of printable text"
             )));
         }
         if request.owner.is_empty() {
-            return Err(StoreError::InvalidInput("a token needs an owner".into()));
+            return Err(TokenError::InvalidInput("a token needs an owner".into()));
         }
         let max = self.lifetimes.of(request.kind);
         let lifetime = match request.lifetime {
             Some(l) if l > max => {
-                return Err(StoreError::InvalidInput(format!(
+                return Err(TokenError::InvalidInput(format!(
                     "a {} token lives at most {} days",
                     request.kind,
                     max.as_secs() / 86_400
                 )))
             }
             Some(l) if l.is_zero() => {
-                return Err(StoreError::InvalidInput(
+                return Err(TokenError::InvalidInput(
                     "a token lifetime must be positive".into(),
                 ))
             }
@@ -687,14 +687,14 @@ mod tests {
         );
         let too_long = IssueRequest::<S>::new(TokenKind::Access, "x", "u1")
             .lifetime(Duration::from_secs(16 * 86_400));
-        assert!(matches!(p.mint(too_long), Err(StoreError::InvalidInput(_))));
+        assert!(matches!(p.mint(too_long), Err(TokenError::InvalidInput(_))));
         assert!(matches!(
             p.mint(IssueRequest::<S>::new(TokenKind::Access, "  ", "u1")),
-            Err(StoreError::InvalidInput(_))
+            Err(TokenError::InvalidInput(_))
         ));
         assert!(matches!(
             p.mint(IssueRequest::<S>::new(TokenKind::Access, "x", "")),
-            Err(StoreError::InvalidInput(_))
+            Err(TokenError::InvalidInput(_))
         ));
     }
 

@@ -6,7 +6,7 @@
 //! use tower_token_auth::token::TokenKind;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower_token_auth::store::StoreError> {
+//! # async fn main() -> Result<(), tower_token_auth::store::TokenError> {
 //! // A file path (`sqlite:/var/lib/app/tokens.db`, created when missing)
 //! // keeps tokens across restarts; `sqlite::memory:` keeps them in memory.
 //! let tokens = TokenManager::new(SqliteStore::connect("sqlite::memory:").await?);
@@ -568,7 +568,7 @@ fn micros(t: SystemTime) -> Result<i64, StoreError> {
             i64::try_from(before.as_micros() + partial).ok().map(|m| -m)
         }
     };
-    micros.ok_or_else(|| StoreError::InvalidInput("a time is out of the store's range".into()))
+    micros.ok_or_else(|| StoreError::Backend("a time is out of the store's range".into()))
 }
 
 fn from_micros(micros: i64) -> SystemTime {

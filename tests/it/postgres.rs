@@ -22,7 +22,7 @@ use tower_token_auth::audit::{Audit, AuditEvent, AuditObserver};
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::store::{
     CachedStore, GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, PgStore, StoreError,
-    TokenManager, TokenStore,
+    TokenError, TokenManager, TokenStore,
 };
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
@@ -427,7 +427,7 @@ async fn a_table_prefix_is_validated_and_names_table_and_channel() {
         assert!(
             matches!(
                 PgStore::new(pool.clone()).table_prefix(bad),
-                Err(StoreError::InvalidInput(_))
+                Err(StoreError::Misconfigured(_))
             ),
             "{bad:?} must be refused"
         );
@@ -644,7 +644,7 @@ async fn an_unreachable_database_is_unavailable_never_unknown() {
         tokens
             .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "u"))
             .await,
-        Err(StoreError::Unavailable(_))
+        Err(TokenError::Store(StoreError::Unavailable(_)))
     ));
     // Behind a cache too: errors are never cached.
     let cache = CachedStore::new(store);

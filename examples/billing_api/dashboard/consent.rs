@@ -92,7 +92,7 @@ async fn decide(
         .fold(S::empty(), |set, (_, flags)| set | *flags);
     match manage::approve(&endpoint, pending, &user.owner, granted).await {
         Ok(url) => see_other(&url),
-        Err(error) => super::tokens::store_failed(&error).into_response(),
+        Err(error) => super::tokens::token_failed(error).into_response(),
     }
 }
 

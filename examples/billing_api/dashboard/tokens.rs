@@ -13,7 +13,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
-use tower_token_auth::store::{FamilyId, IssueRequest, StoreError, TokenInfo, TokenStatus};
+use tower_token_auth::store::{
+    FamilyId, IssueRequest, StoreError, TokenError, TokenInfo, TokenStatus,
+};
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
@@ -146,10 +148,10 @@ async fn create(
             };
             carry(&user.session, NEW_TOKEN_KEY, shown).await
         }
-        Err(StoreError::InvalidInput(message)) => {
+        Err(TokenError::InvalidInput(message)) => {
             invalid(&state, &user, name, scopes, &message).await
         }
-        Err(error) => store_failed(&error).into_response(),
+        Err(error) => token_failed(error).into_response(),
     }
 }
 
@@ -221,8 +223,8 @@ async fn save_scopes(
             carry(&user.session, NOTICE_KEY, notice).await
         }
         Ok(None) => Problem::NotFound.into_response(),
-        Err(StoreError::Conflict(message)) => Problem::Conflict(message).into_response(),
-        Err(error) => store_failed(&error).into_response(),
+        Err(TokenError::Conflict(message)) => Problem::Conflict(message).into_response(),
+        Err(error) => token_failed(error).into_response(),
     }
 }
 
@@ -250,8 +252,8 @@ async fn regenerate(
             carry(&user.session, NEW_TOKEN_KEY, shown).await
         }
         Ok(None) => Problem::NotFound.into_response(),
-        Err(StoreError::Conflict(message)) => Problem::Conflict(message).into_response(),
-        Err(error) => store_failed(&error).into_response(),
+        Err(TokenError::Conflict(message)) => Problem::Conflict(message).into_response(),
+        Err(error) => token_failed(error).into_response(),
     }
 }
 
@@ -356,6 +358,15 @@ async fn carry(session: &Session, key: &str, value: impl Serialize) -> Response 
     match session.insert(key, value).await {
         Ok(()) => Redirect::to(TOKENS_PATH).into_response(),
         Err(_) => Problem::SessionFailed.into_response(),
+    }
+}
+
+/// The page of a token operation that was refused or failed.
+pub(super) fn token_failed(error: TokenError) -> Problem {
+    match error {
+        TokenError::Conflict(message) => Problem::Conflict(message),
+        TokenError::Store(error) => store_failed(&error),
+        _ => Problem::BadForm(StatusCode::BAD_REQUEST),
     }
 }
 

@@ -20,8 +20,8 @@ use crate::audit::AuditEvent;
 use crate::scope::ScopeSet;
 use crate::store::backend::{Exchange, ExchangeOutcome, TokenBackend};
 use crate::store::{
-    Family, FamilyId, GrantError, InvalidGrantReason, IssueRequest, StoreError, TokenPair,
-    TokenRecord,
+    Family, FamilyId, GrantError, InvalidGrantReason, IssueRequest, StoreError, TokenError,
+    TokenPair, TokenRecord,
 };
 use crate::token::{TokenDigest, TokenKind, TokenSecret};
 
@@ -412,10 +412,13 @@ impl<B: TokenBackend> TokenManager<B> {
             .audience(redirect_uris);
         let (client_id, record) = match self.inner.policy.mint(request) {
             Ok(minted) => minted,
-            Err(StoreError::InvalidInput(why)) => {
+            Err(TokenError::InvalidInput(why)) => {
                 return Err(RegistrationError::InvalidClientMetadata(why))
             }
-            Err(other) => return Err(other.into()),
+            Err(TokenError::Store(error)) => return Err(error.into()),
+            Err(TokenError::Conflict(why)) => {
+                return Err(RegistrationError::InvalidClientMetadata(why.into()))
+            }
         };
         self.backend_ref()
             .insert(std::slice::from_ref(&record))
@@ -451,18 +454,18 @@ impl<B: TokenBackend> TokenManager<B> {
     /// challenge, the scopes and the resources. Its tokens will form a new
     /// grant (family), listed under the client's name.
     ///
-    /// [`StoreError::InvalidInput`] for a challenge that is not S256.
+    /// [`TokenError::InvalidInput`] for a challenge that is not S256.
     pub async fn issue_code(
         &self,
         request: CodeRequest<B::Scopes>,
-    ) -> Result<TokenSecret, StoreError> {
+    ) -> Result<TokenSecret, TokenError> {
         if !is_s256_challenge(&request.code_challenge) {
-            return Err(StoreError::InvalidInput(
+            return Err(TokenError::InvalidInput(
                 "code_challenge must be an S256 challenge (43 base64url characters)".into(),
             ));
         }
         if request.resources.iter().any(|r| r.len() > MAX_URI_LEN) {
-            return Err(StoreError::InvalidInput("a resource is too long".into()));
+            return Err(TokenError::InvalidInput("a resource is too long".into()));
         }
         let now = self.now();
         let mut issue = IssueRequest::new(

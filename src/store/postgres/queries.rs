@@ -26,7 +26,7 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
     if well_formed && prefix.len() <= MAX_PREFIX_LEN {
         Ok(())
     } else {
-        Err(StoreError::InvalidInput(format!(
+        Err(StoreError::Misconfigured(format!(
             "a table prefix is a lower-case letter or `_` followed by lower-case letters, \
              digits or `_`, at most {MAX_PREFIX_LEN} bytes"
         )))
@@ -229,7 +229,7 @@ mod tests {
             &"x".repeat(MAX_PREFIX_LEN + 1),
         ] {
             assert!(
-                matches!(validate_prefix(bad), Err(StoreError::InvalidInput(_))),
+                matches!(validate_prefix(bad), Err(StoreError::Misconfigured(_))),
                 "{bad}"
             );
         }

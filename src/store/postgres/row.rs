@@ -51,7 +51,7 @@ fn from_micros(micros: i64) -> SystemTime {
 pub(super) fn time_to_db(t: SystemTime) -> Result<DateTime<Utc>, StoreError> {
     micros_since_epoch(t)
         .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(|| StoreError::InvalidInput("a time is out of the store's range".into()))
+        .ok_or_else(|| StoreError::Backend("a time is out of the store's range".into()))
 }
 
 fn time_from_db(t: DateTime<Utc>) -> SystemTime {
@@ -106,7 +106,7 @@ impl InsertColumns {
             c.last_used_at.push(optional(r.last_used_at)?);
             c.scope_names.push(scope_names(r.scopes).join(" "));
             let len = i32::try_from(r.audience.len())
-                .map_err(|_| StoreError::InvalidInput("a token has too many resources".into()))?;
+                .map_err(|_| StoreError::Backend("a token has too many resources".into()))?;
             c.audience_lens.push(len);
             c.audiences.extend(r.audience.iter().cloned());
         }

@@ -13,14 +13,14 @@
 //!
 //! Every rejection has a JSON body with `error`, `error_description` and a
 //! `solution` hint, `Cache-Control: no-store`, and the [`AuthError`] in its
-//! extensions so outer layers can inspect it. A [`Challenge`] renders it and
+//! extensions so outer layers can inspect it. A [`Rejections`] renders it and
 //! can hand it to a service's own function to replace the response.
 //!
 //! ```
 //! use http::StatusCode;
-//! use tower_token_auth::error::{AuthError, Challenge, InvalidTokenReason};
+//! use tower_token_auth::error::{AuthError, Rejections, InvalidTokenReason};
 //!
-//! let challenge = Challenge::new("billing");
+//! let challenge = Rejections::new("billing");
 //! let response = challenge.render(&AuthError::InvalidToken(InvalidTokenReason::Unknown));
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! assert_eq!(
@@ -30,7 +30,7 @@
 //! assert!(response.extensions().get::<AuthError>().is_some());
 //!
 //! // A service can replace the response entirely.
-//! let custom = Challenge::new("billing").on_rejection(|error, _default| {
+//! let custom = Rejections::new("billing").on_rejection(|error, _default| {
 //!     http::Response::builder()
 //!         .status(error.status())
 //!         .body(bytes::Bytes::from_static(b"nope"))
@@ -47,8 +47,8 @@ use http::StatusCode;
 
 use crate::store::StoreError;
 
-pub use render::Challenge;
 pub(crate) use render::Prepared;
+pub use render::Rejections;
 
 /// Why a request was not let through.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -292,7 +292,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bodies_are_json_with_error_description_and_solution() {
-        let c = Challenge::default();
+        let c = Rejections::default();
         for e in every_error() {
             let r = c.render(&e);
             let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
@@ -314,7 +314,7 @@ pub(crate) mod tests {
 
     #[test]
     fn expired_description_says_expired() {
-        let v = Challenge::default()
+        let v = Rejections::default()
             .header_value(&AuthError::ExpiredToken)
             .unwrap();
         assert!(v.to_str().unwrap().contains("expired"));

@@ -30,7 +30,7 @@ pub use async_trait::async_trait;
 pub use bitflags;
 
 pub use auth::{TokenAuth, TokenAuthLayer};
-pub use error::{AuthError, Challenge};
+pub use error::{AuthError, Rejections};
 pub use principal::Principal;
 pub use scope::{PayRequestScopes, RequireScope, RequireScopeLayer, Requirement, ScopeSet};
 pub use store::{IssueRequest, MemoryStore, TokenManager, TokenStore};

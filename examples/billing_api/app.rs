@@ -47,7 +47,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_token_auth::auth::{Peers, RequireHttpsLayer, ThrottleLayer};
 use tower_token_auth::store::{IssuePolicy, TokenBackend, TokenManager, TokenStore};
 use tower_token_auth::usage::UsageTracker;
-use tower_token_auth::{Challenge, MemoryStore, PayRequestScopes, TokenAuthLayer};
+use tower_token_auth::{MemoryStore, PayRequestScopes, Rejections, TokenAuthLayer};
 use tracing::Level;
 
 use demo::DashboardLogin;
@@ -118,8 +118,8 @@ pub struct AppState {
 /// document, and, in a 401, the scope a client without a token should ask
 /// for (the seed's default, `billing.read`): an MCP client requests it
 /// rather than every scope the metadata lists.
-fn challenge(base_url: &str) -> Challenge {
-    Challenge::new(REALM)
+fn challenge(base_url: &str) -> Rejections {
+    Rejections::new(REALM)
         .scope("billing.read")
         .resource_metadata(&oauth::metadata_url(base_url))
 }
@@ -156,14 +156,14 @@ impl AppState {
         let resource = bound.clone().unwrap_or_else(|| Arc::clone(&base_url));
         let challenge = challenge(&base_url);
         let lookup: Lookup = Arc::new(tokens.clone());
-        let mut auth = TokenAuthLayer::new(lookup).challenge(challenge.clone());
+        let mut auth = TokenAuthLayer::new(lookup).rejections(challenge.clone());
         if let Some(bound) = &bound {
             auth = auth.resource(&**bound);
         }
         let throttle = ThrottleLayer::per_minute(
             NonZeroU32::new(FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
         )
-        .challenge(challenge);
+        .rejections(challenge);
         Self {
             tokens,
             auth,
@@ -210,7 +210,7 @@ impl AppState {
     pub fn validate_remotely(mut self, remote: Lookup) -> Self {
         let challenge = challenge(&self.base_url);
         self.auth = TokenAuthLayer::new(remote)
-            .challenge(challenge)
+            .rejections(challenge)
             .resource(&*self.resource);
         self
     }
@@ -252,7 +252,7 @@ pub fn app(state: AppState) -> Router {
         .merge(dashboard::router(&state))
         .route_layer(state.throttle.clone());
     if state.https_required {
-        let https = RequireHttpsLayer::new(state.peers.clone()).challenge(Challenge::new(REALM));
+        let https = RequireHttpsLayer::new(state.peers.clone()).rejections(Rejections::new(REALM));
         guarded = guarded.route_layer(https);
     }
     Router::new()

@@ -59,7 +59,7 @@ use tower_service::Service;
 use super::Peers;
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
-use crate::error::{AuthError, Challenge};
+use crate::error::{AuthError, Rejections};
 
 /// A marker a TLS-terminating server puts into each request's extensions
 /// to say the connection is encrypted.
@@ -77,7 +77,7 @@ pub struct RequireHttpsLayer {
 #[derive(Clone)]
 struct Shared {
     peers: Peers,
-    challenge: Challenge,
+    challenge: Rejections,
     audit: Audit,
 }
 
@@ -93,22 +93,22 @@ impl fmt::Debug for RequireHttpsLayer {
 impl RequireHttpsLayer {
     /// Requires HTTPS as `peers` tells it: the [`Tls`] marker, or a trusted
     /// proxy's forwarding headers. The rejection uses the default
-    /// [`Challenge`].
+    /// [`Rejections`].
     pub fn new(peers: Peers) -> Self {
         Self {
             shared: Arc::new(Shared {
                 peers,
-                challenge: Challenge::default(),
+                challenge: Rejections::default(),
                 audit: Audit::default(),
             }),
         }
     }
 
-    /// Renders the rejection with `challenge` (its `on_rejection` function
+    /// Renders the rejection with `rejections` (its `on_rejection` function
     /// can replace the response), so it looks like the other layers'.
     #[must_use]
-    pub fn challenge(mut self, challenge: Challenge) -> Self {
-        Arc::make_mut(&mut self.shared).challenge = challenge;
+    pub fn rejections(mut self, rejections: Rejections) -> Self {
+        Arc::make_mut(&mut self.shared).challenge = rejections;
         self
     }
 

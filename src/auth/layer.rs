@@ -5,7 +5,7 @@ use tower_layer::Layer;
 
 use super::TokenAuth;
 use crate::audit::Audit;
-use crate::error::Challenge;
+use crate::error::Rejections;
 use crate::scope::{RequireScopeLayer, Requirement};
 use crate::store::TokenStore;
 use crate::token::{Clock, TokenFormat};
@@ -31,7 +31,7 @@ pub(crate) struct AuthConfig {
     pub(crate) resources: Vec<String>,
     /// Whether a token with no recorded audience passes the check.
     pub(crate) accept_unbound: bool,
-    pub(crate) challenge: Challenge,
+    pub(crate) challenge: Rejections,
     pub(crate) audit: Audit,
     pub(crate) usage: Option<UsageTracker>,
 }
@@ -79,7 +79,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 optional: false,
                 resources: Vec::new(),
                 accept_unbound: false,
-                challenge: Challenge::default(),
+                challenge: Rejections::default(),
                 audit: Audit::default(),
                 usage: None,
             }),
@@ -131,10 +131,11 @@ impl<St: TokenStore> TokenAuthLayer<St> {
         self
     }
 
-    /// Sets the realm, `resource_metadata` and rejection response.
+    /// How rejections look: the realm, `resource_metadata` and scope of
+    /// the challenge, and the rejection response.
     #[must_use]
-    pub fn challenge(mut self, challenge: Challenge) -> Self {
-        Arc::make_mut(&mut self.config).challenge = challenge;
+    pub fn rejections(mut self, rejections: Rejections) -> Self {
+        Arc::make_mut(&mut self.config).challenge = rejections;
         self
     }
 
@@ -161,7 +162,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
         requirement: impl Into<Requirement<St::Scopes>>,
     ) -> RequireScopeLayer<St::Scopes> {
         RequireScopeLayer::new(requirement)
-            .challenge(self.config.challenge.clone())
+            .rejections(self.config.challenge.clone())
             .audit(self.config.audit.clone())
     }
 

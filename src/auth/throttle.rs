@@ -80,7 +80,7 @@ use tower_service::Service;
 use super::peer::{ClientKey, Peers};
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
-use crate::error::{AuthError, Challenge, FailedAuthentication};
+use crate::error::{AuthError, FailedAuthentication, Rejections};
 use crate::token::Clock;
 
 type KeyFn = dyn Fn(&Extensions, &HeaderMap) -> Option<ClientKey> + Send + Sync;
@@ -120,7 +120,7 @@ pub struct ThrottleLayer {
 struct Settings {
     key_fn: Option<Arc<KeyFn>>,
     peers: Peers,
-    challenge: Challenge,
+    challenge: Rejections,
     audit: Audit,
 }
 
@@ -193,7 +193,7 @@ impl ThrottleLayer {
             settings: Arc::new(Settings {
                 key_fn: None,
                 peers: Peers::default(),
-                challenge: Challenge::default(),
+                challenge: Rejections::default(),
                 audit: Audit::default(),
             }),
             state: Arc::new(State::new(
@@ -248,11 +248,11 @@ impl ThrottleLayer {
         self
     }
 
-    /// Renders the 429 with `challenge` (its `on_rejection` function can
+    /// Renders the 429 with `rejections` (its `on_rejection` function can
     /// replace the response), so it looks like the other layers'.
     #[must_use]
-    pub fn challenge(mut self, challenge: Challenge) -> Self {
-        Arc::make_mut(&mut self.settings).challenge = challenge;
+    pub fn rejections(mut self, rejections: Rejections) -> Self {
+        Arc::make_mut(&mut self.settings).challenge = rejections;
         self
     }
 

@@ -1,7 +1,7 @@
-//! The response a rejection becomes: [`Challenge`] renders an [`AuthError`]
+//! The response a rejection becomes: [`Rejections`] renders an [`AuthError`]
 //! as its RFC 6750 challenge and JSON body, from one table of the
 //! rejections that do not depend on the route, rendered once per
-//! `Challenge`.
+//! `Rejections`.
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -22,7 +22,7 @@ type Replace = dyn Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + S
 ///
 /// Cloning is cheap (one reference count).
 #[derive(Clone)]
-pub struct Challenge {
+pub struct Rejections {
     inner: Arc<ChallengeInner>,
 }
 
@@ -49,7 +49,7 @@ pub(crate) struct Prepared {
 }
 
 /// The one table of the rejections whose response does not depend on the
-/// request or the route: one error of each such kind. A [`Challenge`]
+/// request or the route: one error of each such kind. A [`Rejections`]
 /// renders each once, in this order, and [`fixed_slot`] finds an error's
 /// place by its kind. The payloads are placeholders: no response shows a
 /// store error's text or a retry delay in its body or challenge (the delay
@@ -146,9 +146,9 @@ impl ChallengeInner {
     }
 }
 
-impl fmt::Debug for Challenge {
+impl fmt::Debug for Rejections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Challenge")
+        f.debug_struct("Rejections")
             .field("realm", &self.inner.realm)
             .field("resource_metadata", &self.inner.metadata)
             .field("scope", &self.inner.scope_hint)
@@ -157,13 +157,13 @@ impl fmt::Debug for Challenge {
     }
 }
 
-impl Default for Challenge {
+impl Default for Rejections {
     fn default() -> Self {
         Self::new("api")
     }
 }
 
-impl Challenge {
+impl Rejections {
     /// A challenge for `realm`. Quotes and backslashes are escaped and
     /// control characters dropped, so any string is safe here.
     pub fn new(realm: &str) -> Self {
@@ -314,8 +314,8 @@ mod tests {
 
     #[test]
     fn prepared_rejections_match_a_fresh_rendering_of_every_error() {
-        let plain = Challenge::new("billing");
-        let with_metadata = Challenge::new("billing")
+        let plain = Rejections::new("billing");
+        let with_metadata = Rejections::new("billing")
             .resource_metadata("https://api.example/.well-known/oauth-protected-resource");
         for challenge in [plain, with_metadata] {
             for error in every_error() {
@@ -337,7 +337,7 @@ mod tests {
         }
         // Every error of a fixed kind has its slot filled.
         assert_eq!(
-            Challenge::default().inner.prepared.len(),
+            Rejections::default().inner.prepared.len(),
             fixed_errors().len()
         );
         for (i, error) in fixed_errors().iter().enumerate() {
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn challenge_attributes_appear_once_and_realm_is_quoted() {
-        let c = Challenge::new("a \"quoted\" realm\n")
+        let c = Rejections::new("a \"quoted\" realm\n")
             .resource_metadata("https://x.test/.well-known/oauth-protected-resource");
         let v = c
             .header_value(&AuthError::InsufficientScope {
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn the_scope_hint_is_named_in_401_challenges_only() {
-        let c = Challenge::new("billing")
+        let c = Rejections::new("billing")
             .scope("billing.read")
             .resource_metadata("https://x.test/m");
         assert_eq!(
@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn throttled_responses_say_when_to_retry() {
-        let r = Challenge::default().render(&AuthError::TooManyRequests {
+        let r = Rejections::default().render(&AuthError::TooManyRequests {
             retry_after: std::time::Duration::from_millis(1500),
         });
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);

@@ -17,7 +17,7 @@ use crate::scope::ScopeSet;
 ///
 /// MCP clients read it to find the authorization server and the scopes of
 /// the API. Point the Bearer challenges at it with
-/// [`Challenge::resource_metadata`](crate::Challenge::resource_metadata).
+/// [`Rejections::resource_metadata`](crate::Rejections::resource_metadata).
 ///
 /// ```
 /// use tower_token_auth::PayRequestScopes;

@@ -14,7 +14,7 @@ use tower_service::Service;
 use super::{Requirement, ScopeSet};
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
-use crate::error::{AuthError, Challenge, Prepared};
+use crate::error::{AuthError, Prepared, Rejections};
 use crate::principal::Principal;
 
 /// Requires the request's [`Principal`] to hold scopes: per route or per
@@ -68,7 +68,7 @@ pub struct RequireScopeLayer<S> {
 
 struct Shared<S> {
     requirement: Requirement<S>,
-    challenge: Challenge,
+    challenge: Rejections,
     audit: Audit,
     /// The 403 of this requirement, rendered once.
     denied: Prepared,
@@ -107,7 +107,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
     /// [`Requirement`]) with the default challenge (realm `api`).
     pub fn new(requirement: impl Into<Requirement<S>>) -> Self {
         let requirement = requirement.into();
-        let challenge = Challenge::default();
+        let challenge = Rejections::default();
         let denied = challenge.prepare(&requirement.denial());
         Self {
             shared: Arc::new(Shared {
@@ -127,13 +127,13 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
         self
     }
 
-    /// Sets the challenge; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
+    /// How the 403 looks; [`TokenAuthLayer::require`](crate::TokenAuthLayer::require)
     /// does this for you.
     #[must_use]
-    pub fn challenge(mut self, challenge: Challenge) -> Self {
+    pub fn rejections(mut self, rejections: Rejections) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
-        shared.denied = challenge.prepare(&shared.requirement.denial());
-        shared.challenge = challenge;
+        shared.denied = rejections.prepare(&shared.requirement.denial());
+        shared.challenge = rejections;
         self
     }
 }

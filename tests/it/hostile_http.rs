@@ -49,7 +49,7 @@ macro_rules! challenge {
 }
 
 /// A 401 challenge of the example: also the scope to ask for
-/// (`Challenge::scope`).
+/// (`Rejections::scope`).
 macro_rules! challenge_401 {
     ($($attrs:literal)?) => {
         concat!(

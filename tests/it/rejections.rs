@@ -12,7 +12,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::error::{InvalidRequestReason, InvalidTokenReason};
 use tower_token_auth::store::{IssueRequest, TokenRecord};
 use tower_token_auth::token::{TokenFormat, TokenKind};
-use tower_token_auth::{AuthError, Challenge, PayRequestScopes as S, TokenAuthLayer};
+use tower_token_auth::{AuthError, PayRequestScopes as S, Rejections, TokenAuthLayer};
 
 use crate::support::*;
 
@@ -394,9 +394,9 @@ async fn store_failure_is_503_even_behind_optional_authentication() {
 async fn custom_realm_and_resource_metadata_are_quoted_once_in_every_challenge() {
     let fixture = Fixture::new();
     let reader = fixture.pat(S::BILLING_READ).await;
-    let challenge = Challenge::new(r#"billing "eu""#)
+    let challenge = Rejections::new(r#"billing "eu""#)
         .resource_metadata("https://api.example.test/.well-known/oauth-protected-resource");
-    let auth = fixture.layer().challenge(challenge);
+    let auth = fixture.layer().rejections(challenge);
     let service = ServiceBuilder::new()
         .layer(auth.clone())
         .layer(auth.require(S::BILLING_WRITE))
@@ -444,7 +444,7 @@ async fn on_rejection_replaces_the_whole_response() {
     let reader = fixture.pat(S::BILLING_READ).await;
     let seen = Arc::new(Mutex::new(Vec::<(String, StatusCode)>::new()));
     let record = Arc::clone(&seen);
-    let challenge = Challenge::default().on_rejection(move |error, default| {
+    let challenge = Rejections::default().on_rejection(move |error, default| {
         record
             .lock()
             .unwrap()
@@ -456,7 +456,7 @@ async fn on_rejection_replaces_the_whole_response() {
             .insert("x-auth-error", HeaderValue::from_static(error.error_code()));
         response
     });
-    let auth = fixture.layer().challenge(challenge);
+    let auth = fixture.layer().rejections(challenge);
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
         .layer(auth.clone())
@@ -499,16 +499,16 @@ async fn on_rejection_replaces_the_whole_response() {
 async fn a_shared_challenge_keeps_its_custom_response_when_given_resource_metadata() {
     // A challenge is configured once and handed to several layers; adding
     // the metadata URL to one copy must not drop the custom response.
-    let custom = Challenge::new("billing").on_rejection(|error, _default| {
+    let custom = Rejections::new("billing").on_rejection(|error, _default| {
         let mut response = Response::new(Bytes::from(format!("custom:{}", error.error_code())));
         *response.status_mut() = StatusCode::IM_A_TEAPOT;
         response
     });
-    let other_layer = TokenAuthLayer::new(Fixture::new().tokens).challenge(custom.clone());
+    let other_layer = TokenAuthLayer::new(Fixture::new().tokens).rejections(custom.clone());
     let with_metadata =
         custom.resource_metadata("https://api.example.test/.well-known/oauth-protected-resource");
     let service = ServiceBuilder::new()
-        .layer(Fixture::new().layer().challenge(with_metadata))
+        .layer(Fixture::new().layer().rejections(with_metadata))
         .service(Inner::<S>::new());
 
     let response = service.oneshot(request("/v1/invoices")).await.unwrap();

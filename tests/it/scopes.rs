@@ -446,7 +446,7 @@ async fn scope_layer_uses_its_own_challenge_when_built_directly() {
         .layer(fixture.layer())
         .layer(
             RequireScopeLayer::new(S::BILLING_WRITE)
-                .challenge(tower_token_auth::Challenge::new("billing")),
+                .rejections(tower_token_auth::Rejections::new("billing")),
         )
         .service(Inner::<S>::new());
     let response = service

@@ -208,7 +208,9 @@ impl AuthError {
         }
     }
 
-    /// A hint for the client, in the spirit of the PayRequest docs.
+    /// A hint for the client (the body's `solution`), in words that name no
+    /// product; replace the whole response with
+    /// [`Rejections::on_rejection`] to say it in a service's own words.
     pub fn solution(&self) -> &'static str {
         match self {
             Self::MissingToken | Self::InvalidToken(InvalidTokenReason::Malformed) => {
@@ -226,7 +228,7 @@ impl AuthError {
             Self::InvalidRequest(_) => {
                 "Send the token once, in the Authorization header and nowhere else."
             }
-            Self::ExpiredToken => "Generate a new access token from the dashboard.",
+            Self::ExpiredToken => "Refresh the access token, or create a new token, and retry.",
             Self::InsufficientScope { .. } => {
                 "Create a new token with the required scopes or update your existing token's permissions."
             }

@@ -221,17 +221,24 @@ fn scope_fieldset(checked: S, hint: &str) -> Markup {
             p.muted { (hint) }
             ul {
                 @for (name, _) in S::SCOPES {
-                    li {
-                        label {
-                            input type="checkbox" name="scope" value=(name)
-                                checked[is_named(checked, name)];
-                            " "
-                            code { (name) }
-                            " — "
-                            (description(name))
-                        }
-                    }
+                    (scope_item(name, is_named(checked, name)))
                 }
+            }
+        }
+    }
+}
+
+/// One scope's checkbox (its `value` the scope's name), labelled with the
+/// name and the seed's description.
+fn scope_item(name: &str, checked: bool) -> Markup {
+    html! {
+        li {
+            label {
+                input type="checkbox" name="scope" value=(name) checked[checked];
+                " "
+                code { (name) }
+                " — "
+                (description(name))
             }
         }
     }
@@ -570,15 +577,7 @@ pub(super) fn consent(csrf: &str, query: &str, pending: &PendingAuthorization<S>
                     p.muted { "Untick any scope you do not want to grant." }
                     ul {
                         @for name in pending.scope_names() {
-                            li {
-                                label {
-                                    input type="checkbox" name="scope" value=(name) checked;
-                                    " "
-                                    code { (name) }
-                                    " — "
-                                    (description(name))
-                                }
-                            }
+                            (scope_item(name, true))
                         }
                     }
                 }

@@ -132,10 +132,13 @@ impl Parked {
     ///
     /// # Panics
     ///
-    /// When the gated exchange was dropped without reaching the gate.
+    /// When the gated exchange was dropped without reaching the gate, or
+    /// did not reach it within 10 seconds (the manager answered before its
+    /// atomic step: a test of a broken manager fails instead of hanging).
     pub async fn reached(&mut self) {
-        (&mut self.reached)
+        tokio::time::timeout(Duration::from_secs(10), &mut self.reached)
             .await
+            .expect("the exchange did not reach the backend's atomic step within 10 s")
             .expect("the parked exchange never reached the gate");
     }
 

@@ -591,6 +591,141 @@ impl<B: TokenBackend> TokenManager<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::PayRequestScopes as S;
+    use crate::MemoryStore;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const REDIRECT: &str = "http://127.0.0.1:8123/cb";
+
+    async fn client(tokens: &TokenManager<MemoryStore<S>>) -> OAuthClient<S> {
+        tokens
+            .register_client(ClientRegistration::new(vec![REDIRECT.into()], "src"))
+            .await
+            .unwrap()
+    }
+
+    async fn code(
+        tokens: &TokenManager<MemoryStore<S>>,
+        client: &OAuthClient<S>,
+        resources: &[&str],
+    ) -> Result<String, TokenError> {
+        let request = CodeRequest::new(
+            client,
+            REDIRECT,
+            s256_challenge(VERIFIER),
+            "u1",
+            S::BILLING_READ,
+        )
+        .resources(resources.iter().map(|r| r.to_string()).collect());
+        Ok(tokens.issue_code(request).await?.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn a_challenge_is_43_characters_of_base64url_exactly() {
+        assert!(is_s256_challenge(&"_".repeat(43)));
+        assert!(is_s256_challenge(&"-".repeat(43)));
+        for bad in ['!', '=', '+', '/', '.'] {
+            assert!(
+                !is_s256_challenge(&format!("{}{bad}", "a".repeat(42))),
+                "{bad}"
+            );
+        }
+        assert!(!is_s256_challenge(&"a".repeat(44)));
+    }
+
+    #[test]
+    fn a_redirect_uri_is_at_most_2048_bytes_of_printable_text() {
+        let base = "https://a.example/";
+        let longest = format!("{base}{}", "x".repeat(MAX_URI_LEN - base.len()));
+        assert!(check_redirect_uri(&longest).is_ok());
+        assert!(check_redirect_uri(&format!("{longest}x")).is_err());
+        assert!(check_redirect_uri("https://a.example/\u{7}cb").is_err());
+    }
+
+    #[tokio::test]
+    async fn registrations_take_ten_redirect_uris_and_no_scope_means_all() {
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let uris = |n: usize| (0..n).map(|i| format!("https://a.example/{i}")).collect();
+        assert!(tokens
+            .register_client(ClientRegistration::new(uris(MAX_REDIRECT_URIS), "s"))
+            .await
+            .is_ok());
+        assert!(matches!(
+            tokens
+                .register_client(ClientRegistration::new(uris(MAX_REDIRECT_URIS + 1), "s"))
+                .await,
+            Err(RegistrationError::InvalidRedirectUri(_))
+        ));
+        let empty = tokens
+            .register_client(ClientRegistration::new(uris(1), "s").scopes(S::empty()))
+            .await
+            .unwrap();
+        assert_eq!(empty.scopes, S::all());
+    }
+
+    #[tokio::test]
+    async fn a_resource_is_at_most_2048_bytes() {
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let client = client(&tokens).await;
+        let base = "https://r.example/";
+        let longest = format!("{base}{}", "x".repeat(MAX_URI_LEN - base.len()));
+        assert!(code(&tokens, &client, &[&longest]).await.is_ok());
+        assert!(matches!(
+            code(&tokens, &client, &[&format!("{longest}x")]).await,
+            Err(TokenError::InvalidInput(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_verifier_is_refused_before_any_lookup() {
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let client = client(&tokens).await;
+        let code = code(&tokens, &client, &[]).await.unwrap();
+        let refused = tokens
+            .exchange_code(&CodeExchange::new(
+                &code,
+                &client.client_id,
+                REDIRECT,
+                "short",
+            ))
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(GrantError::InvalidGrant(InvalidGrantReason::Malformed))
+            ),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn resources_narrow_the_access_token_and_never_widen_it() {
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let client = client(&tokens).await;
+        let both = ["https://a.example/", "https://b.example/"];
+        let first = code(&tokens, &client, &both).await.unwrap();
+        let narrowed = ["https://a.example/".to_owned()];
+        let pair = tokens
+            .exchange_code(
+                &CodeExchange::new(&first, &client.client_id, REDIRECT, VERIFIER)
+                    .resources(&narrowed),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pair.access.record.audience, narrowed);
+        assert_eq!(pair.refresh.record.audience, both);
+        let second = code(&tokens, &client, &both).await.unwrap();
+        let foreign = ["https://c.example/".to_owned()];
+        assert!(matches!(
+            tokens
+                .exchange_code(
+                    &CodeExchange::new(&second, &client.client_id, REDIRECT, VERIFIER)
+                        .resources(&foreign),
+                )
+                .await,
+            Err(GrantError::InvalidTarget)
+        ));
+    }
 
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {

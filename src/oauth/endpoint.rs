@@ -258,7 +258,13 @@ impl<B: TokenBackend> RevocationEndpoint<B> {
     }
 }
 
-macro_rules! form_service {
+/// The tower `Service` of an endpoint with an
+/// `async fn handle(self, Request<B>) -> Response<Full<Bytes>>`: ready at
+/// once, never failing. Expanded where the endpoint is defined, with
+/// `Service`, `Request`, `Response`, `Body`, `Full`, `Bytes`, `BoxError`,
+/// `BoxFuture`, `Infallible`, `Context`, `Poll` and `TokenBackend` in
+/// scope.
+macro_rules! endpoint_service {
     ($endpoint:ident) => {
         impl<Bk, B> Service<Request<B>> for $endpoint<Bk>
         where
@@ -283,8 +289,10 @@ macro_rules! form_service {
     };
 }
 
-form_service!(TokenEndpoint);
-form_service!(RevocationEndpoint);
+pub(super) use endpoint_service;
+
+endpoint_service!(TokenEndpoint);
+endpoint_service!(RevocationEndpoint);
 
 /// A decoded form body.
 pub(super) struct Form(Vec<(String, String)>);

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
 use tower_service::Service;
 
-use super::endpoint::{json_response, oauth_error, store_error};
+use super::endpoint::{endpoint_service, json_response, oauth_error, store_error};
 use crate::auth::Peers;
 use crate::error::FailedAuthentication;
 use crate::scope::ScopeSet;
@@ -295,23 +295,4 @@ fn parse<S: ScopeSet>(metadata: &Value, source: String) -> Result<ClientRegistra
     Ok(registration)
 }
 
-impl<Bk, B> Service<Request<B>> for RegistrationEndpoint<Bk>
-where
-    Bk: TokenBackend,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(request).await) })
-    }
-}
+endpoint_service!(RegistrationEndpoint);

@@ -460,34 +460,71 @@ impl<B: TokenBackend> TokenManager<B> {
         } else {
             resources.to_vec()
         };
-        let pair = self.mint_pair(&old.name, &old.owner, access_scopes, old.scopes, family)?;
+        self.spend(
+            *presented,
+            &old,
+            family,
+            now,
+            access_scopes,
+            access_audience,
+            |access, refresh| AuditEvent::RefreshRotated {
+                old: old.id,
+                access,
+                refresh,
+                owner: old.owner.clone(),
+            },
+        )
+        .await
+    }
+
+    /// The exchange both grants end in: spends `presented` (the digest
+    /// under which `spent`, a refresh token or a code of `family`, is
+    /// stored) for a new access token (`access_scopes`, `access_audience`)
+    /// and refresh token (the grant's scopes and audience), in the backend's
+    /// one atomic step, and audits it with `event(access, refresh)`. A
+    /// `spent` found already spent revokes the family.
+    #[allow(clippy::too_many_arguments)]
+    async fn spend(
+        &self,
+        presented: TokenDigest,
+        spent: &TokenRecord<B::Scopes>,
+        family: Family,
+        now: SystemTime,
+        access_scopes: B::Scopes,
+        access_audience: Vec<String>,
+        event: impl FnOnce(TokenId, TokenId) -> AuditEvent,
+    ) -> Result<TokenPair<B::Scopes>, GrantError> {
+        let pair = self.mint_pair(
+            &spent.name,
+            &spent.owner,
+            access_scopes,
+            spent.scopes,
+            family,
+        )?;
         let [(access_secret, mut access), (refresh_secret, mut refresh)] = pair;
         access.audience = access_audience;
-        refresh.audience = old.audience.clone();
+        refresh.audience = spent.audience.clone();
         let exchange = Exchange::new(
-            *presented,
+            presented,
             family.id,
             now,
             [access, refresh],
             RETAINED_ACCESS_TOKENS,
-            policy.get_reuse_window(),
+            self.inner.policy.get_reuse_window(),
         );
         match self.backend_ref().exchange(&exchange).await? {
             ExchangeOutcome::Exchanged => {}
-            ExchangeOutcome::AlreadySpent => return Err(self.replayed(&old, family.id).await),
-            ExchangeOutcome::NotLive => return invalid(InvalidGrantReason::Revoked),
+            ExchangeOutcome::AlreadySpent => return Err(self.replayed(spent, family.id).await),
+            ExchangeOutcome::NotLive => {
+                return Err(GrantError::InvalidGrant(InvalidGrantReason::Revoked))
+            }
         }
         let Exchange {
             access, refresh, ..
         } = exchange;
         self.announce_created(&access);
         self.announce_created(&refresh);
-        self.emit(AuditEvent::RefreshRotated {
-            old: old.id,
-            access: access.id,
-            refresh: refresh.id,
-            owner: old.owner.clone(),
-        });
+        self.emit(event(access.id, refresh.id));
         Ok(TokenPair {
             access: issued((access_secret, access)),
             refresh: issued((refresh_secret, refresh)),

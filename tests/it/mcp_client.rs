@@ -16,18 +16,17 @@
 //! `npm ci` in `tests/mcp` when `tests/mcp/node_modules` is missing. It
 //! never skips: without `node` or `npm` it fails and says how to get them.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tower_token_auth::store::TokenStatus;
 use tower_token_auth::token::TokenKind;
-use tower_token_auth::{MemoryStore, PayRequestScopes as S};
+use tower_token_auth::PayRequestScopes as S;
 
 use crate::app;
+use crate::support::browser::serve;
 
 /// How to get Node.js and npm, for the failure messages.
 const GET_NODE: &str = "install Node.js 20 or later with npm (Debian/Ubuntu: `apt-get install \
@@ -35,22 +34,6 @@ const GET_NODE: &str = "install Node.js 20 or later with npm (Debian/Ubuntu: `ap
 
 /// The time the script gets, `npm ci` excluded.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The example on a socket, as `main` serves it.
-async fn serve() -> (SocketAddr, app::AppState) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let base_url = format!("http://{addr}");
-    let state = app::AppState::with_store(
-        app::tokens_for(Arc::new(MemoryStore::new()), &base_url),
-        app::demo::DashboardLogin::generate().unwrap(),
-        &base_url,
-    );
-    app::demo::issue(&state).await.unwrap();
-    let service = app::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, service).await });
-    (addr, state)
-}
 
 /// `tests/mcp`.
 fn mcp_dir() -> PathBuf {

@@ -15,10 +15,10 @@ use base64::Engine as _;
 use bitflags::Flags as _;
 use sha2::{Digest as _, Sha256};
 
-use super::{issued, TokenManager, RETAINED_ACCESS_TOKENS};
+use super::TokenManager;
 use crate::audit::AuditEvent;
 use crate::scope::ScopeSet;
-use crate::store::backend::{Exchange, ExchangeOutcome, TokenBackend};
+use crate::store::backend::TokenBackend;
 use crate::store::{
     Family, FamilyId, GrantError, InvalidGrantReason, IssueRequest, StoreError, TokenError,
     TokenPair, TokenRecord,
@@ -549,42 +549,26 @@ impl<B: TokenBackend> TokenManager<B> {
         if request.resources.iter().any(|r| !code.audience.contains(r)) {
             return Err(GrantError::InvalidTarget);
         }
-        let pair = self.mint_pair(&code.name, &code.owner, code.scopes, code.scopes, family)?;
-        let [(access_secret, mut access), (refresh_secret, mut refresh)] = pair;
-        access.audience = if request.resources.is_empty() {
+        let access_audience = if request.resources.is_empty() {
             code.audience.clone()
         } else {
             request.resources.to_vec()
         };
-        refresh.audience = code.audience.clone();
-        let exchange = Exchange::new(
+        self.spend(
             digest,
-            family.id,
+            &code,
+            family,
             now,
-            [access, refresh],
-            RETAINED_ACCESS_TOKENS,
-            policy.get_reuse_window(),
-        );
-        match self.backend_ref().exchange(&exchange).await? {
-            ExchangeOutcome::Exchanged => {}
-            ExchangeOutcome::AlreadySpent => return Err(self.replayed(&code, family.id).await),
-            ExchangeOutcome::NotLive => return invalid(InvalidGrantReason::Revoked),
-        }
-        let Exchange {
-            access, refresh, ..
-        } = exchange;
-        self.announce_created(&access);
-        self.announce_created(&refresh);
-        self.emit(AuditEvent::AuthorizationCodeExchanged {
-            code: code.id,
-            access: access.id,
-            refresh: refresh.id,
-            owner: code.owner.clone(),
-        });
-        Ok(TokenPair {
-            access: issued((access_secret, access)),
-            refresh: issued((refresh_secret, refresh)),
-        })
+            code.scopes,
+            access_audience,
+            |access, refresh| AuditEvent::AuthorizationCodeExchanged {
+                code: code.id,
+                access,
+                refresh,
+                owner: code.owner.clone(),
+            },
+        )
+        .await
     }
 }
 

@@ -378,33 +378,42 @@ impl Repeated {
     }
 }
 
+/// The 405 answer, with `Allow: POST`, for a request that is no `POST`.
+pub(super) fn unless_post<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    if request.method() == Method::POST {
+        return None;
+    }
+    let mut response = oauth_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "Use POST.",
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    Some(response)
+}
+
+/// Whether the request's media type (parameters aside) is `media_type`.
+pub(super) fn has_content_type<B>(request: &Request<B>, media_type: &str) -> bool {
+    request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
+}
+
 pub(super) async fn read_form<B>(request: Request<B>) -> Result<Form, Response<Full<Bytes>>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    if request.method() != Method::POST {
-        let mut response = oauth_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            "Use POST.",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
+    if let Some(response) = unless_post(&request) {
         return Err(response);
     }
-    let is_form = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
+    if !has_content_type(&request, "application/x-www-form-urlencoded") {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",

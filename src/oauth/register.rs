@@ -8,14 +8,15 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
 use tower_service::Service;
 
-use super::endpoint::{endpoint_service, json_response, oauth_error, store_error};
+use super::endpoint::{
+    endpoint_service, has_content_type, json_response, oauth_error, store_error, unless_post,
+};
 use crate::auth::Peers;
 use crate::error::FailedAuthentication;
 use crate::scope::ScopeSet;
@@ -114,24 +115,10 @@ impl<B: TokenBackend> RegistrationEndpoint<B> {
         Rb::Data: Send,
         Rb::Error: Into<BoxError>,
     {
-        if request.method() != Method::POST {
-            let mut response = oauth_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request",
-                "Use POST.",
-            );
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
+        if let Some(response) = unless_post(&request) {
             return response;
         }
-        let is_json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
+        if !has_content_type(&request, "application/json") {
             return refused(
                 StatusCode::BAD_REQUEST,
                 "invalid_client_metadata",

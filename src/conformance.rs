@@ -1310,7 +1310,14 @@ pub async fn authorization_codes_are_single_use_and_bound<B: TokenBackend<Scopes
         assert_eq!(token.record.audience, ["https://api.example/"]);
         assert_eq!(token.record.name, "MCP Billing Agent");
         assert_eq!(token.record.owner, "u1");
-        assert_eq!(h.record(&token.secret.digest()).await.id, token.record.id);
+        assert_eq!(
+            token.record.client_id.as_deref(),
+            Some(client.client_id.as_str()),
+            "the grant's tokens name their client"
+        );
+        let stored = h.record(&token.secret.digest()).await;
+        assert_eq!(stored.id, token.record.id);
+        assert_eq!(stored.client_id, token.record.client_id, "stored as issued");
     }
     assert_eq!(pair.access.record.family, pair.refresh.record.family);
     let listed = h.tokens.list("u1").await.unwrap();
@@ -1327,6 +1334,13 @@ pub async fn authorization_codes_are_single_use_and_bound<B: TokenBackend<Scopes
         .await
         .expect("the refresh token of a code grant rotates");
     assert_eq!(rotated.access.record.audience, ["https://api.example/"]);
+    for token in [&rotated.access, &rotated.refresh] {
+        assert_eq!(
+            h.record(&token.secret.digest()).await.client_id.as_deref(),
+            Some(client.client_id.as_str()),
+            "a rotation keeps the grant's client"
+        );
+    }
     // A client_id is public: it revokes nothing and is no token.
     assert!(!h
         .tokens

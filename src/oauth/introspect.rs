@@ -39,7 +39,8 @@ type CallerCheck = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
 /// An active token (a personal access or access token that is not
 /// revoked, not expired, and was found) answers `200` with `active: true`,
 /// `scope`, `exp`, `iat`, `sub` (its owner), `token_type` (`Bearer`) and,
-/// where the token records them, `aud`. Anything else (unknown, revoked,
+/// where the token records them, `aud` and `client_id` (the OAuth client
+/// of an authorization code grant). Anything else (unknown, revoked,
 /// expired, a spent or live refresh token, a malformed string) answers
 /// exactly `{"active":false}`, never a reason (§2.2). A malformed token is
 /// answered without a store call. The store being down is 503
@@ -204,6 +205,11 @@ fn active<S: ScopeSet>(record: &TokenRecord<S>) -> Response<Full<Bytes>> {
         }
         body.push(']');
     }
+    if let Some(client_id) = &record.client_id {
+        body.push_str(",\"client_id\":\"");
+        escape_into(&mut body, client_id);
+        body.push('"');
+    }
     body.push('}');
     json_response(StatusCode::OK, body)
 }
@@ -320,6 +326,23 @@ mod tests {
         assert_eq!(json["aud"], serde_json::json!(["https://api.example.com/"]));
         assert_eq!(json["iat"], 1_700_000_000);
         assert_eq!(json["exp"], 1_700_000_000 + 180 * 86_400);
+        assert_eq!(json.get("client_id"), None, "issued to no client");
+
+        let agent = tokens
+            .issue(
+                IssueRequest::new(TokenKind::Access, "MCP Billing Agent", "user-1")
+                    .client_id("client-\"7\""),
+            )
+            .await
+            .unwrap();
+        let (_, body) = introspect(
+            &endpoint,
+            Some(CALLER),
+            &format!("token={}", agent.secret.expose_secret()),
+        )
+        .await;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["client_id"], "client-\"7\"", "where known, escaped");
 
         let pair = tokens.issue_pair("agent", "user-1", None).await.unwrap();
         let revoked = tokens

@@ -305,6 +305,7 @@ fn parse_answer<S: ScopeSet>(
         spent_at: None,
         last_used_at: None,
         audience,
+        client_id: text("client_id").map(str::to_owned),
     }))
 }
 

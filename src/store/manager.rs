@@ -504,6 +504,8 @@ impl<B: TokenBackend> TokenManager<B> {
         let [(access_secret, mut access), (refresh_secret, mut refresh)] = pair;
         access.audience = access_audience;
         refresh.audience = spent.audience.clone();
+        access.client_id = spent.client_id.clone();
+        refresh.client_id = spent.client_id.clone();
         let exchange = Exchange::new(
             presented,
             family.id,

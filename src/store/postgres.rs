@@ -46,7 +46,8 @@
 //! next to `Cargo.toml`): `0001_tokens.sql` creates the table,
 //! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`],
 //! `0003_audience.sql` the `audience` column, `0004_oauth_kinds.sql` lets
-//! the table hold authorization codes and client registrations.
+//! the table hold authorization codes and client registrations,
+//! `0005_client_id.sql` adds the `client_id` column.
 //! [`PgStore::migrate`] applies those this database has not recorded yet,
 //! under an advisory lock, and records them in
 //! `tower_token_auth_migrations`; it is idempotent, so every instance may
@@ -62,12 +63,13 @@
 //! | `digest` | `bytea` primary key | SHA-256 of the token (never the token) |
 //! | `id` | `bigint` unique | [`TokenId`] |
 //! | `name`, `owner`, `hint` | `text` | as in [`TokenRecord`] |
-//! | `kind` | `text` | `personal_access`, `access` or `refresh` |
+//! | `kind` | `text` | `personal_access`, `access`, `refresh`, `authorization_code` or `client` |
 //! | `scopes` | `bigint` | the scope set's bits (the source of truth) |
 //! | `scope_names` | `text[]` | the same scopes spelled out, for SQL readers |
 //! | `created_at`, `expires_at`, `revoked_at`, `spent_at`, `last_used_at` | `timestamptz` | |
 //! | `family_id`, `family_started_at` | `bigint`, `timestamptz` | [`Family`](crate::store::Family) |
 //! | `audience` | `text[]` | the RFC 8707 resources, in order (empty for none) |
+//! | `client_id` | `text` (nullable) | the OAuth client the token was issued to |
 //!
 //! | index | on | serves |
 //! |---|---|---|
@@ -187,6 +189,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "oauth kinds",
         include_str!("../../migrations/0004_oauth_kinds.sql"),
+    ),
+    (
+        5,
+        "client_id",
+        include_str!("../../migrations/0005_client_id.sql"),
     ),
 ];
 
@@ -677,6 +684,7 @@ mod tests {
             spent_at: spent.map(at),
             last_used_at: None,
             audience: Vec::new(),
+            client_id: None,
         }
     }
 

@@ -147,6 +147,13 @@ pub struct TokenRecord<S> {
     /// token was issued for. Empty for a token issued with no audience
     /// (for example before audiences were recorded).
     pub audience: Vec<String>,
+    /// The OAuth client (its RFC 6749 §2.2 `client_id`) the token was
+    /// issued to: set on the tokens of an authorization code grant and kept
+    /// by every rotation of it. `None` for tokens issued directly: personal
+    /// access tokens (unless their request names a client with
+    /// [`IssueRequest::client_id`]) and
+    /// [`TokenManager::issue_pair`](super::TokenManager::issue_pair)'s.
+    pub client_id: Option<String>,
 }
 
 impl<S> TokenRecord<S> {
@@ -235,6 +242,7 @@ impl<S: fmt::Debug> fmt::Debug for TokenRecord<S> {
             .field("spent_at", &self.spent_at)
             .field("last_used_at", &self.last_used_at)
             .field("audience", &self.audience)
+            .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
 }
@@ -286,6 +294,9 @@ pub struct TokenInfo<S> {
     pub last_used_at: Option<SystemTime>,
     /// The resources it was issued for.
     pub audience: Vec<String>,
+    /// The OAuth client it was issued to, for the tokens of an
+    /// authorization code grant.
+    pub client_id: Option<String>,
 }
 
 impl<S: Copy> TokenInfo<S> {
@@ -306,6 +317,7 @@ impl<S: Copy> TokenInfo<S> {
             family: r.family.map(|f| f.id),
             last_used_at: r.last_used_at,
             audience: r.audience.clone(),
+            client_id: r.client_id.clone(),
         }
     }
 }
@@ -326,6 +338,8 @@ pub struct IssueRequest<S> {
     /// The resources the token is for (RFC 8707); `None` means the
     /// policy's [default audience](IssuePolicy::default_audience).
     pub audience: Option<Vec<String>>,
+    /// The OAuth client the token is issued to; `None` for none.
+    pub client_id: Option<String>,
     /// The family of an access token minted by a grant.
     pub(crate) family: Option<Family>,
 }
@@ -340,6 +354,7 @@ impl<S> IssueRequest<S> {
             scopes: None,
             lifetime: None,
             audience: None,
+            client_id: None,
             family: None,
         }
     }
@@ -366,6 +381,14 @@ impl<S> IssueRequest<S> {
         R: Into<String>,
     {
         self.audience = Some(resources.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Names the OAuth client (its `client_id`) the token is issued to;
+    /// introspection answers it (RFC 7662 §2.2).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
         self
     }
 }
@@ -641,6 +664,7 @@ impl IssuePolicy {
             audience: request
                 .audience
                 .unwrap_or_else(|| self.default_audience.clone()),
+            client_id: request.client_id,
         };
         Ok((secret, record))
     }

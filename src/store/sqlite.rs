@@ -38,12 +38,13 @@
 //! | `digest` | `BLOB` primary key | SHA-256 of the token (never the token) |
 //! | `id` | `INTEGER` unique | [`TokenId`] |
 //! | `name`, `owner`, `hint` | `TEXT` | as in [`TokenRecord`] |
-//! | `kind` | `TEXT` | `personal_access`, `access` or `refresh` |
+//! | `kind` | `TEXT` | `personal_access`, `access`, `refresh`, `authorization_code` or `client` |
 //! | `scopes` | `INTEGER` | the scope set's bits (the source of truth) |
 //! | `scope_names` | `TEXT` | the same scopes spelled out, space-separated, for SQL readers |
 //! | `created_at`, `expires_at`, `revoked_at`, `spent_at`, `last_used_at` | `INTEGER` | microseconds since the Unix epoch |
 //! | `family_id`, `family_started_at` | `INTEGER`, `INTEGER` | [`Family`] |
 //! | `audience` | `TEXT` | the resources (RFC 8707) it is for, as a JSON array |
+//! | `client_id` | `TEXT` (nullable) | the OAuth client it was issued to |
 //!
 //! Ids are unsigned 64-bit numbers stored bit for bit, so those of 2⁶³ and
 //! above read as negative in SQL. Times keep whole microseconds, as the
@@ -112,17 +113,24 @@ use crate::token::{TokenDigest, TokenKind};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations shipped with the crate: version, description, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tokens",
-    include_str!("../../migrations/sqlite/0001_tokens.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tokens",
+        include_str!("../../migrations/sqlite/0001_tokens.sql"),
+    ),
+    (
+        2,
+        "client_id",
+        include_str!("../../migrations/sqlite/0002_client_id.sql"),
+    ),
+];
 
 /// The columns of a token row, as [`record`] decodes them.
 macro_rules! columns {
     () => {
         "id, digest, name, owner, kind, scopes, created_at, expires_at, revoked_at, hint, \
-         family_id, family_started_at, spent_at, last_used_at, audience"
+         family_id, family_started_at, spent_at, last_used_at, audience, client_id"
     };
 }
 
@@ -144,7 +152,7 @@ const LIST: &str = select!("owner = ?1");
 const INSERT: &str = concat!(
     "INSERT INTO tower_token_auth_tokens (",
     columns!(),
-    ", scope_names) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ", scope_names) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 );
 const UPDATE_SCOPES: &str = concat!(
     "UPDATE tower_token_auth_tokens SET scopes = ?2, scope_names = ?3 WHERE id = ?1 \
@@ -511,6 +519,7 @@ async fn insert<S: ScopeSet>(
         .bind(optional(r.spent_at)?)
         .bind(optional(r.last_used_at)?)
         .bind(serde_json::to_string(&r.audience).map_err(|e| StoreError::Backend(e.into()))?)
+        .bind(r.client_id.as_deref())
         .bind(scope_names(r.scopes))
         .execute(conn)
         .await
@@ -549,6 +558,9 @@ fn record<S: ScopeSet>(row: &SqliteRow) -> Result<TokenRecord<S>, StoreError> {
         spent_at: get_opt("spent_at")?.map(from_micros),
         last_used_at: get_opt("last_used_at")?.map(from_micros),
         audience: serde_json::from_str(&get_text("audience")?).map_err(|_| corrupt("audience"))?,
+        client_id: row
+            .try_get::<Option<String>, _>("client_id")
+            .map_err(store_error)?,
     })
 }
 

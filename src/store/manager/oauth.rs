@@ -473,7 +473,8 @@ impl<B: TokenBackend> TokenManager<B> {
             request.client_name.clone(),
             request.owner.clone(),
         )
-        .scopes(request.scopes);
+        .scopes(request.scopes)
+        .client_id(request.client_id.clone());
         if !request.resources.is_empty() {
             issue = issue.audience(request.resources.clone());
         }

@@ -36,13 +36,13 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
 /// The columns of a token row, as [`super::row`] decodes them.
 const COLUMNS: &str = "id, digest, name, owner, kind, scopes, created_at, expires_at, \
                        revoked_at, hint, family_id, family_started_at, spent_at, last_used_at, \
-                       audience";
+                       client_id, audience";
 
 /// The columns of a token row that the insert takes from its `unnest`
 /// parameters one value per row ([`COLUMNS`] but the audience).
 const FLAT_COLUMNS: &str = "id, digest, name, owner, kind, scopes, created_at, expires_at, \
                             revoked_at, hint, family_id, family_started_at, spent_at, \
-                            last_used_at";
+                            last_used_at, client_id";
 
 /// Every statement the store runs, with its table and channel names in.
 #[derive(Debug)]
@@ -91,12 +91,12 @@ impl Queries {
             // have no spaces, RFC 6749 §3.3; the column is for readers, the
             // bits are the truth). The audiences, which must come back
             // exactly, come as one array of every row's resources in row
-            // order ($17) and each row's count ($16): a row's audience is
+            // order ($18) and each row's count ($17): a row's audience is
             // the slice after the resources of the rows before it.
             insert: format!(
                 "INSERT INTO {t} ({COLUMNS}, scope_names) \
                  SELECT {FLAT_COLUMNS}, \
-                     ($17::text[])[before + 1:before + audience_len], \
+                     ($18::text[])[before + 1:before + audience_len], \
                      string_to_array(names, ' ') \
                  FROM (\
                      SELECT *, \
@@ -105,7 +105,8 @@ impl Queries {
                          $1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], \
                          $6::bigint[], $7::timestamptz[], $8::timestamptz[], \
                          $9::timestamptz[], $10::text[], $11::bigint[], $12::timestamptz[], \
-                         $13::timestamptz[], $14::timestamptz[], $15::text[], $16::int[]\
+                         $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[], \
+                         $17::int[]\
                      ) WITH ORDINALITY AS r({FLAT_COLUMNS}, names, audience_len, ord)\
                  ) AS r"
             ),

@@ -76,6 +76,7 @@ pub(super) struct InsertColumns {
     family_started_at: Vec<Option<DateTime<Utc>>>,
     spent_at: Vec<Option<DateTime<Utc>>>,
     last_used_at: Vec<Option<DateTime<Utc>>>,
+    client_ids: Vec<Option<String>>,
     scope_names: Vec<String>,
     audience_lens: Vec<i32>,
     audiences: Vec<String>,
@@ -104,6 +105,7 @@ impl InsertColumns {
                 .push(optional(r.family.map(|f| f.started_at))?);
             c.spent_at.push(optional(r.spent_at)?);
             c.last_used_at.push(optional(r.last_used_at)?);
+            c.client_ids.push(r.client_id.clone());
             c.scope_names.push(scope_names(r.scopes).join(" "));
             let len = i32::try_from(r.audience.len())
                 .map_err(|_| StoreError::Backend("a token has too many resources".into()))?;
@@ -133,6 +135,7 @@ impl InsertColumns {
             .bind(self.family_started_at)
             .bind(self.spent_at)
             .bind(self.last_used_at)
+            .bind(self.client_ids)
             .bind(self.scope_names)
             .bind(self.audience_lens)
             .bind(self.audiences)
@@ -190,6 +193,7 @@ pub(super) fn record_from_row<S: ScopeSet>(row: &PgRow) -> Result<TokenRecord<S>
         spent_at: optional_time("spent_at")?,
         last_used_at: optional_time("last_used_at")?,
         audience: row.try_get("audience").map_err(backend)?,
+        client_id: row.try_get("client_id").map_err(backend)?,
     })
 }
 
@@ -298,9 +302,11 @@ mod tests {
             spent_at: Some(at),
             last_used_at: None,
             audience: vec!["https://a.example/".into(), "https://b.example/".into()],
+            client_id: Some("client".into()),
         };
         let bare = TokenRecord {
             audience: Vec::new(),
+            client_id: None,
             ..record.clone()
         };
         let c = InsertColumns::of([&record, &bare, &record]).unwrap();
@@ -310,6 +316,10 @@ mod tests {
         assert_eq!(c.revoked_at, [None, None, None]);
         assert_eq!(c.last_used_at.len(), 3);
         assert_eq!(c.audience_lens, [2, 0, 2]);
+        assert_eq!(
+            c.client_ids,
+            [Some("client".into()), None, Some("client".into())]
+        );
         assert_eq!(c.audiences.len(), 4);
     }
 

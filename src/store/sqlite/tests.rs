@@ -105,6 +105,7 @@ async fn records_read_back_as_inserted_and_survive_a_reopen() {
             "https://api.example/v1".into(),
             "a \"quoted\", spaced one".into(),
         ],
+        client_id: Some("client \"é\"".into()),
         ..mint(TokenKind::Refresh)
     };
     let all = [pat, refresh, access, edge];
@@ -142,6 +143,66 @@ async fn records_read_back_as_inserted_and_survive_a_reopen() {
     assert_eq!(names, "billing.read");
 }
 
+/// A database made before the `client_id` column (migration 1 only) is
+/// upgraded on open, and its tokens read back as issued to no client.
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_upgraded_on_open() {
+    let dir = TempDir::new();
+    let options = SqliteConnectOptions::from_str(&dir.url())
+        .unwrap()
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await.unwrap();
+    let (version, description, sql) = MIGRATIONS[0];
+    sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE tower_token_auth_migrations (\
+             version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL\
+         ) STRICT",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO tower_token_auth_migrations VALUES (?1, ?2, 0)")
+        .bind(version)
+        .bind(description)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let old = mint(TokenKind::PersonalAccess);
+    sqlx::query(
+        "INSERT INTO tower_token_auth_tokens (digest, id, name, owner, kind, scopes, \
+         scope_names, created_at, expires_at, hint) \
+         VALUES (?1, 7, 'old', 'user-1', 'personal_access', 1, 'billing.read', 0, ?2, 'h')",
+    )
+    .bind(&old.digest.as_bytes()[..])
+    .bind(i64::MAX)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = open(&dir).await;
+    let read = store.find(&old.digest).await.unwrap().expect("kept");
+    assert_eq!(
+        (read.name.as_str(), read.client_id.as_deref()),
+        ("old", None)
+    );
+    let with_client = TokenRecord {
+        client_id: Some("client-1".into()),
+        ..mint(TokenKind::Access)
+    };
+    store
+        .insert(std::slice::from_ref(&with_client))
+        .await
+        .unwrap();
+    let read = store
+        .find(&with_client.digest)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(read.client_id.as_deref(), Some("client-1"));
+}
+
 #[tokio::test]
 async fn migrations_are_recorded_once() {
     let dir = TempDir::new();
@@ -153,7 +214,7 @@ async fn migrations_are_recorded_once() {
         .fetch_all(again.pool())
         .await
         .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(again.pool())
         .await

@@ -6,6 +6,7 @@
 //! cargo bench --bench scaling -- --test        # a quick run with small sizes (CI)
 //! cargo bench --bench scaling -- --parallel-only
 //! cargo bench --bench scaling -- --parallel-only --threads 4
+//! cargo bench --bench scaling -- --memory-only  # resident bytes per token only
 //! cargo bench --bench scaling -- --profile accepted 100000
 //! ```
 //!
@@ -307,6 +308,9 @@ fn main() {
         drop(large);
         memory
     });
+    if args.iter().any(|a| a == "--memory-only") {
+        return;
+    }
 
     let threads: usize = args
         .iter()

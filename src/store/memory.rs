@@ -1,5 +1,4 @@
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,11 +10,17 @@ use super::{FamilyId, FindResult, StoreError, TokenId, TokenRecord, TokenStore};
 use crate::scope::{PayRequestScopes, ScopeSet};
 use crate::token::{TokenDigest, TokenKind};
 
+mod index;
+
+use index::{Index, Owners};
+
 /// The embedded in-memory backend: for tests, demos and single-node
 /// services.
 ///
-/// Records sit in sharded concurrent maps ([`dashmap`]): lookups on
-/// different shards never contend, and no lock is held across an `.await`
+/// Records sit in sharded hash tables whose slots hold only a pointer to
+/// the record (the record carries its own digest and id), with the owner
+/// and family lists in [`dashmap`] maps: lookups on different shards never
+/// contend, and no lock is held across an `.await`
 /// (every method does its work synchronously). Cloning the store is cheap
 /// and every clone sees the same tokens. Tokens are lost when the process
 /// exits; use a persistent backend (`SqliteStore`, `PgStore`) otherwise.
@@ -27,48 +32,20 @@ pub struct MemoryStore<S> {
 }
 
 struct Inner<S> {
-    by_digest: DashMap<TokenDigest, SharedRecord<S>, BuildHasherDefault<DigestHasher>>,
-    /// The same records by id. Holding the record itself (16-byte entries)
-    /// rather than its digest (40-byte entries) saves ~50 resident bytes
-    /// per token; a change replaces the record in both maps while it holds
-    /// the `by_digest` entry, so the two never disagree for longer than
-    /// that lock is held.
-    by_id: DashMap<TokenId, SharedRecord<S>>,
+    /// The records by digest: what every request looks up.
+    by_digest: Index<S, TokenDigest>,
+    /// The same records by id. A change replaces the record in both tables
+    /// while it holds the record's `by_digest` shard, so the two never
+    /// disagree for longer than that lock is held.
+    by_id: Index<S, TokenId>,
     /// The members of each family. An exchange holds its family's entry
     /// from the check of the presented token until the new pair is stored
     /// and the superseded tokens are gone; a family revocation holds it
     /// while it revokes. Lock order: a family's entry, then an owner's
-    /// entry, then a `by_digest` entry, then a `by_id` entry. Nothing
-    /// takes a `by_digest` entry while it holds a `by_id` one.
+    /// shard, then a `by_digest` shard, then a `by_id` shard. Nothing
+    /// takes a `by_digest` shard while it holds a `by_id` one.
     by_family: DashMap<FamilyId, Vec<TokenId>>,
-    by_owner: DashMap<String, Vec<TokenId>>,
-}
-
-/// The hasher of the digest-keyed map. [`TokenDigest`]'s `Hash` writes the
-/// digest's first eight bytes as one `u64`; a SHA-256 output is already
-/// uniformly distributed, so they are used as the hash as they are, with no
-/// SipHash rounds on the hot path. Flooding is no concern: the keys are the
-/// digests of tokens the service issued (minted from the OS CSPRNG), a
-/// lookup inserts nothing, and a client cannot choose the digest of what it
-/// presents.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached through `TokenDigest`; kept correct for any caller.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
+    by_owner: Owners,
 }
 
 impl<S> Clone for MemoryStore<S> {
@@ -92,10 +69,10 @@ impl<S: ScopeSet> Default for MemoryStore<S> {
     fn default() -> Self {
         Self {
             inner: Arc::new(Inner {
-                by_digest: DashMap::default(),
-                by_id: DashMap::new(),
+                by_digest: Index::new(),
+                by_id: Index::new(),
                 by_family: DashMap::new(),
-                by_owner: DashMap::new(),
+                by_owner: Owners::new(),
             }),
         }
     }
@@ -117,30 +94,26 @@ impl<S: ScopeSet> MemoryStore<S> {
 
     /// Whether the store holds no record.
     pub fn is_empty(&self) -> bool {
-        self.inner.by_digest.is_empty()
+        self.inner.by_digest.len() == 0
     }
 
     fn lookup(&self, digest: &TokenDigest) -> Option<SharedRecord<S>> {
-        self.inner.by_digest.get(digest).map(|r| Arc::clone(&r))
+        self.inner.by_digest.get(digest)
     }
 
     fn record(&self, id: TokenId) -> Option<SharedRecord<S>> {
-        self.inner.by_id.get(&id).map(|r| Arc::clone(&r))
+        self.inner.by_id.get(&id)
     }
 
     /// Adds `record` to every map; `members` is its family's list, whose
     /// entry the caller holds.
     fn add(&self, record: SharedRecord<S>, members: Option<&mut Vec<TokenId>>) {
-        self.inner.by_id.insert(record.id, Arc::clone(&record));
+        self.inner.by_id.put(Arc::clone(&record));
         if let Some(members) = members {
             members.push(record.id);
         }
-        self.inner
-            .by_owner
-            .entry(record.owner.clone())
-            .or_default()
-            .push(record.id);
-        self.inner.by_digest.insert(record.digest, record);
+        self.inner.by_owner.add(&record.owner, record.id);
+        self.inner.by_digest.put(record);
     }
 
     /// Removes `record` from every map but its family's list (the caller
@@ -148,18 +121,7 @@ impl<S: ScopeSet> MemoryStore<S> {
     fn remove(&self, record: &TokenRecord<S>) {
         self.inner.by_digest.remove(&record.digest);
         self.inner.by_id.remove(&record.id);
-        let emptied = match self.inner.by_owner.get_mut(&record.owner) {
-            Some(mut ids) => {
-                ids.retain(|id| *id != record.id);
-                ids.is_empty()
-            }
-            None => false,
-        };
-        if emptied {
-            self.inner
-                .by_owner
-                .remove_if(&record.owner, |_, ids| ids.is_empty());
-        }
+        self.inner.by_owner.remove(&record.owner, record.id);
     }
 
     /// Replaces the record of `digest` with `change(record)` when that is
@@ -169,13 +131,12 @@ impl<S: ScopeSet> MemoryStore<S> {
         digest: &TokenDigest,
         change: impl FnOnce(&TokenRecord<S>) -> Option<TokenRecord<S>>,
     ) -> Option<SharedRecord<S>> {
-        let mut entry = self.inner.by_digest.get_mut(digest)?;
-        let changed = Arc::new(change(&entry)?);
-        *entry = Arc::clone(&changed);
-        // Under the `by_digest` entry's lock, so concurrent changes of one
-        // token reach `by_id` in the order they reached `by_digest`.
-        self.inner.by_id.insert(changed.id, Arc::clone(&changed));
-        Some(changed)
+        // `by_id` is updated under the `by_digest` shard's lock, so
+        // concurrent changes of one token reach `by_id` in the order they
+        // reached `by_digest`.
+        self.inner.by_digest.change(digest, change, |changed| {
+            self.inner.by_id.put(Arc::clone(changed));
+        })
     }
 
     fn change_id(
@@ -219,9 +180,9 @@ impl<S: ScopeSet> TokenStore for MemoryStore<S> {
 #[async_trait]
 impl<S: ScopeSet> TokenBackend for MemoryStore<S> {
     async fn insert(&self, records: &[TokenRecord<S>]) -> Result<(), StoreError> {
-        let taken = records.iter().any(|r| {
-            self.inner.by_id.contains_key(&r.id) || self.inner.by_digest.contains_key(&r.digest)
-        });
+        let taken = records
+            .iter()
+            .any(|r| self.inner.by_id.contains(&r.id) || self.inner.by_digest.contains(&r.digest));
         if taken {
             return Err(StoreError::Backend(
                 "a token with this id or digest is already stored".into(),
@@ -245,11 +206,12 @@ impl<S: ScopeSet> TokenBackend for MemoryStore<S> {
     }
 
     async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<S>>, StoreError> {
-        let ids = match self.inner.by_owner.get(owner) {
-            Some(ids) => ids.clone(),
-            None => return Ok(Vec::new()),
-        };
-        Ok(ids.into_iter().filter_map(|id| self.record(id)).collect())
+        let ids = self.inner.by_owner.ids(owner);
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.record(id))
+            .filter(|r| r.owner == owner)
+            .collect())
     }
 
     async fn update_scopes(
@@ -346,13 +308,8 @@ impl<S: ScopeSet> TokenBackend for MemoryStore<S> {
     }
 
     async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
-        let dead: Vec<SharedRecord<S>> = self
-            .inner
-            .by_digest
-            .iter()
-            .filter(|r| r.revoked_at.is_some_and(|t| t < cutoff) || r.expires_at < cutoff)
-            .map(|r| Arc::clone(&r))
-            .collect();
+        let mut dead = self.inner.by_digest.all();
+        dead.retain(|r| r.revoked_at.is_some_and(|t| t < cutoff) || r.expires_at < cutoff);
         for record in &dead {
             match record.family {
                 Some(family) => {
@@ -410,6 +367,6 @@ mod tests {
         assert!(store.is_empty());
         assert!(store.inner.by_family.is_empty());
         assert!(store.inner.by_owner.is_empty());
-        assert!(store.inner.by_id.is_empty());
+        assert_eq!(store.inner.by_id.len(), 0);
     }
 }

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -21,8 +22,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_token_auth::auth::{PeerAddr, Peers};
-use tower_token_auth::store::IssueRequest;
-use tower_token_auth::token::{TokenKind, TokenSecret};
+use tower_token_auth::store::{IssuePolicy, IssueRequest, MemoryStore, TokenManager};
+use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
 use tower_token_auth::PayRequestScopes as S;
 use tracing::Instrument;
 
@@ -1124,6 +1125,81 @@ async fn the_list_shows_a_grant_as_one_row_and_dead_tokens_without_buttons() {
         );
     }
     assert!(page.contains("If you check no scope, the token gets billing.read."));
+}
+
+/// The row of the token (or grant) named `name` on a token page.
+fn row_of<'a>(page: &'a str, name: &str) -> &'a str {
+    let found: Vec<&str> = page
+        .split("<tr data-status=")
+        .skip(1)
+        .filter(|r| r.contains(&format!(r#"<span class="name">{name}</span>"#)))
+        .collect();
+    assert_eq!(found.len(), 1, "one row for {name}: {page}");
+    found[0]
+}
+
+/// The list can show each of the four statuses. A grant stays one row:
+/// active while any of its tokens is; after a refresh it also names its
+/// spent refresh token (the one that, presented again, revokes the grant),
+/// and keeps doing so once the grant has expired.
+#[tokio::test]
+async fn the_list_shows_all_four_statuses_and_a_grants_spent_refresh_token() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let tokens = TokenManager::with_policy(
+        Arc::new(MemoryStore::new()) as app::Backend,
+        IssuePolicy::default()
+            .default_audience(["http://127.0.0.1:3000"])
+            .clock(clock.clone()),
+    );
+    let state = app::AppState::with_store(
+        tokens,
+        app::demo::DashboardLogin::generate().unwrap(),
+        "http://127.0.0.1:3000",
+    );
+    let demo = Demo::with_state(state).await;
+    // The demo's `expired` token lives for a millisecond.
+    clock.advance(Duration::from_secs(1));
+    let mut agent = Agent::new(&demo);
+    let page = agent.log_in().await.text;
+    assert!(!page.contains("spent"), "nothing spent yet");
+
+    let spent_hint = demo.listed("demo: access", "refresh").await["hint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pair = demo
+        .state
+        .tokens
+        .refresh(&TokenDigest::of(&demo.token("refresh")), None)
+        .await
+        .unwrap();
+    let spent = format!(
+        r#"refresh token <code>{spent_hint}</code> <span class="status spent">spent</span>"#
+    );
+
+    let page = agent.get(TOKENS).await.text;
+    let grant = row_of(&page, "demo: access");
+    assert!(grant.starts_with(r#""active""#), "{grant}");
+    assert!(grant.contains(&spent), "{grant}");
+    assert!(grant.contains(&pair.refresh.record.hint), "{grant}");
+    for status in ["active", "expired", "revoked", "spent"] {
+        assert!(
+            page.contains(&format!(r#"<span class="status {status}">{status}</span>"#)),
+            "{status} on the page"
+        );
+    }
+
+    // 31 days on, every token of the grant has expired but the spent one.
+    clock.advance(Duration::from_secs(31 * 86_400));
+    let page = agent.get(TOKENS).await.text;
+    let grant = row_of(&page, "demo: access");
+    assert!(grant.starts_with(r#""expired""#), "{grant}");
+    assert!(
+        grant.contains(r#"<span class="status expired">expired</span>"#),
+        "{grant}"
+    );
+    assert!(grant.contains(&spent), "{grant}");
+    assert!(!grant.contains(">Delete<"), "{grant}");
 }
 
 // ---- C. the journey in a real browser ----

@@ -1202,6 +1202,80 @@ async fn the_list_shows_all_four_statuses_and_a_grants_spent_refresh_token() {
     assert!(!grant.contains(">Delete<"), "{grant}");
 }
 
+/// The list's column headers, and the Created and Last used cells: `never`
+/// before the first use, the time of the use after it.
+#[tokio::test]
+async fn the_list_has_its_column_headers_and_shows_when_a_token_was_created_and_last_used() {
+    let demo = Demo::with_state(
+        app::AppState::new()
+            .unwrap()
+            .track_usage(Duration::from_millis(10)),
+    )
+    .await;
+    let mut agent = Agent::new(&demo);
+    agent.log_in().await;
+    let (id, token) = demo.create("Used once", "billing.read").await;
+    let page = agent.get(TOKENS).await.text;
+
+    let head = &page[page.find("<thead>").unwrap()..page.find("</thead>").unwrap()];
+    let headers: Vec<&str> = head
+        .split(r#"<th scope="col">"#)
+        .skip(1)
+        .map(|h| &h[..h.find("</th>").unwrap()])
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "Name",
+            "Hint",
+            "Scopes",
+            "Status",
+            "Created",
+            "Expires",
+            "Last used",
+            "Actions"
+        ]
+    );
+
+    let cells = |page: &str| -> Vec<String> {
+        row_of(page, "Used once")
+            .split("<td>")
+            .skip(1)
+            .map(|c| c[..c.find("</td>").unwrap()].to_owned())
+            .collect()
+    };
+    let listed = demo.listed("Used once", "personal_access").await;
+    assert_eq!(listed["id"], id.as_str());
+    let created = listed["created_at"].as_str().unwrap();
+    let row = cells(&page);
+    assert!(
+        row[3].starts_with(&format!(r#"<time datetime="{created}">"#)),
+        "Created: {row:?}"
+    );
+    assert_eq!(row[5], r#"<span class="muted">never</span>"#, "Last used");
+
+    assert_eq!(
+        demo.api(Method::GET, "/v1/invoices", &token).await.status,
+        StatusCode::OK
+    );
+    // The use is written off the request path: wait for it.
+    let mut used = Value::Null;
+    for _ in 0..100 {
+        used = demo.listed("Used once", "personal_access").await["last_used_at"].clone();
+        if !used.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let used = used.as_str().expect("last_used_at after a use");
+    let row = cells(&agent.get(TOKENS).await.text);
+    assert!(
+        row[5].starts_with(&format!(r#"<time datetime="{used}">"#)),
+        "Last used: {row:?}"
+    );
+    assert!(!row[5].contains("never"), "{row:?}");
+}
+
 // ---- C. the journey in a real browser ----
 
 /// The whole journey of DESIGN §7 in headless Chromium, by the words a

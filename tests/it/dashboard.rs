@@ -956,7 +956,10 @@ async fn a_new_token_is_shown_once_and_never_in_a_url_or_a_log_line() {
         let page = agent.get(TOKENS).await;
         let token = new_token(&page.text).expect("the new token on the page");
         assert!(token.starts_with("pr_pat_"), "{token}");
-        assert!(page.text.contains("it will not be shown again"));
+        let shown = &page.text[page.text.find(r#"<section class="new-token""#).unwrap()..];
+        let shown = &shown[..shown.find("</section>").unwrap()];
+        assert!(shown.contains("you will not see it again"), "{shown}");
+        assert!(shown.contains(r#"<code id="new-token">"#), "{shown}");
         assert_eq!(page.text.matches(&token).count(), 1, "shown exactly once");
         assert_eq!(
             demo.api(Method::POST, "/v1/invoices", &token).await.status,
@@ -1345,10 +1348,16 @@ async fn journey(browser: fantoccini::Client, addr: SocketAddr, state: app::AppS
     page.click("Create").await;
     let token = page.new_token().await.expect("the new token in #new-token");
     assert!(token.starts_with("pr_pat_"), "{token}");
-    assert!(page.text().await.contains("it will not be shown again"));
+    let shown_once = browser
+        .find(Locator::XPath("//section[.//*[@id='new-token']]"))
+        .await
+        .expect("a section around #new-token");
+    let warning = shown_once.text().await.unwrap();
+    assert!(warning.contains("you will not see it again"), "{warning}");
     let (status, invoice) = http.create_invoice(&token).await;
     assert_eq!(status, StatusCode::CREATED, "{invoice}");
     page.screenshot("docs/dashboard.png").await;
+
 
     // A reload does not show it again.
     browser.refresh().await.unwrap();

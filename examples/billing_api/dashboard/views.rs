@@ -200,7 +200,7 @@ fn shown_once(new_token: &NewToken) -> Markup {
         section.new-token aria-labelledby="new-token-heading" {
             h2 #new-token-heading { "Your new token “" (new_token.name) "”" }
             p.warning role="alert" {
-                strong { "Copy it now: it will not be shown again." }
+                strong { "Copy it now: you will not see it again." }
                 " Store it like a password, e.g. in your secret manager."
             }
             p.token {

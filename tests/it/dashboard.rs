@@ -1358,6 +1358,34 @@ async fn journey(browser: fantoccini::Client, addr: SocketAddr, state: app::AppS
     assert_eq!(status, StatusCode::CREATED, "{invoice}");
     page.screenshot("docs/dashboard.png").await;
 
+    // The copy button, which the script shows, puts #new-token on the
+    // clipboard (read back with the page's permission to read it).
+    let copy = shown_once
+        .find(Locator::Css("button[data-copy]"))
+        .await
+        .expect("a copy button next to #new-token");
+    assert_eq!(
+        copy.attr("data-copy").await.unwrap().as_deref(),
+        Some("new-token")
+    );
+    assert!(copy.is_displayed().await.unwrap(), "the script shows it");
+    assert_eq!(copy.text().await.unwrap(), "Copy");
+    page.grant_permission("clipboard-read").await;
+    copy.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while copy.text().await.unwrap() != "Copied" {
+        assert!(Instant::now() < deadline, "{}", copy.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let copied = browser
+        .execute_async(
+            "const done = arguments[0]; \
+             navigator.clipboard.readText().then(done, e => done('refused: ' + e));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, token.as_str(), "the clipboard holds the token");
 
     // A reload does not show it again.
     browser.refresh().await.unwrap();

@@ -1279,7 +1279,153 @@ async fn the_list_has_its_column_headers_and_shows_when_a_token_was_created_and_
     assert!(!row[5].contains("never"), "{row:?}");
 }
 
-// ---- C. the journey in a real browser ----
+// ---- C. the example on a real socket ----
+
+/// A client of the example on a socket, from its own loopback address (the
+/// example keys its throttle by the peer's IP), keeping the cookies it is
+/// sent.
+struct SocketClient {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+impl SocketClient {
+    fn new(server: SocketAddr, from: Ipv4Addr) -> Self {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_local_address(Some(IpAddr::V4(from)));
+        Self {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build(connector),
+            base: format!("http://{server}"),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            let cookie: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header(header::COOKIE, cookie.join("; "));
+        }
+        let body = match form {
+            Some(fields) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish()
+            }
+            None => String::new(),
+        };
+        let response = self
+            .client
+            .request(request.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        for set in headers.get_all(header::SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+}
+
+/// Over a real socket, the login form throttles the client that keeps
+/// failing it: with the form's CSRF token and cookie, as a browser sends
+/// them, its guesses are refused with 429 and Retry-After once it has
+/// used up its failures, the right password too. The peer's address is
+/// what counts: another client gets the form and logs in.
+/// (`hostile_http` checks the same for HTTP Basic on the JSON API.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_socket_a_client_that_keeps_failing_the_login_form_gets_429() {
+    let (addr, state) = serve().await;
+    let (user, password) = (
+        state.dashboard.username.clone(),
+        state.dashboard.password.clone(),
+    );
+    let mut guesser = SocketClient::new(addr, Ipv4Addr::new(127, 4, 0, 1));
+    let form = guesser.send(Method::GET, "/dashboard/login", None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(!guesser.cookies.is_empty(), "the form sets its CSRF cookie");
+    let csrf = form.csrf();
+    for attempt in 0..app::FAILURES_PER_MINUTE {
+        let guess = format!("guess-{attempt}");
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("username", &user),
+            ("password", &guess),
+        ];
+        let reply = guesser
+            .send(Method::POST, "/dashboard/login", Some(&fields))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: {}",
+            reply.text
+        );
+        assert!(reply.text.contains("Wrong username or password"));
+    }
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("username", &user),
+        ("password", &password),
+    ];
+    let throttled = guesser
+        .send(Method::POST, "/dashboard/login", Some(&fields))
+        .await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
+    );
+    let retry_after: u64 = throttled
+        .header(header::RETRY_AFTER)
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After in seconds: {:?}", throttled.headers));
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(
+        !guesser.cookies.contains_key("dashboard_session"),
+        "no session for the throttled client"
+    );
+
+    let mut other = SocketClient::new(addr, Ipv4Addr::new(127, 4, 0, 2));
+    let form = other.send(Method::GET, "/dashboard/login", None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(form.text.contains(">Log in<"));
+    let csrf = form.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("username", &user),
+        ("password", &password),
+    ];
+    let reply = other
+        .send(Method::POST, "/dashboard/login", Some(&fields))
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+    assert!(other.cookies.contains_key("dashboard_session"));
+}
+
+// ---- D. the journey in a real browser ----
 
 /// The whole journey of DESIGN §7 in headless Chromium, by the words a
 /// user sees. Prints how long it took.

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
@@ -21,8 +22,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use tower_token_auth::auth::{PeerAddr, Peers};
-use tower_token_auth::store::IssueRequest;
-use tower_token_auth::token::{TokenKind, TokenSecret};
+use tower_token_auth::store::{IssuePolicy, IssueRequest, MemoryStore, TokenManager};
+use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
 use tower_token_auth::PayRequestScopes as S;
 use tracing::Instrument;
 
@@ -955,7 +956,10 @@ async fn a_new_token_is_shown_once_and_never_in_a_url_or_a_log_line() {
         let page = agent.get(TOKENS).await;
         let token = new_token(&page.text).expect("the new token on the page");
         assert!(token.starts_with("pr_pat_"), "{token}");
-        assert!(page.text.contains("it will not be shown again"));
+        let shown = &page.text[page.text.find(r#"<section class="new-token""#).unwrap()..];
+        let shown = &shown[..shown.find("</section>").unwrap()];
+        assert!(shown.contains("you will not see it again"), "{shown}");
+        assert!(shown.contains(r#"<code id="new-token">"#), "{shown}");
         assert_eq!(page.text.matches(&token).count(), 1, "shown exactly once");
         assert_eq!(
             demo.api(Method::POST, "/v1/invoices", &token).await.status,
@@ -1126,7 +1130,302 @@ async fn the_list_shows_a_grant_as_one_row_and_dead_tokens_without_buttons() {
     assert!(page.contains("If you check no scope, the token gets billing.read."));
 }
 
-// ---- C. the journey in a real browser ----
+/// The row of the token (or grant) named `name` on a token page.
+fn row_of<'a>(page: &'a str, name: &str) -> &'a str {
+    let found: Vec<&str> = page
+        .split("<tr data-status=")
+        .skip(1)
+        .filter(|r| r.contains(&format!(r#"<span class="name">{name}</span>"#)))
+        .collect();
+    assert_eq!(found.len(), 1, "one row for {name}: {page}");
+    found[0]
+}
+
+/// The list can show each of the four statuses. A grant stays one row:
+/// active while any of its tokens is; after a refresh it also names its
+/// spent refresh token (the one that, presented again, revokes the grant),
+/// and keeps doing so once the grant has expired.
+#[tokio::test]
+async fn the_list_shows_all_four_statuses_and_a_grants_spent_refresh_token() {
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let tokens = TokenManager::with_policy(
+        Arc::new(MemoryStore::new()) as app::Backend,
+        IssuePolicy::default()
+            .default_audience(["http://127.0.0.1:3000"])
+            .clock(clock.clone()),
+    );
+    let state = app::AppState::with_store(
+        tokens,
+        app::demo::DashboardLogin::generate().unwrap(),
+        "http://127.0.0.1:3000",
+    );
+    let demo = Demo::with_state(state).await;
+    // The demo's `expired` token lives for a millisecond.
+    clock.advance(Duration::from_secs(1));
+    let mut agent = Agent::new(&demo);
+    let page = agent.log_in().await.text;
+    assert!(!page.contains("spent"), "nothing spent yet");
+
+    let spent_hint = demo.listed("demo: access", "refresh").await["hint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pair = demo
+        .state
+        .tokens
+        .refresh(&TokenDigest::of(&demo.token("refresh")), None)
+        .await
+        .unwrap();
+    let spent = format!(
+        r#"refresh token <code>{spent_hint}</code> <span class="status spent">spent</span>"#
+    );
+
+    let page = agent.get(TOKENS).await.text;
+    let grant = row_of(&page, "demo: access");
+    assert!(grant.starts_with(r#""active""#), "{grant}");
+    assert!(grant.contains(&spent), "{grant}");
+    assert!(grant.contains(&pair.refresh.record.hint), "{grant}");
+    for status in ["active", "expired", "revoked", "spent"] {
+        assert!(
+            page.contains(&format!(r#"<span class="status {status}">{status}</span>"#)),
+            "{status} on the page"
+        );
+    }
+
+    // 31 days on, every token of the grant has expired but the spent one.
+    clock.advance(Duration::from_secs(31 * 86_400));
+    let page = agent.get(TOKENS).await.text;
+    let grant = row_of(&page, "demo: access");
+    assert!(grant.starts_with(r#""expired""#), "{grant}");
+    assert!(
+        grant.contains(r#"<span class="status expired">expired</span>"#),
+        "{grant}"
+    );
+    assert!(grant.contains(&spent), "{grant}");
+    assert!(!grant.contains(">Delete<"), "{grant}");
+}
+
+/// The list's column headers, and the Created and Last used cells: `never`
+/// before the first use, the time of the use after it.
+#[tokio::test]
+async fn the_list_has_its_column_headers_and_shows_when_a_token_was_created_and_last_used() {
+    let demo = Demo::with_state(
+        app::AppState::new()
+            .unwrap()
+            .track_usage(Duration::from_millis(10)),
+    )
+    .await;
+    let mut agent = Agent::new(&demo);
+    agent.log_in().await;
+    let (id, token) = demo.create("Used once", "billing.read").await;
+    let page = agent.get(TOKENS).await.text;
+
+    let head = &page[page.find("<thead>").unwrap()..page.find("</thead>").unwrap()];
+    let headers: Vec<&str> = head
+        .split(r#"<th scope="col">"#)
+        .skip(1)
+        .map(|h| &h[..h.find("</th>").unwrap()])
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "Name",
+            "Hint",
+            "Scopes",
+            "Status",
+            "Created",
+            "Expires",
+            "Last used",
+            "Actions"
+        ]
+    );
+
+    let cells = |page: &str| -> Vec<String> {
+        row_of(page, "Used once")
+            .split("<td>")
+            .skip(1)
+            .map(|c| c[..c.find("</td>").unwrap()].to_owned())
+            .collect()
+    };
+    let listed = demo.listed("Used once", "personal_access").await;
+    assert_eq!(listed["id"], id.as_str());
+    let created = listed["created_at"].as_str().unwrap();
+    let row = cells(&page);
+    assert!(
+        row[3].starts_with(&format!(r#"<time datetime="{created}">"#)),
+        "Created: {row:?}"
+    );
+    assert_eq!(row[5], r#"<span class="muted">never</span>"#, "Last used");
+
+    assert_eq!(
+        demo.api(Method::GET, "/v1/invoices", &token).await.status,
+        StatusCode::OK
+    );
+    // The use is written off the request path: wait for it.
+    let mut used = Value::Null;
+    for _ in 0..100 {
+        used = demo.listed("Used once", "personal_access").await["last_used_at"].clone();
+        if !used.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let used = used.as_str().expect("last_used_at after a use");
+    let row = cells(&agent.get(TOKENS).await.text);
+    assert!(
+        row[5].starts_with(&format!(r#"<time datetime="{used}">"#)),
+        "Last used: {row:?}"
+    );
+    assert!(!row[5].contains("never"), "{row:?}");
+}
+
+// ---- C. the example on a real socket ----
+
+/// A client of the example on a socket, from its own loopback address (the
+/// example keys its throttle by the peer's IP), keeping the cookies it is
+/// sent.
+struct SocketClient {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+impl SocketClient {
+    fn new(server: SocketAddr, from: Ipv4Addr) -> Self {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_local_address(Some(IpAddr::V4(from)));
+        Self {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build(connector),
+            base: format!("http://{server}"),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            let cookie: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header(header::COOKIE, cookie.join("; "));
+        }
+        let body = match form {
+            Some(fields) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish()
+            }
+            None => String::new(),
+        };
+        let response = self
+            .client
+            .request(request.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        for set in headers.get_all(header::SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+}
+
+/// Over a real socket, the login form throttles the client that keeps
+/// failing it: with the form's CSRF token and cookie, as a browser sends
+/// them, its guesses are refused with 429 and Retry-After once it has
+/// used up its failures, the right password too. The peer's address is
+/// what counts: another client gets the form and logs in.
+/// (`hostile_http` checks the same for HTTP Basic on the JSON API.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_socket_a_client_that_keeps_failing_the_login_form_gets_429() {
+    let (addr, state) = serve().await;
+    let (user, password) = (
+        state.dashboard.username.clone(),
+        state.dashboard.password.clone(),
+    );
+    let mut guesser = SocketClient::new(addr, Ipv4Addr::new(127, 4, 0, 1));
+    let form = guesser.send(Method::GET, "/dashboard/login", None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(!guesser.cookies.is_empty(), "the form sets its CSRF cookie");
+    let csrf = form.csrf();
+    for attempt in 0..app::FAILURES_PER_MINUTE {
+        let guess = format!("guess-{attempt}");
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("username", &user),
+            ("password", &guess),
+        ];
+        let reply = guesser
+            .send(Method::POST, "/dashboard/login", Some(&fields))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: {}",
+            reply.text
+        );
+        assert!(reply.text.contains("Wrong username or password"));
+    }
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("username", &user),
+        ("password", &password),
+    ];
+    let throttled = guesser
+        .send(Method::POST, "/dashboard/login", Some(&fields))
+        .await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
+    );
+    let retry_after: u64 = throttled
+        .header(header::RETRY_AFTER)
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After in seconds: {:?}", throttled.headers));
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(
+        !guesser.cookies.contains_key("dashboard_session"),
+        "no session for the throttled client"
+    );
+
+    let mut other = SocketClient::new(addr, Ipv4Addr::new(127, 4, 0, 2));
+    let form = other.send(Method::GET, "/dashboard/login", None).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(form.text.contains(">Log in<"));
+    let csrf = form.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("username", &user),
+        ("password", &password),
+    ];
+    let reply = other
+        .send(Method::POST, "/dashboard/login", Some(&fields))
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+    assert!(other.cookies.contains_key("dashboard_session"));
+}
+
+// ---- D. the journey in a real browser ----
 
 /// The whole journey of DESIGN §7 in headless Chromium, by the words a
 /// user sees. Prints how long it took.
@@ -1195,10 +1494,44 @@ async fn journey(browser: fantoccini::Client, addr: SocketAddr, state: app::AppS
     page.click("Create").await;
     let token = page.new_token().await.expect("the new token in #new-token");
     assert!(token.starts_with("pr_pat_"), "{token}");
-    assert!(page.text().await.contains("it will not be shown again"));
+    let shown_once = browser
+        .find(Locator::XPath("//section[.//*[@id='new-token']]"))
+        .await
+        .expect("a section around #new-token");
+    let warning = shown_once.text().await.unwrap();
+    assert!(warning.contains("you will not see it again"), "{warning}");
     let (status, invoice) = http.create_invoice(&token).await;
     assert_eq!(status, StatusCode::CREATED, "{invoice}");
     page.screenshot("docs/dashboard.png").await;
+
+    // The copy button, which the script shows, puts #new-token on the
+    // clipboard (read back with the page's permission to read it).
+    let copy = shown_once
+        .find(Locator::Css("button[data-copy]"))
+        .await
+        .expect("a copy button next to #new-token");
+    assert_eq!(
+        copy.attr("data-copy").await.unwrap().as_deref(),
+        Some("new-token")
+    );
+    assert!(copy.is_displayed().await.unwrap(), "the script shows it");
+    assert_eq!(copy.text().await.unwrap(), "Copy");
+    page.grant_permission("clipboard-read").await;
+    copy.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while copy.text().await.unwrap() != "Copied" {
+        assert!(Instant::now() < deadline, "{}", copy.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let copied = browser
+        .execute_async(
+            "const done = arguments[0]; \
+             navigator.clipboard.readText().then(done, e => done('refused: ' + e));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, token.as_str(), "the clipboard holds the token");
 
     // A reload does not show it again.
     browser.refresh().await.unwrap();

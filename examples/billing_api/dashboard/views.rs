@@ -200,7 +200,7 @@ fn shown_once(new_token: &NewToken) -> Markup {
         section.new-token aria-labelledby="new-token-heading" {
             h2 #new-token-heading { "Your new token “" (new_token.name) "”" }
             p.warning role="alert" {
-                strong { "Copy it now: it will not be shown again." }
+                strong { "Copy it now: you will not see it again." }
                 " Store it like a password, e.g. in your secret manager."
             }
             p.token {
@@ -301,7 +301,16 @@ fn table_row(page: &TokensPage<'_>, row: &Row) -> Markup {
                 }
             }
             td { code { (row.scopes.scope_string()) } }
-            td { span class={ "status " (row.status.as_str()) } { (row.status.as_str()) } }
+            td {
+                span class={ "status " (row.status.as_str()) } { (row.status.as_str()) }
+                @if let Some(hint) = row.spent_hint() {
+                    br;
+                    small.muted title="Exchanged for a new one: presenting it again revokes the grant." {
+                        "refresh token " code { (hint) } " "
+                        span class="status spent" { "spent" }
+                    }
+                }
+            }
             td { (when(row.created_at)) }
             td {
                 (when(row.expires_at))
@@ -481,8 +490,10 @@ impl Row {
     }
 
     /// Adds another token of the grant: the grant is active while any of
-    /// its tokens is, began with its first, lasts until its last expires,
-    /// and shows the hints of its active tokens.
+    /// its tokens is, else revoked if any is, else expired if any is, else
+    /// spent (only spent refresh tokens left); it began with its first,
+    /// lasts until its last expires, and shows the hints of its active
+    /// tokens.
     pub(super) fn add_to_grant(&mut self, info: &TokenInfo<S>) {
         self.members
             .push((info.id, info.status, info.created_at, info.hint.clone()));
@@ -490,14 +501,15 @@ impl Row {
         self.created_at = self.created_at.min(info.created_at);
         self.expires_at = self.expires_at.max(info.expires_at);
         self.last_used_at = self.last_used_at.max(info.last_used_at);
-        let statuses = || self.members.iter().map(|m| m.1);
-        self.status = if statuses().any(|s| s == TokenStatus::Active) {
-            TokenStatus::Active
-        } else if statuses().any(|s| s == TokenStatus::Revoked) {
-            TokenStatus::Revoked
-        } else {
-            TokenStatus::Expired
-        };
+        self.status = [
+            TokenStatus::Active,
+            TokenStatus::Revoked,
+            TokenStatus::Expired,
+            TokenStatus::Spent,
+        ]
+        .into_iter()
+        .find(|wanted| self.members.iter().any(|m| m.1 == *wanted))
+        .unwrap_or(self.status);
         let active: Vec<_> = self
             .members
             .iter()
@@ -511,6 +523,19 @@ impl Row {
         } else {
             active.iter().map(|m| m.3.clone()).collect()
         };
+    }
+
+    /// The hint of the grant's spent refresh token (the listing keeps the
+    /// latest one of a grant), unless the grant itself shows `spent`.
+    fn spent_hint(&self) -> Option<&str> {
+        if self.status == TokenStatus::Spent {
+            return None;
+        }
+        self.members
+            .iter()
+            .filter(|m| m.1 == TokenStatus::Spent)
+            .max_by_key(|m| m.2)
+            .map(|m| m.3.as_str())
     }
 
     fn expires_within(&self, now: SystemTime, window: Duration) -> bool {

@@ -358,6 +358,17 @@ impl Page<'_> {
             .join("; ")
     }
 
+    /// Grants the page's origin the browser permission `name` (e.g.
+    /// `clipboard-read`), through WebDriver's Set Permission.
+    pub(crate) async fn grant_permission(&self, name: &str) {
+        self.browser
+            .issue_cmd(SetPermission {
+                name: name.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("cannot grant {name}: {e}"));
+    }
+
     /// Saves a screenshot of the whole page at `path`, relative to the
     /// crate: the window is made as tall as the page first.
     pub(crate) async fn screenshot(&self, path: &str) {
@@ -381,5 +392,30 @@ impl Page<'_> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, png).unwrap();
+    }
+}
+
+/// WebDriver's Set Permission (Permissions spec, §9), which fantoccini has
+/// no method for: `state` `granted` for the current page's origin.
+#[derive(Debug)]
+struct SetPermission {
+    name: String,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for SetPermission {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/permissions",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({ "descriptor": { "name": self.name }, "state": "granted" });
+        (axum::http::Method::POST, Some(body.to_string()))
     }
 }

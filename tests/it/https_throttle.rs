@@ -1005,6 +1005,35 @@ mod throttle {
         assert_eq!(ok.status(), StatusCode::OK);
     }
 
+    /// RFC 7009 §2.2 answers 200 for an invalid token, but each made-up
+    /// well-formed token costs a lookup: the revocation endpoint marks it a
+    /// failed authentication, so the throttle bounds them (malformed ones
+    /// count too). Revoking a real token, even again, is no failure.
+    #[tokio::test]
+    async fn made_up_tokens_on_the_revocation_endpoint_count_against_the_throttle() {
+        use tower_token_auth::oauth::RevocationEndpoint;
+        let fixture = Fixture::new();
+        let real = fixture.pat(S::BILLING_READ).await;
+        let revocation = ServiceBuilder::new()
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()))
+            .service(RevocationEndpoint::new(fixture.tokens.clone()));
+        let revoke = |token: &str, peer: [u8; 4]| {
+            let request = Request::post("/oauth/revoke")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(format!("token={token}"))))
+                .unwrap();
+            from(request, peer)
+        };
+        let made_up = (0..3).map(|_| revoke(&unknown(), ATTACKER));
+        let got = statuses(&revocation, made_up.chain([revoke("garbage", ATTACKER)])).await;
+        assert_eq!(got, [200, 200, 200, 429], "made-up tokens from one client");
+        let secret = real.secret.expose_secret();
+        let got = statuses(&revocation, (0..5).map(|_| revoke(secret, CLIENT))).await;
+        assert_eq!(got, [200; 5], "a real token, revoked and revoked again");
+        let got = statuses(&revocation, (0..4).map(|_| revoke("garbage", CLIENT))).await;
+        assert_eq!(got, [200, 200, 200, 429], "malformed tokens count too");
+    }
+
     /// Behind a trusted proxy every connection comes from the proxy: the
     /// throttle tells clients apart by the proxy's last `X-Forwarded-For`
     /// value, with the same `Peers` the HTTPS rule uses. From anyone else

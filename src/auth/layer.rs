@@ -206,8 +206,11 @@ mod tests {
         service.oneshot(request).await.unwrap().status()
     }
 
+    /// RFC 8707 §2: a token is issued for the resources its client named
+    /// (its audience); a resource server bound to another refuses it as
+    /// RFC 6750 §3.1 `invalid_token` ("invalid for other reasons").
     #[tokio::test]
-    async fn rfc_8707_a_token_for_another_resource_is_invalid_token() {
+    async fn rfc_8707_2_rfc_6750_3_1_a_token_for_another_resource_is_invalid_token() {
         let here = "https://api.example.com/";
         let tokens = TokenManager::new(MemoryStore::<S>::new());
         let issue = |audience: Option<&'static str>| {

@@ -57,6 +57,11 @@ pub struct TokenEndpoint<B> {
 /// any token, known or not (§2.2); a token of a grant takes its family with
 /// it. A token that is not well-formed for the manager's token format
 /// (prefix, kind, length, checksum) is answered 200 without a store call.
+/// A token the store does not hold, or a malformed one, is marked
+/// [`FailedAuthentication`] (the answer stays 200): a `ThrottleLayer` in
+/// front counts it, as it
+/// counts a bad bearer token. Revoking a known token, even one already
+/// revoked, is no failure.
 /// 400 `invalid_request` without a `token`; 503 when the store is down.
 pub struct RevocationEndpoint<B> {
     tokens: TokenManager<B>,
@@ -249,13 +254,24 @@ impl<B: TokenBackend> RevocationEndpoint<B> {
         // Not one of this service's tokens: nothing to revoke, and no
         // reason to spend a store call on it (RFC 7009 §2.2: still 200).
         if self.tokens.policy().get_format().check(token).is_err() {
-            return no_store(Response::new(Full::default()));
+            return not_a_token();
         }
-        match self.tokens.revoke_by_digest(&TokenDigest::of(token)).await {
-            Ok(_) => no_store(Response::new(Full::default())),
+        match self.tokens.revoke_presented(&TokenDigest::of(token)).await {
+            Ok(Some(_)) => no_store(Response::new(Full::default())),
+            Ok(None) => not_a_token(),
             Err(error) => store_error(&error),
         }
     }
+}
+
+/// The revocation of a token that is not one of the service's (malformed,
+/// or well-formed and unknown): 200 as RFC 7009 §2.2 says, marked
+/// [`FailedAuthentication`] so that a throttle in front bounds the lookups
+/// a client can make with made-up tokens.
+fn not_a_token() -> Response<Full<Bytes>> {
+    let mut response = no_store(Response::new(Full::default()));
+    response.extensions_mut().insert(FailedAuthentication);
+    response
 }
 
 /// The tower `Service` of an endpoint with an

@@ -317,3 +317,86 @@ fn push_array<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
     }
     out.push(']');
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+
+    const ISSUER: &str = "https://auth.example.com";
+
+    fn document(metadata: &AuthorizationServerMetadata<S>) -> Value {
+        serde_json::from_str(&metadata.to_json()).unwrap()
+    }
+
+    /// RFC 8414 §2: `issuer`, `authorization_endpoint` (for a server with
+    /// a grant that uses it), `token_endpoint` and `response_types_supported`
+    /// are required.
+    #[test]
+    fn rfc_8414_2_the_required_fields_are_present() {
+        let metadata = AuthorizationServerMetadata::<S>::new(ISSUER)
+            .authorization_endpoint(format!("{ISSUER}/oauth/authorize"))
+            .token_endpoint(format!("{ISSUER}/oauth/token"));
+        let doc = document(&metadata);
+        assert_eq!(doc["issuer"], ISSUER, "the issuer identifier, as given");
+        assert_eq!(
+            doc["authorization_endpoint"],
+            format!("{ISSUER}/oauth/authorize")
+        );
+        assert_eq!(doc["token_endpoint"], format!("{ISSUER}/oauth/token"));
+        assert_eq!(doc["response_types_supported"], json!(["code"]));
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(["authorization_code", "refresh_token"])
+        );
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    }
+
+    /// RFC 8414 §2: an omitted `grant_types_supported` means
+    /// `["authorization_code", "implicit"]`; a server without an
+    /// authorization endpoint must say it supports neither.
+    #[test]
+    fn rfc_8414_2_a_server_without_authorization_endpoint_lists_its_grants() {
+        let doc = document(
+            &AuthorizationServerMetadata::<S>::new(ISSUER)
+                .token_endpoint(format!("{ISSUER}/oauth/token")),
+        );
+        assert_eq!(doc["grant_types_supported"], json!(["refresh_token"]));
+        assert!(doc.get("authorization_endpoint").is_none(), "{doc}");
+        assert!(
+            doc.get("code_challenge_methods_supported").is_none(),
+            "{doc}"
+        );
+    }
+
+    /// RFC 8414 §3.2: the document is the body of a 200 answer to `GET`,
+    /// as `application/json`.
+    #[tokio::test]
+    async fn rfc_8414_3_2_the_document_is_served_to_get_as_json() {
+        let metadata = AuthorizationServerMetadata::<S>::new(ISSUER)
+            .token_endpoint(format!("{ISSUER}/oauth/token"));
+        let expected = document(&metadata);
+        let service = metadata.into_service();
+        let request = |method: Method| {
+            Request::builder()
+                .method(method)
+                .uri("/.well-known/oauth-authorization-server")
+                .body(Full::<Bytes>::default())
+                .unwrap()
+        };
+        let response = service.clone().oneshot(request(Method::GET)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let served: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(served, expected);
+
+        let response = service.oneshot(request(Method::POST)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD");
+    }
+}

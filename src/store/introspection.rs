@@ -22,6 +22,14 @@
 //!   it was not given; it may lack one the remote server knows).
 //! - `aud` (a string or an array) becomes the record's audience, checked by
 //!   the layer like a local token's.
+//! - An active answer that names a refresh token becomes a
+//!   [`TokenKind::Refresh`] record, which the layer refuses (401
+//!   `invalid_token`): a refresh token is exchanged at the token endpoint,
+//!   never presented to an API. The answer names one when `token_type`
+//!   (RFC 7662 §2.2), `typ` (Keycloak) or `token_use` (Ory Hydra) is
+//!   `refresh_token`, `Refresh` or the RFC 8693 URI
+//!   `urn:ietf:params:oauth:token-type:refresh_token`, compared without
+//!   regard to case. Any other active answer is an access token.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -287,6 +295,11 @@ fn parse_answer<S: ScopeSet>(
             .collect(),
         _ => Vec::new(),
     };
+    let kind = if names_a_refresh_token(&json) {
+        TokenKind::Refresh
+    } else {
+        TokenKind::Access
+    };
     let mut id = [0u8; 8];
     id.copy_from_slice(&digest.as_bytes()[..8]);
     Ok(Some(TokenRecord {
@@ -294,7 +307,7 @@ fn parse_answer<S: ScopeSet>(
         digest: *digest,
         name: text("client_id").unwrap_or("introspected token").to_owned(),
         owner: text("sub").unwrap_or_default().to_owned(),
-        kind: TokenKind::Access,
+        kind,
         scopes,
         created_at: time("iat").unwrap_or(now),
         // An answer without `exp` is valid now; the cache's TTL bounds it.
@@ -307,6 +320,20 @@ fn parse_answer<S: ScopeSet>(
         audience,
         client_id: text("client_id").map(str::to_owned),
     }))
+}
+
+/// Whether an answer says its token is a refresh token, in any of the
+/// spellings of the [module docs](self).
+fn names_a_refresh_token(json: &serde_json::Value) -> bool {
+    const REFRESH: [&str; 3] = [
+        "refresh_token",
+        "refresh",
+        "urn:ietf:params:oauth:token-type:refresh_token",
+    ];
+    ["token_type", "typ", "token_use"]
+        .into_iter()
+        .filter_map(|field| json.get(field).and_then(serde_json::Value::as_str))
+        .any(|named| REFRESH.iter().any(|r| named.eq_ignore_ascii_case(r)))
 }
 
 #[async_trait]
@@ -378,6 +405,156 @@ mod tests {
                 "{broken}: a broken answer is the remote failing, never a 401"
             );
         }
+    }
+
+    #[test]
+    fn rfc_7662_2_2_an_active_refresh_token_is_no_api_credential() {
+        for refresh in [
+            r#"{"active":true,"token_type":"refresh_token"}"#,
+            r#"{"active":true,"token_type":"Refresh_Token"}"#,
+            r#"{"active":true,"token_type":"urn:ietf:params:oauth:token-type:refresh_token"}"#,
+            r#"{"active":true,"token_type":"Bearer","typ":"Refresh"}"#,
+            r#"{"active":true,"token_type":"bearer","token_use":"refresh_token"}"#,
+        ] {
+            let record = parse(refresh).unwrap().unwrap();
+            assert_eq!(record.kind, TokenKind::Refresh, "{refresh}");
+        }
+        for access in [
+            r#"{"active":true}"#,
+            r#"{"active":true,"token_type":"Bearer","typ":"Bearer"}"#,
+            r#"{"active":true,"token_type":"access_token","token_use":"access_token"}"#,
+            r#"{"active":true,"token_type":"urn:ietf:params:oauth:token-type:access_token"}"#,
+        ] {
+            let record = parse(access).unwrap().unwrap();
+            assert_eq!(record.kind, TokenKind::Access, "{access}");
+        }
+    }
+
+    /// A local introspection endpoint that answers every request with
+    /// `status` and `body`; its URL.
+    async fn remote(status: u16, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let answer = hyper::service::service_fn(move |_request| async move {
+                    let mut response =
+                        http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                    response
+                        .headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
+                );
+            }
+        });
+        format!("http://{address}/oauth/introspect")
+    }
+
+    /// A local endpoint that accepts connections and never answers.
+    async fn silent_remote() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                held.push(listener.accept().await.unwrap());
+            }
+        });
+        format!("http://{address}/oauth/introspect")
+    }
+
+    fn store(url: &str) -> IntrospectionStore<S> {
+        IntrospectionStore::new(url, "billing-api", "s3cret")
+            .unwrap()
+            .timeout(Duration::from_millis(200))
+    }
+
+    /// The store's answer for a token, and the status the layer gives a
+    /// request presenting it; bounded, so that a missing timeout fails
+    /// the test instead of hanging it.
+    async fn lookup(
+        store: IntrospectionStore<S>,
+    ) -> (Result<Option<Arc<TokenRecord<S>>>, StoreError>, StatusCode) {
+        use tower::ServiceExt as _;
+        use tower_layer::Layer as _;
+        let token = "opaque-token-of-another-issuer";
+        let bounded = async {
+            let found = store.find_token(token, &TokenDigest::of(token)).await;
+            let service = crate::TokenAuthLayer::new(store).layer(tower::service_fn(
+                |_request: Request<Full<Bytes>>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))
+                },
+            ));
+            let request = Request::get("/v1/me")
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .body(Full::default())
+                .unwrap();
+            let status = service.oneshot(request).await.unwrap().status();
+            (found, status)
+        };
+        tokio::time::timeout(Duration::from_secs(5), bounded)
+            .await
+            .expect("the lookup ended within its timeout")
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_never_answers_times_out_as_unavailable() {
+        let (found, status) = lookup(store(&silent_remote().await)).await;
+        assert!(
+            matches!(found, Err(StoreError::Unavailable(_))),
+            "{found:?}"
+        );
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn rfc_7662_2_3_an_endpoint_that_fails_is_unavailable_not_an_unknown_token() {
+        let (found, status) = lookup(store(&remote(500, r#"{"active":false}"#).await)).await;
+        assert!(
+            matches!(found, Err(StoreError::Unavailable(_))),
+            "{found:?}"
+        );
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// RFC 7662 §2.3: a 401 refuses the protected resource's own
+    /// credentials; it says nothing of the token (an inactive token is a
+    /// 200 with `"active": false`, §2.2).
+    #[tokio::test]
+    async fn rfc_7662_2_3_a_401_for_our_credentials_is_unavailable_not_an_unknown_token() {
+        let refused = r#"{"error":"invalid_client","active":false}"#;
+        let (found, status) = lookup(store(&remote(401, refused).await)).await;
+        assert!(
+            matches!(found, Err(StoreError::Unavailable(_))),
+            "{found:?}"
+        );
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn rfc_7662_2_2_an_active_refresh_token_is_refused_by_the_layer() {
+        let (found, status) = lookup(store(
+            &remote(200, r#"{"active":true,"token_type":"refresh_token"}"#).await,
+        ))
+        .await;
+        assert_eq!(found.unwrap().unwrap().kind, TokenKind::Refresh);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (found, status) = lookup(store(
+            &remote(200, r#"{"active":true,"token_type":"Bearer"}"#).await,
+        ))
+        .await;
+        assert_eq!(found.unwrap().unwrap().kind, TokenKind::Access);
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the same answer for an access token"
+        );
     }
 
     #[test]

@@ -277,10 +277,22 @@ impl<B: TokenBackend> TokenManager<B> {
     /// grant takes its whole family with it. Idempotent; an unknown token
     /// is not an error. Returns whether anything was revoked now.
     pub async fn revoke_by_digest(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        Ok(self.revoke_presented(digest).await?.unwrap_or(false))
+    }
+
+    /// [`revoke_by_digest`](Self::revoke_by_digest), telling a token the
+    /// store does not hold (`None`) from one it does (whether anything was
+    /// revoked now): the revocation endpoint counts the first as a failed
+    /// authentication.
+    pub(crate) async fn revoke_presented(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<bool>, StoreError> {
         match self.backend_ref().find(digest).await? {
+            None => Ok(None),
             // A client_id is public: presenting it revokes nothing.
-            Some(record) if record.kind.is_token() => self.revoke_record(&record).await,
-            _ => Ok(false),
+            Some(record) if record.kind.is_token() => self.revoke_record(&record).await.map(Some),
+            Some(_) => Ok(Some(false)),
         }
     }
 

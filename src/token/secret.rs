@@ -8,9 +8,31 @@ use zeroize::Zeroizing;
 /// A token's plaintext. Returned once, at creation; never stored.
 ///
 /// `Debug` prints `TokenSecret("[redacted]")`; there is no `Display`. The
-/// memory is zeroed when the value is dropped. Equality (`==` and
-/// [`ConstantTimeEq`]) compares every byte without an early exit; only the
-/// length may show in the time it takes.
+/// memory is zeroed when the value is dropped.
+///
+/// Compare secrets with [`ConstantTimeEq::ct_eq`], which compares every
+/// byte without an early exit (only the length may show in the time it
+/// takes):
+///
+/// ```
+/// use subtle::ConstantTimeEq;
+/// use tower_token_auth::token::TokenSecret;
+///
+/// let a = TokenSecret::new("pr_pat_example".into());
+/// let b = TokenSecret::new("pr_pat_example".into());
+/// assert!(bool::from(a.ct_eq(&b)));
+/// ```
+///
+/// There is no `==`, so that no comparison can stop at the first differing
+/// byte and tell an attacker how much of a guess is right:
+///
+/// ```compile_fail,E0369
+/// use tower_token_auth::token::TokenSecret;
+///
+/// let a = TokenSecret::new("pr_pat_example".into());
+/// let b = TokenSecret::new("pr_pat_example".into());
+/// let _ = a == b;
+/// ```
 #[derive(Clone)]
 pub struct TokenSecret(Zeroizing<String>);
 
@@ -19,14 +41,6 @@ impl ConstantTimeEq for TokenSecret {
         self.0.as_bytes().ct_eq(other.0.as_bytes())
     }
 }
-
-impl PartialEq for TokenSecret {
-    fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other).into()
-    }
-}
-
-impl Eq for TokenSecret {}
 
 impl TokenSecret {
     /// Wraps a plaintext token.
@@ -198,40 +212,18 @@ mod tests {
         assert!(bool::from(d.ct_eq(&TokenDigest::from_bytes(*d.as_bytes()))));
     }
 
-    /// `==` on secrets must not stop at the first differing byte: the time
-    /// it takes would tell an attacker how much of a guess is right.
+    /// The comparison of secrets (there is no `==`, see the type's docs)
+    /// tells apart secrets differing in their first byte, their last, or
+    /// their length.
     #[test]
-    fn secrets_compare_in_constant_time() {
-        use std::marker::PhantomData;
-
-        // Autoref probe: the inherent method applies only when the bound
-        // holds, else the trait's default answers.
-        struct Probe<T>(PhantomData<T>);
-        #[allow(dead_code)] // answers only when the bound does not hold
-        trait NotConstantTime {
-            fn constant_time(&self) -> bool {
-                false
-            }
-        }
-        impl<T> NotConstantTime for Probe<T> {}
-        impl<T: ConstantTimeEq> Probe<T> {
-            fn constant_time(&self) -> bool {
-                true
-            }
-        }
-        assert!(
-            Probe::<TokenSecret>(PhantomData).constant_time(),
-            "TokenSecret has no constant-time comparison"
-        );
-        // `==` is that comparison.
+    fn secrets_compare_every_byte() {
         let a = TokenSecret::new("pr_pat_abcdefghijklmnopqrstuvwxyz0123456789".into());
         let last = TokenSecret::new("pr_pat_abcdefghijklmnopqrstuvwxyz0123456788".into());
         let first = TokenSecret::new("Pr_pat_abcdefghijklmnopqrstuvwxyz0123456789".into());
         let shorter = TokenSecret::new("pr_pat_abcdefghijklmnopqrstuvwxyz012345678".into());
         for other in [&last, &first, &shorter] {
-            assert!(a != *other);
-            assert_eq!(a == *other, bool::from(a.ct_eq(other)));
+            assert!(!bool::from(a.ct_eq(other)));
         }
-        assert!(a == a.clone() && bool::from(a.ct_eq(&a.clone())));
+        assert!(bool::from(a.ct_eq(&a.clone())));
     }
 }

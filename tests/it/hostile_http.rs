@@ -13,8 +13,10 @@
 //!
 //! The example throttles failed authentications per client, so each case
 //! connects from a loopback address of its own (127.1.x.y); the throttle
-//! itself, the production profile's HTTPS rule and the dashboard login are
-//! tested over the socket too, each client at its own address.
+//! itself (on the API, the OAuth endpoints and the dashboard login, and in
+//! the production profile behind a trusted proxy) and the production
+//! profile's HTTPS rule are tested over the socket too, each client at its
+//! own address.
 //!
 //! `cargo test --all-features --test it hostile_http -- --nocapture` prints
 //! the table.
@@ -221,9 +223,14 @@ fn invoices_with(value: impl AsRef<[u8]>) -> Vec<u8> {
 
 /// `POST path` with a form body.
 fn post_form(path: &str, body: &str) -> Vec<u8> {
+    post(path, "application/x-www-form-urlencoded", body)
+}
+
+/// `POST path` with a body of `content_type`.
+fn post(path: &str, content_type: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -863,4 +870,100 @@ async fn a_client_that_keeps_failing_the_dashboard_login_gets_429() {
         .exchange_from(other, &get("/settings/api-tokens", &[&login]))
         .await;
     assert_eq!(replies[0].status, 200, "{:?}", replies[0]);
+}
+
+/// Spends `client`'s budget with made-up tokens sent as `request` builds
+/// them (each 401), so that its next failure would be refused.
+async fn spend_the_budget(server: &Server, client: Ipv4Addr, request: impl Fn(&str) -> Vec<u8>) {
+    for _ in 0..app::FAILURES_PER_MINUTE {
+        let guess = TokenFormat::default()
+            .generate(TokenKind::PersonalAccess)
+            .unwrap();
+        let replies = server
+            .exchange_from(client, &request(&bearer(guess.expose_secret())))
+            .await;
+        assert_eq!(replies[0].status, 401, "{:?}", replies[0]);
+    }
+}
+
+/// The throttle covers the OAuth endpoints: a client whose budget is spent
+/// is refused (429, `Retry-After`) on revocation, registration and the
+/// authorization endpoint, before they run; another client gets each
+/// endpoint's own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_client_is_refused_on_the_oauth_endpoints_too() {
+    let server = Server::start().await;
+    let attacker = Ipv4Addr::new(127, 4, 0, 1);
+    let client = Ipv4Addr::new(127, 4, 0, 2);
+    spend_the_budget(&server, attacker, |value| invoices_with(value)).await;
+    let made_up = TokenFormat::default().generate(TokenKind::Refresh).unwrap();
+    let revoke = post_form(
+        "/oauth/revoke",
+        &format!("token={}", made_up.expose_secret()),
+    );
+    let register = post(
+        "/oauth/register",
+        "application/json",
+        r#"{"redirect_uris":["http://127.0.0.1:8976/callback"],"token_endpoint_auth_method":"none"}"#,
+    );
+    let authorize = get(
+        "/oauth/authorize?response_type=code&client_id=x&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb",
+        &[],
+    );
+    for (name, raw) in [
+        ("/oauth/revoke", &revoke),
+        ("/oauth/register", &register),
+        ("/oauth/authorize", &authorize),
+    ] {
+        let refused = server.exchange_from(attacker, raw).await;
+        assert_eq!(refused[0].status, 429, "{name}: {:?}", refused[0]);
+        retry_after(&refused[0]);
+        let answered = server.exchange_from(client, raw).await;
+        assert_ne!(answered[0].status, 429, "{name} from another client");
+        println!(
+            "  {name}: 429 for the throttled client, {} for another",
+            answered[0].status
+        );
+    }
+}
+
+/// The production profile throttles too. Its HTTPS comes from the trusted
+/// proxy's `X-Forwarded-Proto`, and the throttle tells the clients behind
+/// that proxy apart by `X-Forwarded-For`: one that keeps failing is
+/// refused (429, `Retry-After`), even with a good token, while another
+/// client behind the same proxy is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_throttles_each_client_behind_the_trusted_proxy() {
+    let proxy = Ipv4Addr::new(127, 5, 0, 1);
+    let state = app::AppState::new()
+        .expect("state")
+        .peers(tower_token_auth::auth::Peers::new().trust_proxy(proxy.into()))
+        .require_https();
+    let server = Server::start_with(state).await;
+    let read = server.token("billing.read");
+    let via_proxy = |client: &'static str| {
+        move |value: &str| {
+            get(
+                "/v1/invoices",
+                &[
+                    b"X-Forwarded-Proto: https",
+                    format!("X-Forwarded-For: {client}").as_bytes(),
+                    &authorization(value),
+                ],
+            )
+        }
+    };
+    let attacker = via_proxy("203.0.113.9");
+    spend_the_budget(&server, proxy, attacker).await;
+    let refused = server.exchange_from(proxy, &attacker(&bearer(&read))).await;
+    assert_eq!(refused[0].status, 429, "{:?}", refused[0]);
+    retry_after(&refused[0]);
+    let client = via_proxy("198.51.100.7");
+    let served = server.exchange_from(proxy, &client(&bearer(&read))).await;
+    assert_eq!(served[0].status, 200, "{:?}", served[0]);
+    // Without the proxy's word the request is not HTTPS: 403, not 429.
+    let plain = server
+        .exchange_from(proxy, &invoices_with(bearer(&read)))
+        .await;
+    assert_eq!(plain[0].status, 403, "{:?}", plain[0]);
 }

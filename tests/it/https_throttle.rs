@@ -880,9 +880,9 @@ mod throttle {
         assert_eq!(got, [401, 401, 401, 429]);
     }
 
-    /// A request the throttle finds no key for (no peer address, or a
-    /// `key_fn` that answers `None`) is not let guess unmetered: such
-    /// requests share one budget.
+    /// A request with no peer address is not let guess unmetered: such
+    /// requests share one budget. (A `key_fn` answering `None` and a trusted
+    /// proxy naming no address: the two tests below.)
     #[tokio::test]
     async fn requests_without_a_key_share_one_budget() {
         let fixture = Fixture::new();
@@ -892,6 +892,85 @@ mod throttle {
             .service(Inner::<S>::new());
         let got = statuses(&service, (0..5).map(|_| bearer(&unknown()))).await;
         assert_eq!(got, [401, 401, 401, 429, 429], "no peer address");
+    }
+
+    /// A `key_fn` that answers `None` puts the request in the one shared
+    /// budget: not in the peer's (each guess below comes from another
+    /// address) and not unmetered. A client it keys, with a failure on
+    /// record, keeps its own budget.
+    #[tokio::test]
+    async fn requests_a_key_fn_answers_none_for_share_one_budget() {
+        let by_client_id = |_: &http::Extensions, headers: &http::HeaderMap| {
+            headers
+                .get("x-client-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| tower_token_auth::auth::ClientKey::Named(v.into()))
+        };
+        let fixture = Fixture::new();
+        let service = ServiceBuilder::new()
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()).key_fn(by_client_id))
+            .layer(fixture.layer())
+            .service(Inner::<S>::new());
+        let keyed = || {
+            from(
+                header(bearer(&unknown()), "x-client-id", "acme"),
+                [192, 0, 2, 1],
+            )
+        };
+        assert_eq!(statuses(&service, [keyed()]).await, [401], "a keyed client");
+        let unkeyed = (1..=5).map(|peer| from(bearer(&unknown()), [192, 0, 2, peer]));
+        let got = statuses(&service, unkeyed).await;
+        assert_eq!(got, [401, 401, 401, 429, 429], "five peers, no client id");
+        assert_eq!(statuses(&service, [keyed()]).await, [401], "its own budget");
+    }
+
+    /// A trusted proxy whose forwarding headers name no IP address (RFC
+    /// 7239 `for=unknown`, obfuscated identifiers, which the client behind
+    /// it may choose) gives the throttle no key: those requests share one
+    /// budget, whichever identifier and whichever trusted proxy they come
+    /// through. A client the proxy names, with a failure on record, keeps
+    /// its own budget.
+    #[tokio::test]
+    async fn requests_a_trusted_proxy_names_no_address_for_share_one_budget() {
+        const OTHER_PROXY: [u8; 4] = [10, 0, 0, 3];
+        let peers = proxy().trust_proxy(IpAddr::V4(Ipv4Addr::from(OTHER_PROXY)));
+        let fixture = Fixture::new();
+        let service = ServiceBuilder::new()
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()).peers(peers))
+            .layer(fixture.layer())
+            .service(Inner::<S>::new());
+        let named = || {
+            from(
+                header(bearer(&unknown()), "x-forwarded-for", "198.51.100.7"),
+                PROXY,
+            )
+        };
+        assert_eq!(statuses(&service, [named()]).await, [401], "a named client");
+        let unnamed = [
+            from(
+                header(bearer(&unknown()), "forwarded", "for=unknown"),
+                PROXY,
+            ),
+            from(
+                header(bearer(&unknown()), "forwarded", "for=_hidden1"),
+                OTHER_PROXY,
+            ),
+            from(
+                header(bearer(&unknown()), "x-forwarded-for", "_hidden2"),
+                PROXY,
+            ),
+            from(
+                header(bearer(&unknown()), "x-forwarded-for", "unknown"),
+                OTHER_PROXY,
+            ),
+            from(
+                header(bearer(&unknown()), "forwarded", "for=\"_hidden3\""),
+                PROXY,
+            ),
+        ];
+        let got = statuses(&service, unnamed).await;
+        assert_eq!(got, [401, 401, 401, 429, 429], "no address named");
+        assert_eq!(statuses(&service, [named()]).await, [401], "its own budget");
     }
 
     /// `key_fn` replaces the peer address, and survives every later
@@ -1003,6 +1082,35 @@ mod throttle {
             .await
             .unwrap();
         assert_eq!(ok.status(), StatusCode::OK);
+    }
+
+    /// RFC 7009 §2.2 answers 200 for an invalid token, but each made-up
+    /// well-formed token costs a lookup: the revocation endpoint marks it a
+    /// failed authentication, so the throttle bounds them (malformed ones
+    /// count too). Revoking a real token, even again, is no failure.
+    #[tokio::test]
+    async fn made_up_tokens_on_the_revocation_endpoint_count_against_the_throttle() {
+        use tower_token_auth::oauth::RevocationEndpoint;
+        let fixture = Fixture::new();
+        let real = fixture.pat(S::BILLING_READ).await;
+        let revocation = ServiceBuilder::new()
+            .layer(ThrottleLayer::per_minute(NonZeroU32::new(3).unwrap()))
+            .service(RevocationEndpoint::new(fixture.tokens.clone()));
+        let revoke = |token: &str, peer: [u8; 4]| {
+            let request = Request::post("/oauth/revoke")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(format!("token={token}"))))
+                .unwrap();
+            from(request, peer)
+        };
+        let made_up = (0..3).map(|_| revoke(&unknown(), ATTACKER));
+        let got = statuses(&revocation, made_up.chain([revoke("garbage", ATTACKER)])).await;
+        assert_eq!(got, [200, 200, 200, 429], "made-up tokens from one client");
+        let secret = real.secret.expose_secret();
+        let got = statuses(&revocation, (0..5).map(|_| revoke(secret, CLIENT))).await;
+        assert_eq!(got, [200; 5], "a real token, revoked and revoked again");
+        let got = statuses(&revocation, (0..4).map(|_| revoke("garbage", CLIENT))).await;
+        assert_eq!(got, [200, 200, 200, 429], "malformed tokens count too");
     }
 
     /// Behind a trusted proxy every connection comes from the proxy: the

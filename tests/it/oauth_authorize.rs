@@ -274,8 +274,10 @@ async fn unknown_or_unregistered_scopes_are_invalid_scope() {
     assert_eq!(pending.scope_names(), ["billing.agent", "customers.read"]);
 }
 
+/// RFC 8707 §2: a `resource` the authorization server does not consider
+/// acceptable is refused with `invalid_target`.
 #[tokio::test]
-async fn a_resource_this_server_does_not_serve_is_invalid_target() {
+async fn rfc_8707_2_a_resource_this_server_does_not_serve_is_invalid_target() {
     let s = Server::new().await;
     let error = redirected(
         s.authorize

@@ -279,11 +279,13 @@ async fn rfc_7662_introspection_answers_callers_only_and_never_says_why() {
 }
 
 /// Two instances, one introspecting the other: a token the first issued
-/// works on the second; revoked on the first, it is refused by the second
-/// within the second's cache TTL; with the first stopped, the second
-/// answers 503, never 401.
+/// works on the second, which asks with its own credentials (RFC 7662
+/// §2.1) and enforces the answer's `scope` and `aud` (§2.2); revoked on the
+/// first, it is refused by the second within the second's cache TTL (the
+/// bound §4 asks a caching resource server to keep short); with the first
+/// stopped, the second answers 503, never 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_instance_validates_the_first_ones_tokens_by_introspection() {
+async fn rfc_7662_2_a_second_instance_validates_the_first_ones_tokens_by_introspection() {
     use tower_token_auth::store::{CachedStore, IntrospectionStore};
     use tower_token_auth::PayRequestScopes;
 

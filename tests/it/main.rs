@@ -30,6 +30,9 @@ mod dashboard;
 mod example_backends;
 #[cfg(feature = "axum")]
 mod example_billing_api;
+// The example binary as users start it, configured by its environment.
+#[cfg(all(feature = "axum", feature = "postgres", feature = "cache"))]
+mod example_env;
 #[cfg(feature = "axum")]
 mod example_lifecycle;
 mod header_fuzz;

@@ -101,7 +101,9 @@ fn binary() -> &'static Path {
     })
 }
 
-/// A directory of one test's own for files the example writes.
+/// A directory of one test's own for files the example writes (its demo
+/// file holds tokens): removed when the test passes, kept with the logs
+/// when it fails.
 fn scratch(test: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -319,6 +321,7 @@ async fn sqlite_url_creates_the_file_and_its_tokens_survive_a_restart() {
     tokens_survive_a_restart(&dir, &url).await;
     assert!(file.is_file(), "DATABASE_URL={url} created the file");
     assert!(std::fs::metadata(&file).unwrap().len() > 0);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -343,6 +346,7 @@ async fn postgres_url_keeps_tokens_across_a_restart() {
     assert!(count > 0, "the tokens are rows of the database");
     pool.close().await;
     db.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -358,6 +362,7 @@ async fn an_unsupported_database_url_stops_the_example_naming_the_schemes() {
         );
     }
     assert!(!dir.join("refused.demo.json").exists(), "no demo file");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -389,6 +394,8 @@ async fn an_introspecting_instance_accepts_the_first_instances_tokens() {
     let reply = second.invoices(&unknown).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
     assert!(reply.headers.contains_key(header::WWW_AUTHENTICATE));
+    drop((first, second));
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -408,4 +415,5 @@ async fn introspection_without_a_password_stops_the_example() {
         "the message names the missing variable:\n{}",
         exited.stderr
     );
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -835,6 +835,159 @@ mod tests {
         );
     }
 
+    /// A backend whose reads work and whose writes that end tokens can be
+    /// made to fail: a database that answers lookups (a replica, a cache in
+    /// front) but cannot take the revocation or the exchange. Every other
+    /// call goes to the [`MemoryStore`] inside.
+    #[derive(Default)]
+    struct WritesDown {
+        inner: MemoryStore<S>,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl WritesDown {
+        fn fail(&self) {
+            self.failing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn check(&self) -> Result<(), StoreError> {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                down()
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenStore for WritesDown {
+        type Scopes = S;
+
+        async fn find(
+            &self,
+            digest: &TokenDigest,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            self.inner.find(digest).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenBackend for WritesDown {
+        async fn insert(&self, records: &[crate::store::TokenRecord<S>]) -> Result<(), StoreError> {
+            self.inner.insert(records).await
+        }
+        async fn get(
+            &self,
+            id: crate::store::TokenId,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn list(
+            &self,
+            owner: &str,
+        ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            self.inner.list(owner).await
+        }
+        async fn update_scopes(
+            &self,
+            id: crate::store::TokenId,
+            scopes: S,
+            now: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            self.inner.update_scopes(id, scopes, now).await
+        }
+        async fn revoke(
+            &self,
+            id: crate::store::TokenId,
+            at: SystemTime,
+        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+            self.check()?;
+            self.inner.revoke(id, at).await
+        }
+        async fn revoke_family(
+            &self,
+            family: crate::store::FamilyId,
+            at: SystemTime,
+        ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
+            self.check()?;
+            self.inner.revoke_family(family, at).await
+        }
+        async fn exchange(
+            &self,
+            exchange: &crate::store::Exchange<S>,
+        ) -> Result<crate::store::ExchangeOutcome, StoreError> {
+            self.check()?;
+            self.inner.exchange(exchange).await
+        }
+        async fn record_use(
+            &self,
+            uses: &[(crate::store::TokenId, SystemTime)],
+        ) -> Result<(), StoreError> {
+            self.inner.record_use(uses).await
+        }
+        async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+            self.inner.purge(cutoff).await
+        }
+    }
+
+    /// The lookup finds the token, the write that would end or exchange it
+    /// fails: the client is told to try again (503), never that it worked
+    /// (200), and never that the grant is bad (400) when the family it
+    /// should have revoked is still live.
+    #[tokio::test]
+    async fn a_failed_revoke_or_exchange_after_a_good_lookup_is_503_never_200() {
+        let tokens = TokenManager::new(WritesDown::default());
+        let unavailable = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("temporarily_unavailable"),
+        );
+        let grant = |rt: &str| format!("grant_type=refresh_token&refresh_token={rt}");
+
+        // One grant with a spent refresh token (its replay must revoke the
+        // family), one untouched, and a personal access token.
+        let replayed = tokens.issue_pair("agent", "u1", None).await.unwrap();
+        let replayed_rt = replayed.refresh.secret.expose_secret();
+        let (status, json) = post(TokenEndpoint::new(tokens.clone()), &grant(replayed_rt)).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let live = tokens.issue_pair("agent", "u1", None).await.unwrap();
+        let pat = tokens
+            .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "u1"))
+            .await
+            .unwrap();
+        tokens.backend().fail();
+
+        // The exchange fails.
+        let live_rt = live.refresh.secret.expose_secret();
+        let (status, json) = post(TokenEndpoint::new(tokens.clone()), &grant(live_rt)).await;
+        assert_eq!((status, json["error"].as_str()), unavailable, "{json}");
+        assert!(json.get("access_token").is_none());
+        // The replay's family revocation fails.
+        let (status, json) = post(TokenEndpoint::new(tokens.clone()), &grant(replayed_rt)).await;
+        assert_eq!((status, json["error"].as_str()), unavailable, "{json}");
+
+        // RFC 7009: revoke (a personal access token) and revoke_family (a
+        // refresh token, an access token) fail.
+        for token in [
+            pat.secret.expose_secret(),
+            live_rt,
+            live.access.secret.expose_secret(),
+        ] {
+            let body = format!("token={token}");
+            let (status, json) = post(RevocationEndpoint::new(tokens.clone()), &body).await;
+            assert_eq!((status, json["error"].as_str()), unavailable, "{json}");
+        }
+        // None of it happened: every token is still live.
+        for token in [&pat, &live.refresh, &live.access, &replayed.access] {
+            let record = tokens.find(&token.record.digest).await.unwrap().unwrap();
+            assert!(
+                !record.is_revoked() && !record.is_spent(),
+                "{}",
+                record.name
+            );
+        }
+    }
+
     #[tokio::test]
     async fn rfc_8707_2_resource_narrows_the_audience_and_never_widens_it() {
         let api = "https://api.example.com/";

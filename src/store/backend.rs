@@ -42,12 +42,53 @@ pub trait TokenBackend: TokenStore {
     /// Ids and digests are fresh (minted from the OS random number
     /// generator); one that is already stored is an error, never an
     /// overwrite.
+    ///
+    /// Under concurrency: once `insert` returns `Ok`, every record is
+    /// visible to every later [`find`](TokenStore::find), [`get`](Self::get)
+    /// and [`list`](Self::list), on every instance over the same storage.
+    /// The manager hands a token to its user only after that, so the first
+    /// request with a new token never meets a store that does not know it
+    /// yet. On `Err` nothing of the call may remain: a failed pair never
+    /// leaves an access token without its refresh token. Readers may see
+    /// the records before the call returns (nobody holds their secrets
+    /// yet), and concurrent inserts need no ordering among themselves:
+    /// their ids and digests never collide, and a unique constraint (or a
+    /// check like the in-memory store's) is enough for the error case.
+    /// Records of an existing grant never come through here (a grant's new
+    /// pair is stored by [`exchange`](Self::exchange), which is serialised
+    /// with [`revoke_family`](Self::revoke_family)); a family in an insert
+    /// is new and unknown to any other call.
     async fn insert(&self, records: &[TokenRecord<Self::Scopes>]) -> Result<(), StoreError>;
 
     /// The record of `id`, in any state.
+    ///
+    /// Under concurrency: the answer is one whole version of the record,
+    /// as one write left it (never a mix of two writes, e.g. new scopes
+    /// with an old `revoked_at`), and at least as new as every write that
+    /// returned before `get` was called. That is all: it takes no lock, and
+    /// the record may change before the caller acts on it. The manager
+    /// takes what never changes from it (kind, family, owner) and decides
+    /// nothing final on what can (revoked, spent, expired): the atomic write
+    /// that follows ([`update_scopes`](Self::update_scopes),
+    /// [`revoke`](Self::revoke), [`revoke_family`](Self::revoke_family))
+    /// checks that again. So a `get` that is stale by the time of the write
+    /// can neither revive a token nor let two regenerations of one token
+    /// both succeed.
     async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<Self::Scopes>>, StoreError>;
 
     /// Every record of `owner`, in any state and any order.
+    ///
+    /// Under concurrency: each record is whole and at least as new as
+    /// every write that returned before `list` was called, as for
+    /// [`get`](Self::get); every record whose insert returned before the
+    /// call is listed unless it was deleted ([`exchange`](Self::exchange)
+    /// and [`purge`](Self::purge) delete). So a token just created, or just
+    /// revoked, shows as such in the listing that follows. The list need
+    /// not be one snapshot: a single SQL `SELECT` is (PostgreSQL, SQLite),
+    /// the in-memory store's is not (it reads the owner's ids, then each
+    /// record), and a listing that overlaps an exchange may show the spent
+    /// refresh token without the new pair yet. Listings are for display;
+    /// nothing is decided on them.
     async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<Self::Scopes>>, StoreError>;
 
     /// Replaces the scopes of `id` when, at the moment of the write, the
@@ -121,8 +162,21 @@ pub trait TokenBackend: TokenStore {
     /// `last_used_at` to `at` unless the stored time is later (the latest
     /// wins, whatever the order of the batch). Unknown ids are skipped.
     ///
-    /// Called off the request path, in batches; concurrent batches that
-    /// share ids must not deadlock each other.
+    /// Called off the request path, in batches, by every instance.
+    ///
+    /// Under concurrency, per record: the comparison with the stored time
+    /// and the write are one atomic step (a conditional `UPDATE`, or the
+    /// in-memory store's change under the record's lock), so of two
+    /// batches that overlap the later time wins and `last_used_at` never
+    /// goes backwards, whichever batch commits last. Only `last_used_at` is
+    /// written: a backend must never write back a whole record it read
+    /// earlier, which would undo a revocation, a spend or a scope change
+    /// made in between. Concurrent batches that share ids must not deadlock
+    /// each other or [`revoke_family`](Self::revoke_family),
+    /// [`exchange`](Self::exchange) and [`purge`](Self::purge) (PostgreSQL
+    /// takes its row locks in `id` order in all of them). A batch need not be atomic
+    /// as a whole, and the change need not be announced to other
+    /// instances' caches: it changes no lookup's answer.
     async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError>;
 
     /// Deletes every record that was dead before `cutoff`: revoked before
@@ -131,6 +185,22 @@ pub trait TokenBackend: TokenStore {
     ///
     /// A spent refresh token is kept until it expires: reuse detection needs
     /// it until then.
+    ///
+    /// Under concurrency: every instance runs it (periodically), next to
+    /// every other method. A record is deleted only if it is dead at the
+    /// moment of its deletion, never because it was dead in an older
+    /// reading: deleting a live refresh token, spent or not, would make a
+    /// replay of it look unknown instead of revoking its grant. Deadness
+    /// never ends (nothing clears `revoked_at` or extends `expires_at`), so
+    /// a check in the deleting statement (SQLite, PostgreSQL, which
+    /// re-checks after the row lock) or just before the deletion (the
+    /// in-memory store) is enough, and no snapshot is needed: a record that
+    /// dies during a purge is deleted by this one or the next. It must not
+    /// deadlock with
+    /// [`revoke_family`](Self::revoke_family), [`exchange`](Self::exchange)
+    /// or [`record_use`](Self::record_use) (PostgreSQL locks rows in `id`
+    /// order). Overlapping purges delete each record once; their counts are
+    /// informational (the in-memory store may count a record in both).
     async fn purge(&self, cutoff: SystemTime) -> Result<u64, StoreError>;
 }
 

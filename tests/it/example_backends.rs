@@ -15,7 +15,8 @@ use tower::ServiceExt;
 
 use crate::app;
 use crate::example_billing_api::{
-    dead_and_foreign_tokens_are_invalid_tokens, every_route_checks_its_scope, Demo,
+    dead_and_foreign_tokens_are_invalid_tokens, deleting_a_rotated_refresh_token_ends_the_grant,
+    every_route_checks_its_scope, Demo,
 };
 
 const BASE_URL: &str = "http://127.0.0.1:3000";
@@ -77,6 +78,9 @@ async fn contract(backend: app::Backend) {
     let demo = Demo::with_state(state(Arc::clone(&backend))).await;
     every_route_checks_its_scope(&demo).await;
     dead_and_foreign_tokens_are_invalid_tokens(&demo).await;
+    // A demo of its own: this part spends the demo's refresh token.
+    let grant = Demo::with_state(state(Arc::clone(&backend))).await;
+    deleting_a_rotated_refresh_token_ends_the_grant(&grant).await;
     let state = state(backend);
 
     let login = Some(dashboard_login(&state));

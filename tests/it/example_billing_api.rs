@@ -65,6 +65,38 @@ impl Demo {
         self.send(Method::POST, path, label, Some(json)).await
     }
 
+    /// A form posted without credentials (the OAuth endpoints).
+    async fn form(&self, path: &str, form: String) -> Reply {
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .unwrap();
+        send(&self.router, request).await
+    }
+
+    /// A dashboard API call (`/settings/api-tokens…`) with the demo login.
+    async fn dashboard(&self, method: Method, path: &str) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(
+                header::AUTHORIZATION,
+                base64_basic(&self.dashboard.0, &self.dashboard.1),
+            )
+            .body(Body::empty())
+            .unwrap();
+        send(&self.router, request).await
+    }
+
+    /// `GET /v1/invoices` with `token`.
+    async fn invoices(&self, token: &str) -> StatusCode {
+        let request = Request::get("/v1/invoices")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        send(&self.router, request).await.status
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -371,6 +403,87 @@ pub(crate) async fn dead_and_foreign_tokens_are_invalid_tokens(demo: &Demo) {
     }
     let expired = demo.get("/v1/me", Some("expired")).await;
     assert!(expired.challenge().contains("expired"));
+}
+
+#[tokio::test]
+async fn deleting_the_refresh_token_a_refresh_returned_ends_the_whole_grant() {
+    deleting_a_rotated_refresh_token_ends_the_grant(&Demo::new().await).await;
+}
+
+/// The reported reproduction, over the example's routes: the demo's
+/// `refresh` token is exchanged at `/oauth/token`, the refresh token that
+/// exchange returned is deleted on the dashboard, and every access token of
+/// that grant (the demo's `access` and the exchange's) is refused from the
+/// next request on. The listing shows the exchanged refresh token as
+/// `spent`.
+pub(crate) async fn deleting_a_rotated_refresh_token_ends_the_grant(demo: &Demo) {
+    let exchanged = demo
+        .form(
+            "/oauth/token",
+            format!(
+                "grant_type=refresh_token&refresh_token={}",
+                demo.token("refresh")
+            ),
+        )
+        .await;
+    assert_eq!(exchanged.status, StatusCode::OK, "{}", exchanged.json);
+    let new_access = exchanged.json["access_token"].as_str().unwrap().to_owned();
+    let new_refresh = exchanged.json["refresh_token"].as_str().unwrap().to_owned();
+    let old_access = demo.token("access");
+    for token in [&old_access, &new_access] {
+        assert_eq!(demo.invoices(token).await, StatusCode::OK);
+    }
+
+    // The listing identifies tokens by their hint: the prefix, `…`, and
+    // the last four characters.
+    let hint = |token: &str| {
+        let prefix = &token[..token.rfind('_').unwrap() + 1];
+        format!("{prefix}…{}", &token[token.len() - 4..])
+    };
+    let listing = demo.dashboard(Method::GET, "/settings/api-tokens").await;
+    assert_eq!(listing.status, StatusCode::OK, "{}", listing.json);
+    let listed = |token: &str| {
+        let hint = hint(token);
+        let matching: Vec<&Value> = listing.json["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["hint"] == hint.as_str())
+            .collect();
+        assert_eq!(matching.len(), 1, "one listed token with the hint {hint}");
+        matching[0].clone()
+    };
+    let spent = listed(&demo.token("refresh"));
+    let fresh = listed(&new_refresh);
+    assert_eq!(spent["kind"], "refresh");
+    assert_eq!(spent["status"], "spent", "{spent}");
+    assert_eq!(fresh["kind"], "refresh");
+    assert_eq!(fresh["status"], "active", "{fresh}");
+    assert_eq!(fresh["family"], spent["family"], "one grant");
+    assert!(fresh["family"].is_string(), "{fresh}");
+
+    let id = fresh["id"].as_str().unwrap();
+    let deleted = demo
+        .dashboard(Method::DELETE, &format!("/settings/api-tokens/{id}"))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.json);
+    for token in [&new_access, &old_access] {
+        assert_eq!(
+            demo.invoices(token).await,
+            StatusCode::UNAUTHORIZED,
+            "an access token of the deleted grant"
+        );
+    }
+    let again = demo
+        .form(
+            "/oauth/token",
+            format!("grant_type=refresh_token&refresh_token={new_refresh}"),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]

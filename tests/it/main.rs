@@ -13,8 +13,9 @@
 
 mod support;
 
-/// The `billing_api` example's router, state and demo credentials.
-#[cfg(feature = "axum")]
+/// The `billing_api` example's router, state and demo credentials, with
+/// the example's required features.
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 #[path = "../../examples/billing_api/app.rs"]
 mod app;
 
@@ -24,41 +25,57 @@ mod axum_extract;
 #[cfg(feature = "conformance")]
 mod conformance;
 // The example's dashboard: its JSON API, its web page, in a real browser.
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod dashboard;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod example_backends;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod example_billing_api;
-#[cfg(feature = "axum")]
+// The example binary as users start it, configured by its environment.
+#[cfg(all(
+    feature = "axum",
+    feature = "throttle",
+    feature = "registration",
+    feature = "postgres",
+    feature = "cache"
+))]
+mod example_env;
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod example_lifecycle;
 mod header_fuzz;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod hostile_http;
 mod https_throttle;
 mod logs;
 // The official MCP TypeScript SDK through OAuth, in Node.js.
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod mcp_client;
 // The authorization code grant on the library's endpoints, paragraph by paragraph.
 #[cfg(feature = "registration")]
 mod oauth_authorize;
 // The OAuth authorization code flow, in a browser and with the oauth2 crate.
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 mod oauth_flow;
 // A real PostgreSQL server, several instances over it, their caches.
 #[cfg(all(feature = "postgres", feature = "cache"))]
 mod postgres;
 mod redaction;
 mod rejections;
-#[cfg(all(feature = "axum", feature = "introspection"))]
+#[cfg(all(
+    feature = "axum",
+    feature = "throttle",
+    feature = "registration",
+    feature = "introspection"
+))]
 mod resource_server;
 mod revocation_stress;
 mod scopes;
 mod secret_hygiene;
 
 /// A build without every feature compiles tests away (PostgreSQL, SQLite,
-/// the cache, the throttle, axum) and would pass without running them.
+/// the cache, the throttle, axum, client registration) and would pass
+/// without running them. Every feature a module or test here is gated on
+/// is listed.
 #[cfg(not(all(
     feature = "postgres",
     feature = "sqlite",
@@ -66,7 +83,8 @@ mod secret_hygiene;
     feature = "throttle",
     feature = "axum",
     feature = "conformance",
-    feature = "introspection"
+    feature = "introspection",
+    feature = "registration"
 )))]
 #[test]
 fn the_suite_runs_with_every_feature() {

@@ -33,7 +33,7 @@ pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 pub mod browser;
 pub mod pg;
 #[cfg(all(feature = "postgres", feature = "cache"))]

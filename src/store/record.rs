@@ -112,37 +112,44 @@ pub struct Family {
 }
 
 /// A stored token: everything about it except its plaintext.
+///
+/// The fields a request reads (the digest, the expiry, the revocation, the
+/// scopes and the kind) come first, in this order (`repr(C)`): with the
+/// `Arc`'s counts before them they fill the first one or two cache lines
+/// of the allocation, so a lookup in a store larger than the CPU's caches
+/// misses fewer lines. Field order is no part of the API.
 #[derive(Clone, PartialEq, Eq)]
+#[repr(C)]
 pub struct TokenRecord<S> {
-    /// Public identifier.
-    pub id: TokenId,
     /// SHA-256 of the plaintext: the lookup key.
     pub digest: TokenDigest,
-    /// The name its owner gave it ("MCP Billing Agent").
-    pub name: String,
-    /// Who it belongs to, in the host application's terms (a user id).
-    pub owner: String,
-    /// Its kind.
-    pub kind: TokenKind,
-    /// The scopes it holds, implied ones included.
-    pub scopes: S,
-    /// When it was created.
-    pub created_at: SystemTime,
     /// It is valid while `now < expires_at`.
     pub expires_at: SystemTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<SystemTime>,
-    /// A display hint: prefix and last four characters.
-    pub hint: String,
+    /// The scopes it holds, implied ones included.
+    pub scopes: S,
+    /// Its kind.
+    pub kind: TokenKind,
+    /// Public identifier.
+    pub id: TokenId,
     /// The family of an access or refresh token issued by a grant; `None`
     /// for personal access tokens.
     pub family: Option<Family>,
     /// For a refresh token: when it was exchanged. A spent refresh token
     /// presented again revokes its family.
     pub spent_at: Option<SystemTime>,
+    /// When it was created.
+    pub created_at: SystemTime,
     /// When the token last authenticated a request, as recorded (coalesced)
     /// by the middleware's [`UsageTracker`](crate::usage::UsageTracker).
     pub last_used_at: Option<SystemTime>,
+    /// The name its owner gave it ("MCP Billing Agent").
+    pub name: String,
+    /// Who it belongs to, in the host application's terms (a user id).
+    pub owner: String,
+    /// A display hint: prefix and last four characters.
+    pub hint: String,
     /// The resources (RFC 8707 resource identifiers, absolute URIs) the
     /// token was issued for. Empty for a token issued with no audience
     /// (for example before audiences were recorded).

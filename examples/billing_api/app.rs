@@ -94,6 +94,10 @@ pub struct AppState {
     /// The URL clients reach the service at, e.g. `http://127.0.0.1:3000`:
     /// the issuer of its tokens and the base of its endpoints.
     pub base_url: Arc<str>,
+    /// The authorization server the RFC 9728 document names: the service
+    /// itself (its base URL), or, when it validates tokens by asking another
+    /// server, that server's issuer.
+    pub authorization_server: Arc<str>,
     /// This server's resource identifier (RFC 8707, RFC 9728 `resource`):
     /// the tokens it issues are for it, and tokens for another resource
     /// are refused. `RESOURCE`, by default the base URL.
@@ -176,6 +180,7 @@ impl AppState {
                     .map(|login| login.password)
                     .unwrap_or_default(),
             }),
+            authorization_server: Arc::clone(&base_url),
             base_url,
             resource,
             peers: Peers::new(),
@@ -204,10 +209,14 @@ impl AppState {
     }
 
     /// The `/v1` routes validate tokens by asking `remote` (an RFC 7662
-    /// endpoint, cached) instead of the service's own store: the mode of a
-    /// service that holds no tokens. Audience and challenge stay the same.
+    /// endpoint, cached) of the authorization server `issuer` instead of
+    /// the service's own store: the mode of a service that holds no tokens.
+    /// Its RFC 9728 document names `issuer`, so that a client discovering
+    /// it gets its tokens where they can be validated. Audience and
+    /// challenge stay the same.
     #[allow(dead_code)] // not every test that includes this file needs it
-    pub fn validate_remotely(mut self, remote: Lookup) -> Self {
+    pub fn validate_remotely(mut self, remote: Lookup, issuer: &str) -> Self {
+        self.authorization_server = issuer.trim_end_matches('/').into();
         let challenge = challenge(&self.base_url);
         self.auth = TokenAuthLayer::new(remote)
             .rejections(challenge)

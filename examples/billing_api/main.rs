@@ -52,6 +52,8 @@ Environment:
   INTROSPECTION_URL        validate the /v1 routes' tokens by asking this RFC 7662
   INTROSPECTION_USER       endpoint (with this HTTP Basic login) instead of the local
   INTROSPECTION_PASSWORD   store (build with --features introspection)
+  AUTHORIZATION_SERVER     with INTROSPECTION_URL: the issuer the RFC 9728 document
+                           names; default the origin of INTROSPECTION_URL
   BILLING_API_PROFILE      development (default) or production: production refuses
                            requests not known to arrive over TLS on every route but
                            /health (403 https_required)
@@ -125,8 +127,8 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
         app::AppState::with_store(tokens, app::demo::DashboardLogin::generate()?, &base_url)
             .track_usage(USAGE_INTERVAL)
             .peers(profile.peers);
-    if let Some(remote) = remote_lookup()? {
-        state = state.validate_remotely(remote);
+    if let Some((remote, issuer)) = remote_lookup()? {
+        state = state.validate_remotely(remote, &issuer);
     }
     if profile.https_required {
         tracing::info!(peers = ?state.peers, "production profile: HTTPS required");
@@ -181,8 +183,10 @@ async fn purge_periodically(tokens: app::Tokens) {
 }
 
 /// With `INTROSPECTION_URL` (and its login): a lookup that asks that RFC
-/// 7662 endpoint, cached briefly, for the `/v1` routes.
-fn remote_lookup() -> Result<Option<app::Lookup>, String> {
+/// 7662 endpoint, cached briefly, for the `/v1` routes, and the issuer of
+/// the tokens it validates: `AUTHORIZATION_SERVER`, by default the origin
+/// of `INTROSPECTION_URL` (this example's own issuer is its origin).
+fn remote_lookup() -> Result<Option<(app::Lookup, String)>, String> {
     let Some(url) = env("INTROSPECTION_URL") else {
         return Ok(None);
     };
@@ -201,8 +205,13 @@ fn remote_lookup() -> Result<Option<app::Lookup>, String> {
         let remote = IntrospectionStore::<PayRequestScopes>::new(&url, &user, &password)
             .map_err(|e| format!("INTROSPECTION_URL: {e}"))?
             .cached();
-        tracing::info!(%url, "the /v1 routes validate tokens by introspection");
-        Ok(Some(Arc::new(remote)))
+        let issuer = match env("AUTHORIZATION_SERVER") {
+            Some(issuer) => issuer,
+            None => origin(&url)
+                .ok_or_else(|| format!("INTROSPECTION_URL={url} is not an absolute http(s) URL"))?,
+        };
+        tracing::info!(%url, %issuer, "the /v1 routes validate tokens by introspection");
+        Ok(Some((Arc::new(remote), issuer)))
     }
     #[cfg(not(feature = "introspection"))]
     {
@@ -211,6 +220,13 @@ fn remote_lookup() -> Result<Option<app::Lookup>, String> {
              cargo run --example billing_api --features introspection"
         ))
     }
+}
+
+/// `scheme://authority` of an absolute URL.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+fn origin(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
 
 /// What `BILLING_API_PROFILE` and `TRUSTED_PROXIES` ask for.

@@ -73,11 +73,11 @@ pub(super) fn router(state: &AppState) -> Router<AppState> {
         .route_service(SERVER_METADATA_PATH, server.into_service())
 }
 
-/// The service is its own authorization server: its token endpoint is
-/// under the same base URL.
+/// The RFC 9728 document: the service is its own authorization server,
+/// unless it validates tokens by asking another one (`INTROSPECTION_URL`).
 async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
     let document = ProtectedResourceMetadata::<PayRequestScopes>::new(&*state.resource)
-        .authorization_server(&*state.base_url)
+        .authorization_server(&*state.authorization_server)
         .resource_name("PayRequest billing API (example)")
         .to_json();
     (

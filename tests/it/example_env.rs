@@ -389,6 +389,21 @@ async fn an_introspecting_instance_accepts_the_first_instances_tokens() {
     .await;
     let reply = second.invoices(&token).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // A client that discovers the second instance (RFC 9728) is sent to the
+    // first for its tokens: by default the origin of INTROSPECTION_URL.
+    let document = socket::send(
+        second.addr,
+        Method::GET,
+        "/.well-known/oauth-protected-resource",
+        None,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(
+        document["authorization_servers"],
+        serde_json::json!([resource])
+    );
     // A token the first instance does not know is refused by the second.
     let unknown = second.create_token("only on the second").await.1;
     let reply = second.invoices(&unknown).await;

@@ -29,7 +29,7 @@ impl Instance {
     /// An instance on a free port whose resource is `resource` (its own
     /// URL when `None`), validating its `/v1` tokens through `remote` when
     /// given.
-    async fn start(resource: Option<&str>, remote: Option<app::Lookup>) -> Self {
+    async fn start(resource: Option<&str>, remote: Option<(app::Lookup, &str)>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base_url = format!("http://{addr}");
@@ -39,8 +39,8 @@ impl Instance {
             app::demo::DashboardLogin::generate().unwrap(),
             &base_url,
         );
-        if let Some(remote) = remote {
-            state = state.validate_remotely(remote);
+        if let Some((remote, issuer)) = remote {
+            state = state.validate_remotely(remote, issuer);
         }
         let issued = app::demo::issue(&state).await.unwrap();
         let credentials = serde_json::to_value(&issued)
@@ -304,7 +304,22 @@ async fn rfc_7662_2_a_second_instance_validates_the_first_ones_tokens_by_introsp
         .negative_ttl(Duration::from_millis(100))
         .build();
     // The second serves the same API: the same resource.
-    let second = Instance::start(Some(&first.url()), Some(Arc::new(remote))).await;
+    let second = Instance::start(Some(&first.url()), Some((Arc::new(remote), &first.url()))).await;
+    // RFC 9728 §2: a client that discovers the second is sent to the first
+    // for its tokens, the server whose tokens the second can validate.
+    let document = second
+        .send(
+            Method::GET,
+            "/.well-known/oauth-protected-resource",
+            None,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        document["authorization_servers"],
+        serde_json::json!([first.url()])
+    );
 
     let token = first.token("billing.read");
     assert_eq!(second.api(&token).await.status, StatusCode::OK);

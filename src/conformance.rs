@@ -6,10 +6,19 @@
 //! its own tests with one macro call, given an async function that returns a
 //! fresh, empty backend of [`PayRequestScopes`](crate::PayRequestScopes) tokens:
 //!
-//! ```ignore
+//! ```
 //! // tests/conformance.rs of the crate that writes `MyBackend`
 //! // (dev-dependencies: tokio with the `macros` and `rt-multi-thread`
 //! // features, and tower-token-auth with the `conformance` feature).
+//! # mod my_crate {
+//! #     // Here the memory store stands in for your backend.
+//! #     pub type MyBackend<S> = tower_token_auth::MemoryStore<S>;
+//! #     pub trait Connect { async fn connect_to_an_empty_database() -> Self; }
+//! #     impl<S: tower_token_auth::ScopeSet> Connect for MyBackend<S> {
+//! #         async fn connect_to_an_empty_database() -> Self { Self::default() }
+//! #     }
+//! # }
+//! # use my_crate::Connect as _;
 //! use std::sync::Arc;
 //! use tower_token_auth::token::ManualClock;
 //!
@@ -18,6 +27,7 @@
 //! }
 //!
 //! tower_token_auth::conformance_tests!(fresh_backend);
+//! # fn main() {}
 //! ```
 //!
 //! That expands to one `#[tokio::test]` per behaviour below (a

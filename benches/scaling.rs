@@ -16,7 +16,7 @@
 //! (on 2 cores, N > 2 measures oversubscription).
 //!
 //! `--profile <path> <requests>` only sends `requests` requests down one
-//! path of the stack (`accepted`, `baseline`, `missing_header`,
+//! path of the stack (`accepted`, `accepted_1m`, `baseline`, `missing_header`,
 //! `bad_checksum`, `unknown_token`, `insufficient_scope`) on one thread, for
 //! `valgrind --tool=callgrind` or `perf`: see BENCHMARKS.md.
 
@@ -230,7 +230,13 @@ fn json_list(values: &[f64]) -> String {
 
 /// `--profile <path> <requests>`: one path of the stack, nothing else.
 fn profile(path: &str, requests: usize) {
-    let fixture = fixture(1_000, 1_000);
+    // `accepted_1m`: the accepted path over a store of 10^6 tokens, 65 536
+    // of them in turn, as `token_auth/memory/1m` measures it.
+    let fixture = if path == "accepted_1m" {
+        fixture(1_000_000, 65_536)
+    } else {
+        fixture(1_000, 1_000)
+    };
     let stack = auth_stack(fixture.tokens.clone());
     let mut typo = fixture.writers[0].clone();
     typo.replace_range(
@@ -247,7 +253,7 @@ fn profile(path: &str, requests: usize) {
     let writers = &fixture.writers;
     let make = |i: usize| -> Request<Body> {
         match path {
-            "accepted" | "baseline" => request(Some(&writers[i % writers.len()])),
+            "accepted" | "accepted_1m" | "baseline" => request(Some(&writers[i % writers.len()])),
             "missing_header" => request(None),
             "bad_checksum" => request(Some(&typo)),
             "unknown_token" => request(Some(&unknown)),

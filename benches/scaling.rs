@@ -328,6 +328,7 @@ fn main() {
 
     let small = fixture(1_000, 1_000);
     let stack = auth_stack(small.tokens.clone());
+    let leaked = support::leaked_auth_stack(small.tokens.clone());
     let load = support::load_average();
     let runs = [
         (
@@ -342,6 +343,10 @@ fn main() {
             "token_auth_ready",
             parallel(&stack, threads, rounds, per_thread, &small.writers, false),
         ),
+        (
+            "token_auth_leaked",
+            parallel(&leaked, threads, rounds, per_thread, &small.writers, true),
+        ),
     ];
     println!("parallel, {threads} threads (load average {load:.2} before):");
     for (name, run) in &runs {
@@ -353,7 +358,8 @@ fn main() {
             run.efficiency()
         );
     }
-    println!("  (token_auth_ready: one readied service per thread instead of a clone per request)");
+    println!("  (token_auth_ready: one readied service per thread instead of a clone per request;");
+    println!("   token_auth_leaked: a clone per request of a stack whose layers were leaked)");
     let parallel_json: Vec<String> = runs
         .iter()
         .map(|(name, run)| {

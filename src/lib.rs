@@ -22,6 +22,7 @@ mod json;
 pub mod oauth;
 mod principal;
 pub mod scope;
+mod shared;
 pub mod store;
 pub mod token;
 pub mod usage;

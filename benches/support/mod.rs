@@ -77,6 +77,17 @@ pub fn auth_stack(tokens: Tokens) -> AuthStack {
         .service(Echo)
 }
 
+/// [`AuthStack`] over `tokens` with both layers leaked
+/// (`TokenAuthLayer::leak`): a clone of it writes no shared reference
+/// count. Leaks the layers' state: call it once per benchmark run.
+pub fn leaked_auth_stack(tokens: Tokens) -> AuthStack {
+    let auth = TokenAuthLayer::new(tokens).leak();
+    ServiceBuilder::new()
+        .layer(auth.clone())
+        .layer(auth.require(REQUIRED).leak())
+        .service(Echo)
+}
+
 /// How many tokens of a fixture hold only `billing.read` (for the
 /// insufficient-scope rejection); the rest hold `billing.read
 /// billing.write`.

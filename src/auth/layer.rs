@@ -3,10 +3,12 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use super::service::Parts;
 use super::TokenAuth;
 use crate::audit::Audit;
 use crate::error::Rejections;
 use crate::scope::{RequireScopeLayer, Requirement};
+use crate::shared::SharedRef;
 use crate::store::TokenStore;
 use crate::token::{Clock, TokenFormat};
 use crate::usage::UsageTracker;
@@ -14,9 +16,12 @@ use crate::usage::UsageTracker;
 /// Authenticates requests by bearer token against a [`TokenStore`].
 ///
 /// See the [module docs](crate::auth) for the request flow.
-pub struct TokenAuthLayer<St> {
+pub struct TokenAuthLayer<St: 'static> {
     store: St,
     config: Arc<AuthConfig>,
+    /// Set by [`leak`](TokenAuthLayer::leak): the store and settings every
+    /// service of this layer shares, in memory that is never freed.
+    leaked: Option<&'static Parts<St>>,
 }
 
 /// Settings shared by every clone of the layer and its services.
@@ -50,6 +55,7 @@ impl<St: Clone> Clone for TokenAuthLayer<St> {
         Self {
             store: self.store.clone(),
             config: Arc::clone(&self.config),
+            leaked: self.leaked,
         }
     }
 }
@@ -84,7 +90,57 @@ impl<St: TokenStore> TokenAuthLayer<St> {
                 usage: None,
             }),
             store,
+            leaked: None,
         }
+    }
+
+    /// The settings, to change: a layer changed after [`leak`](Self::leak)
+    /// builds counted services again until it is leaked again.
+    fn config_mut(&mut self) -> &mut AuthConfig {
+        self.leaked = None;
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Moves the store and settings this layer's services share to memory
+    /// that is never freed, for a layer built once at start-up.
+    ///
+    /// A router clones its services for every request. The services of a
+    /// layer share its store and settings behind a reference count, and the
+    /// clones of every core write that one count: a cache line the cores
+    /// take from each other on every request. The services of a leaked
+    /// layer share a `'static` reference instead, and cloning one writes
+    /// nothing. `benches/scaling.rs` measures the difference (BENCHMARKS.md).
+    ///
+    /// The memory (one copy of the store handle and the settings) is never
+    /// freed: leak the layers of a server once, not a layer per request or
+    /// per test. Leak the [`RequireScopeLayer`]s too
+    /// ([`RequireScopeLayer::leak`]). A setting changed after `leak` makes
+    /// the layer build counted services again.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer, TokenManager};
+    ///
+    /// let tokens = TokenManager::new(MemoryStore::<S>::new());
+    /// let auth = TokenAuthLayer::new(tokens).leak();
+    /// let app: Router = Router::new()
+    ///     .route("/v1/invoices", get(|| async { "[]" }))
+    ///     .route_layer(auth.require(S::BILLING_READ).leak())
+    ///     .route_layer(auth);
+    /// ```
+    #[must_use]
+    pub fn leak(mut self) -> Self
+    where
+        St: Clone,
+    {
+        if self.leaked.is_none() {
+            let parts = Parts {
+                store: self.store.clone(),
+                config: Arc::clone(&self.config),
+            };
+            self.leaked = Some(Box::leak(Box::new(parts)));
+        }
+        self
     }
 
     /// This server's resource identifier (RFC 8707, RFC 9728 `resource`),
@@ -98,9 +154,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// says otherwise.
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.config)
-            .resources
-            .push(resource.into());
+        self.config_mut().resources.push(resource.into());
         self
     }
 
@@ -110,7 +164,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// have expired or been regenerated.
     #[must_use]
     pub fn accept_tokens_without_audience(mut self, accept: bool) -> Self {
-        Arc::make_mut(&mut self.config).accept_unbound = accept;
+        self.config_mut().accept_unbound = accept;
         self
     }
 
@@ -119,7 +173,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// token is still rejected.
     #[must_use]
     pub fn optional(mut self) -> Self {
-        Arc::make_mut(&mut self.config).optional = true;
+        self.config_mut().optional = true;
         self
     }
 
@@ -127,7 +181,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// a test that drives a lookup with no clock of its own.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        Arc::make_mut(&mut self.config).clock = clock;
+        self.config_mut().clock = clock;
         self
     }
 
@@ -135,7 +189,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// the challenge, and the rejection response.
     #[must_use]
     pub fn rejections(mut self, rejections: Rejections) -> Self {
-        Arc::make_mut(&mut self.config).challenge = rejections;
+        self.config_mut().challenge = rejections;
         self
     }
 
@@ -143,7 +197,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// `tracing`.
     #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
-        Arc::make_mut(&mut self.config).audit = audit;
+        self.config_mut().audit = audit;
         self
     }
 
@@ -151,7 +205,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// [`crate::usage`]).
     #[must_use]
     pub fn track_usage(mut self, tracker: UsageTracker) -> Self {
-        Arc::make_mut(&mut self.config).usage = Some(tracker);
+        self.config_mut().usage = Some(tracker);
         self
     }
 
@@ -176,7 +230,14 @@ impl<Svc, St: Clone> Layer<Svc> for TokenAuthLayer<St> {
     type Service = TokenAuth<Svc, St>;
 
     fn layer(&self, inner: Svc) -> Self::Service {
-        TokenAuth::from_parts(inner, self.store.clone(), Arc::clone(&self.config))
+        let shared = match self.leaked {
+            Some(parts) => SharedRef::Leaked(parts),
+            None => SharedRef::new(Parts {
+                store: self.store.clone(),
+                config: Arc::clone(&self.config),
+            }),
+        };
+        TokenAuth::from_shared(inner, shared)
     }
 }
 
@@ -274,6 +335,61 @@ mod tests {
         assert_eq!(
             status(&migrating, theirs.secret.expose_secret()).await,
             StatusCode::UNAUTHORIZED
+        );
+    }
+
+    /// A leaked layer's services share one `'static` reference and answer
+    /// as a counted layer's do; a setting changed after the leak applies,
+    /// to counted services again.
+    #[tokio::test]
+    async fn a_leaked_layer_answers_as_before_and_later_settings_apply() {
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let issued = tokens
+            .issue(IssueRequest::new(TokenKind::PersonalAccess, "t", "u1"))
+            .await
+            .unwrap();
+        let echo = || {
+            service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+            })
+        };
+        let leaked = TokenAuthLayer::new(tokens.clone()).leak();
+        let service = leaked.layer(echo());
+        assert!(service.is_leaked() && service.clone().is_leaked());
+        assert!(!TokenAuthLayer::new(tokens.clone())
+            .layer(echo())
+            .is_leaked());
+        assert_eq!(
+            status(&leaked, issued.secret.expose_secret()).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&leaked, "pr_pat_nope").await,
+            StatusCode::UNAUTHORIZED
+        );
+
+        let optional = leaked.clone().optional();
+        assert!(!optional.layer(echo()).is_leaked());
+        let no_token = || Request::get("/v1/me").body(Full::default()).unwrap();
+        assert_eq!(
+            optional
+                .layer(echo())
+                .oneshot(no_token())
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK,
+            "the setting made after the leak holds"
+        );
+        assert_eq!(
+            leaked
+                .layer(echo())
+                .oneshot(no_token())
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNAUTHORIZED,
+            "the leaked layer is unchanged"
         );
     }
 }

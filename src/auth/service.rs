@@ -13,22 +13,25 @@ use super::TokenAuthLayer;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
+use crate::shared::SharedRef;
 use crate::store::TokenStore;
 use crate::token::{TokenDigest, TokenKind};
 
 /// The service [`TokenAuthLayer`] builds.
-pub struct TokenAuth<Svc, St> {
+pub struct TokenAuth<Svc, St: 'static> {
     inner: Svc,
-    /// The store and the settings behind one reference count: a router
-    /// clones the service for every request, and every reference count
-    /// shared by all clones is a cache line the cores take from each other.
-    shared: Arc<Shared<St>>,
+    /// The store and the settings behind one reference (see
+    /// [`TokenAuthLayer::leak`]): a router clones the service for every
+    /// request, and every reference count shared by all clones is a cache
+    /// line the cores take from each other.
+    shared: SharedRef<Parts<St>>,
 }
 
 /// What every clone of one [`TokenAuth`] shares.
-struct Shared<St> {
-    store: St,
-    config: Arc<AuthConfig>,
+#[derive(Clone)]
+pub(crate) struct Parts<St> {
+    pub(crate) store: St,
+    pub(crate) config: Arc<AuthConfig>,
 }
 
 impl<Svc, St: TokenStore> TokenAuth<Svc, St> {
@@ -47,11 +50,14 @@ impl<Svc, St: TokenStore> TokenAuth<Svc, St> {
 }
 
 impl<Svc, St> TokenAuth<Svc, St> {
-    pub(crate) fn from_parts(inner: Svc, store: St, config: Arc<AuthConfig>) -> Self {
-        Self {
-            inner,
-            shared: Arc::new(Shared { store, config }),
-        }
+    pub(crate) fn from_shared(inner: Svc, shared: SharedRef<Parts<St>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Whether the service's clones share a leaked `'static` reference.
+    #[cfg(test)]
+    pub(crate) fn is_leaked(&self) -> bool {
+        self.shared.is_leaked()
     }
 
     /// The inner service.
@@ -74,7 +80,7 @@ impl<Svc: Clone, St: Clone> Clone for TokenAuth<Svc, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
         }
     }
 }

@@ -2,7 +2,6 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,6 +15,7 @@ use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, Prepared, Rejections};
 use crate::principal::Principal;
+use crate::shared::SharedRef;
 
 /// Requires the request's [`Principal`] to hold scopes: per route or per
 /// route group, behind a [`TokenAuthLayer`](crate::TokenAuthLayer).
@@ -60,10 +60,10 @@ use crate::principal::Principal;
 /// # Ok(())
 /// # }
 /// ```
-pub struct RequireScopeLayer<S> {
+pub struct RequireScopeLayer<S: 'static> {
     /// Shared by every clone: a router clones the service per request, and
     /// this is one reference count.
-    shared: Arc<Shared<S>>,
+    shared: SharedRef<Shared<S>>,
 }
 
 struct Shared<S> {
@@ -85,15 +85,15 @@ impl<S> Clone for Shared<S> {
     }
 }
 
-impl<S> Clone for RequireScopeLayer<S> {
+impl<S: 'static> Clone for RequireScopeLayer<S> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for RequireScopeLayer<S> {
+impl<S: fmt::Debug + 'static> fmt::Debug for RequireScopeLayer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireScopeLayer")
             .field("requirement", &self.shared.requirement)
@@ -110,7 +110,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
         let challenge = Rejections::default();
         let denied = challenge.prepare(&requirement.denial());
         Self {
-            shared: Arc::new(Shared {
+            shared: SharedRef::new(Shared {
                 requirement,
                 challenge,
                 audit: Audit::default(),
@@ -123,7 +123,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
     /// does this for you.
     #[must_use]
     pub fn audit(mut self, audit: Audit) -> Self {
-        Arc::make_mut(&mut self.shared).audit = audit;
+        self.shared.make_mut().audit = audit;
         self
     }
 
@@ -131,9 +131,20 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
     /// does this for you.
     #[must_use]
     pub fn rejections(mut self, rejections: Rejections) -> Self {
-        let shared = Arc::make_mut(&mut self.shared);
+        let shared = self.shared.make_mut();
         shared.denied = rejections.prepare(&shared.requirement.denial());
         shared.challenge = rejections;
+        self
+    }
+
+    /// Moves this layer's requirement and rejections to memory that is
+    /// never freed, for a layer built once at start-up: its services then
+    /// clone without writing a shared reference count. See
+    /// [`TokenAuthLayer::leak`](crate::TokenAuthLayer::leak), and leak a
+    /// server's layers once, not per request or per test.
+    #[must_use]
+    pub fn leak(mut self) -> Self {
+        self.shared = self.shared.leak();
         self
     }
 }
@@ -150,7 +161,7 @@ impl<Svc, S: ScopeSet> Layer<Svc> for RequireScopeLayer<S> {
 }
 
 /// The service [`RequireScopeLayer`] builds.
-pub struct RequireScope<Svc, S> {
+pub struct RequireScope<Svc, S: 'static> {
     inner: Svc,
     layer: RequireScopeLayer<S>,
 }
@@ -167,7 +178,7 @@ impl<Svc, S: ScopeSet> RequireScope<Svc, S> {
     }
 }
 
-impl<Svc, S> RequireScope<Svc, S> {
+impl<Svc, S: 'static> RequireScope<Svc, S> {
     /// The inner service.
     pub fn get_ref(&self) -> &Svc {
         &self.inner
@@ -184,7 +195,7 @@ impl<Svc, S> RequireScope<Svc, S> {
     }
 }
 
-impl<Svc: Clone, S> Clone for RequireScope<Svc, S> {
+impl<Svc: Clone, S: 'static> Clone for RequireScope<Svc, S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -193,7 +204,7 @@ impl<Svc: Clone, S> Clone for RequireScope<Svc, S> {
     }
 }
 
-impl<Svc: fmt::Debug, S: fmt::Debug> fmt::Debug for RequireScope<Svc, S> {
+impl<Svc: fmt::Debug, S: fmt::Debug + 'static> fmt::Debug for RequireScope<Svc, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireScope")
             .field("inner", &self.inner)
@@ -308,5 +319,59 @@ where
                 .poll(cx)
                 .map_ok(|response| response.map(ResponseBody::inner)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::StatusCode;
+    use http_body_util::Full;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::scope::PayRequestScopes as S;
+    use crate::store::{IssueRequest, MemoryStore, TokenManager};
+    use crate::token::TokenKind;
+    use crate::TokenStore;
+
+    /// A leaked layer decides as a counted one does, and its clones share
+    /// one `'static` state.
+    #[tokio::test]
+    async fn a_leaked_layer_grants_and_denies_as_before() {
+        let tokens = TokenManager::new(MemoryStore::<S>::new());
+        let principal = |scopes| {
+            let tokens = tokens.clone();
+            async move {
+                let issued = tokens
+                    .issue(IssueRequest::new(TokenKind::PersonalAccess, "t", "u1").scopes(scopes))
+                    .await
+                    .unwrap();
+                let record = tokens.find(&issued.secret.digest()).await.unwrap().unwrap();
+                Principal::new(Arc::clone(&record))
+            }
+        };
+        let layer = RequireScopeLayer::new(S::BILLING_WRITE).leak();
+        assert!(layer.shared.is_leaked() && layer.clone().shared.is_leaked());
+        for (scopes, expected) in [
+            (S::BILLING_WRITE, StatusCode::OK),
+            (S::BILLING_READ, StatusCode::FORBIDDEN),
+        ] {
+            let mut request = Request::new(Full::<Bytes>::default());
+            request.extensions_mut().insert(principal(scopes).await);
+            let service = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
+            }));
+            let response = service.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), expected, "{scopes:?}");
+        }
+        let changed = layer.clone().rejections(Rejections::new("other"));
+        assert!(
+            !changed.shared.is_leaked(),
+            "a change copies the leaked state"
+        );
+        assert!(layer.shared.is_leaked());
     }
 }

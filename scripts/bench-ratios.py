@@ -156,6 +156,12 @@ def main():
            + (f"; one readied service per thread: {par['token_auth_ready']['ratio']:.2f}" if "token_auth_ready" in par else "")
            + f"; load average {par['load_average']:.2f}{quick}"
            if par else "cargo bench --bench scaling")
+    if par and "token_auth_leaked" in par:
+        leaked = par["token_auth_leaked"]
+        single(f"parallel: {n} threads ÷ 1 thread, the same stack with its layers leaked (clone per request)",
+               leaked["ratio"], ".2f", "≥ 1.85" if n == 2 else "(reference)",
+               (lambda v: v >= 1.85) if n == 2 else (lambda v: True),
+               f"efficiency {eff(leaked):.3f}; TokenAuthLayer::leak, RequireScopeLayer::leak{quick}")
     mem = scaling["memory"] if scaling else None
     single(f"memory: resident bytes per token ({mem['tokens']:,} tokens)" if mem
            else "memory: resident bytes per token", mem["bytes_per_token"] if mem else None,

@@ -59,9 +59,8 @@ pub struct TokenEndpoint<B> {
 /// (prefix, kind, length, checksum) is answered 200 without a store call.
 /// A token the store does not hold, or a malformed one, is marked
 /// [`FailedAuthentication`] (the answer stays 200): a `ThrottleLayer` in
-/// front counts it, as it
-/// counts a bad bearer token. Revoking a known token, even one already
-/// revoked, is no failure.
+/// front counts it, as it counts a bad bearer token. Revoking a known
+/// token, even one already revoked, is no failure.
 /// 400 `invalid_request` without a `token`; 503 when the store is down.
 pub struct RevocationEndpoint<B> {
     tokens: TokenManager<B>,

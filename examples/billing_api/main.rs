@@ -376,6 +376,79 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    /// A record of the store that has been revoked for `days` days, under a
+    /// fresh id and digest.
+    async fn dead_for(
+        tokens: &app::Tokens,
+        days: u64,
+    ) -> tower_token_auth::store::TokenRecord<tower_token_auth::PayRequestScopes> {
+        use tower_token_auth::store::{IssueRequest, TokenId, TokenRecord};
+        use tower_token_auth::token::{TokenDigest, TokenKind};
+        let issued = tokens
+            .issue(IssueRequest::new(
+                TokenKind::PersonalAccess,
+                "old",
+                "user-1",
+            ))
+            .await
+            .unwrap();
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
+        TokenRecord {
+            id: TokenId::random().unwrap(),
+            digest: TokenDigest::of(&format!("pr_pat_dead_{days}_{}", issued.record.id)),
+            revoked_at: Some(long_ago),
+            ..(*issued.record).clone()
+        }
+    }
+
+    /// The example purges dead records at start-up and then every hour:
+    /// one revoked longer ago than the retention (7 days) is gone at the
+    /// next hourly run, not before.
+    #[tokio::test(start_paused = true)]
+    async fn dead_records_are_purged_every_hour() {
+        use tower_token_auth::store::{MemoryStore, TokenBackend as _};
+        use tower_token_auth::TokenStore as _;
+
+        let store = MemoryStore::new();
+        let tokens = app::tokens_for(Arc::new(store.clone()), "http://127.0.0.1:3000");
+        let settle = || async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        };
+        let first = dead_for(&tokens, 8).await;
+        store.insert(std::slice::from_ref(&first)).await.unwrap();
+        tokio::spawn(purge_periodically(tokens.clone()));
+        settle().await;
+        assert!(
+            store.find(&first.digest).await.unwrap().is_none(),
+            "purged at start-up"
+        );
+
+        let second = dead_for(&tokens, 8).await;
+        let recent = dead_for(&tokens, 1).await;
+        store
+            .insert(&[second.clone(), recent.clone()])
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(3600 - 60)).await;
+        settle().await;
+        assert!(
+            store.find(&second.digest).await.unwrap().is_some(),
+            "not yet an hour"
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        settle().await;
+        assert!(
+            store.find(&second.digest).await.unwrap().is_none(),
+            "purged after an hour"
+        );
+        assert!(
+            store.find(&recent.digest).await.unwrap().is_some(),
+            "dead for less than the retention: kept"
+        );
+    }
+
     /// A request from `peer` whose `X-Forwarded-Proto` is `proto`.
     fn forwarded(peer: &str, proto: Option<&str>) -> axum::http::Request<()> {
         let mut request = axum::http::Request::get("/v1/invoices");

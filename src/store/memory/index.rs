@@ -290,6 +290,45 @@ mod tests {
         }
         assert!(by_digest.get(&TokenDigest::of("other")).is_none());
         assert!(by_id.get(&TokenId::from_u64(7)).is_none());
+        assert!(records.iter().all(|r| by_id.contains(&r.id)));
+        assert!(!by_digest.contains(&TokenDigest::of("other")));
+    }
+
+    /// Keys spread over the hash space and the shards: a constant hash
+    /// would file every record in one probe chain of one shard, correct
+    /// but as slow as a list.
+    #[test]
+    fn keys_spread_over_hashes_and_shards() {
+        let records: Vec<_> = (0..1_000).map(|_| SharedRecord::new(record())).collect();
+        let hashes = |key: fn(&TokenRecord<S>) -> u64| {
+            records
+                .iter()
+                .map(|r| key(r))
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        assert_eq!(hashes(|r| Key::<S>::hash(&r.digest)), 1_000);
+        assert_eq!(hashes(|r| Key::<S>::hash(&r.id)), 1_000);
+        let consecutive: std::collections::HashSet<u64> = (0..1_000)
+            .map(|n| Key::<S>::hash(&TokenId::from_u64(n)) >> 57)
+            .collect();
+        assert!(consecutive.len() > 64, "consecutive ids get varied tags");
+
+        assert!(shard_count() >= 4, "four shards per CPU at least");
+        let by_digest: Index<S, TokenDigest> = Index::new();
+        for r in &records {
+            by_digest.put(SharedRecord::clone(r));
+        }
+        let used = by_digest
+            .shards
+            .iter()
+            .filter(|s| s.0.read().unwrap().len() > 0)
+            .count();
+        assert_eq!(
+            used,
+            by_digest.shards.len(),
+            "1 000 records reach every shard"
+        );
     }
 
     #[test]

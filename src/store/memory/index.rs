@@ -322,7 +322,7 @@ mod tests {
         let used = by_digest
             .shards
             .iter()
-            .filter(|s| s.0.read().unwrap().len() > 0)
+            .filter(|s| !s.0.read().unwrap().is_empty())
             .count();
         assert_eq!(
             used,

@@ -453,6 +453,37 @@ pub async fn issue_find_list_get_and_revoke<B: TokenBackend<Scopes = S>>(h: Harn
         .unwrap()
         .is_none());
 
+    // An id or a digest already stored is an error, never an overwrite.
+    for (what, taken) in [
+        (
+            "the same id",
+            TokenRecord {
+                digest: TokenDigest::of("pr_pat_other"),
+                name: "impostor".into(),
+                ..(*issued.record).clone()
+            },
+        ),
+        (
+            "the same digest",
+            TokenRecord {
+                id: TokenId::random().unwrap(),
+                name: "impostor".into(),
+                ..(*issued.record).clone()
+            },
+        ),
+    ] {
+        assert!(
+            tokens.backend().insert(&[taken]).await.is_err(),
+            "{what} is refused"
+        );
+    }
+    assert_eq!(h.record(&digest).await.name, "MCP Billing Agent");
+    assert!(tokens
+        .find(&TokenDigest::of("pr_pat_other"))
+        .await
+        .unwrap()
+        .is_none());
+
     let listed = tokens.list("u1").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, issued.record.id);
@@ -1678,7 +1709,12 @@ pub async fn purge_deletes_only_what_is_dead_past_retention<B: TokenBackend<Scop
     h: Harness<B>,
 ) {
     let day = Duration::from_secs(86_400);
-    let tokens = h.manager_with(|p| p.retention(day));
+    let tokens = h.manager_with(|p| {
+        p.retention(day).lifetimes(crate::token::Lifetimes {
+            access: day,
+            ..crate::token::Lifetimes::default()
+        })
+    });
     let live = tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "live", "u1"))
         .await
@@ -1695,8 +1731,10 @@ pub async fn purge_deletes_only_what_is_dead_past_retention<B: TokenBackend<Scop
         .issue(IssueRequest::new(TokenKind::Access, "expired", "u1").lifetime(day))
         .await
         .unwrap();
+    // A grant whose access tokens (a day) die long before its refresh
+    // token (30 days).
     let pair = tokens.issue_pair("grant", "u1", None).await.unwrap();
-    tokens
+    let rotated = tokens
         .refresh(&pair.refresh.secret.digest(), None)
         .await
         .unwrap();
@@ -1706,15 +1744,21 @@ pub async fn purge_deletes_only_what_is_dead_past_retention<B: TokenBackend<Scop
     assert_eq!(
         tokens.purge().await.unwrap(),
         0,
-        "dead for no longer than a day"
+        "revoked exactly a retention ago: not longer, kept"
     );
-    h.clock.advance(day + Duration::from_secs(1));
+    h.clock.advance(day);
     assert_eq!(
         tokens.purge().await.unwrap(),
-        2,
-        "the revoked and the expired token"
+        1,
+        "the revoked token; the expired ones expired exactly a retention ago"
     );
-    for gone in [&revoked, &expired] {
+    h.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        tokens.purge().await.unwrap(),
+        3,
+        "the expired token and the grant's two access tokens"
+    );
+    for gone in [&revoked, &expired, &pair.access, &rotated.access] {
         assert!(tokens.find(&gone.secret.digest()).await.unwrap().is_none());
     }
     assert!(tokens.find(&live.secret.digest()).await.unwrap().is_some());
@@ -1726,7 +1770,15 @@ pub async fn purge_deletes_only_what_is_dead_past_retention<B: TokenBackend<Scop
             .is_some(),
         "a spent refresh token stays until it expires: reuse detection needs it"
     );
-    assert_eq!(tokens.list("u1").await.unwrap().len(), 5);
+    assert_eq!(tokens.list("u1").await.unwrap().len(), 3);
+    // What is left of the grant is still one family: revoking it reaches
+    // the live refresh token.
+    let family = rotated.refresh.record.family.unwrap().id;
+    assert!(tokens.revoke_family(family).await.unwrap() >= 1);
+    assert!(
+        h.is_revoked(&rotated.refresh.secret.digest()).await,
+        "purging part of a grant leaves the rest of it revocable"
+    );
 }
 
 #[cfg(test)]

@@ -349,6 +349,27 @@ mod tests {
     }
 
     #[test]
+    fn counts_debug_and_the_lookup_that_never_waits() {
+        let store = MemoryStore::<S>::new();
+        assert!(store.is_empty() && store.len() == 0);
+        let tokens = TokenManager::new(store.clone());
+        let issued: Vec<_> = (0..2)
+            .map(|_| run(tokens.issue(IssueRequest::new(TokenKind::Access, "x", "u"))).unwrap())
+            .collect();
+        assert!(!store.is_empty());
+        assert_eq!(store.len(), 2);
+        assert_eq!(format!("{store:?}"), "MemoryStore { tokens: 2 }");
+        match store.find_now(&issued[1].secret.digest()) {
+            Some(Ok(Some(record))) => assert_eq!(record.id, issued[1].record.id),
+            other => panic!("a stored token is answered at once: {other:?}"),
+        }
+        assert!(matches!(
+            store.find_now(&TokenDigest::of("pr_at_unknown")),
+            Some(Ok(None))
+        ));
+    }
+
+    #[test]
     fn clones_share_tokens() {
         let a = MemoryStore::<S>::new();
         let tokens = TokenManager::new(a.clone());

@@ -351,7 +351,8 @@ mod tests {
     #[test]
     fn counts_debug_and_the_lookup_that_never_waits() {
         let store = MemoryStore::<S>::new();
-        assert!(store.is_empty() && store.len() == 0);
+        assert!(store.is_empty());
+        assert_eq!(store.len(), 0);
         let tokens = TokenManager::new(store.clone());
         let issued: Vec<_> = (0..2)
             .map(|_| run(tokens.issue(IssueRequest::new(TokenKind::Access, "x", "u"))).unwrap())

@@ -124,15 +124,12 @@ async fn within<F: std::future::Future>(bound: Duration, what: &str, f: F) -> F:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_instance_is_refused_by_another_within_a_second() {
     let db = pg::database().await;
-    let store_a = PgStore::new(db.pool().await);
-    store_a.migrate().await.unwrap();
-    let store_b = PgStore::new(db.pool().await);
-    let cache_a = CachedStore::builder(store_a.clone()).ttl(LONG_TTL).build();
-    let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
-    let mut listener_a = store_a.spawn_revocation_listener(cache_a.clone());
-    let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
-    within(Duration::from_secs(5), "listener A", listener_a.listening()).await;
-    within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
+    let pg::TwoInstances {
+        store_a,
+        cache_a,
+        cache_b,
+        listeners: _listeners,
+    } = pg::two_instances(&db, LONG_TTL).await;
     // Instance A manages tokens through its cache; instance B serves them.
     let tokens_a = TokenManager::new(cache_a.clone());
     let app_b = app(cache_b.clone());
@@ -186,15 +183,12 @@ async fn a_revocation_on_one_instance_is_refused_by_another_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scope_change_on_one_instance_holds_on_another_within_a_second() {
     let db = pg::database().await;
-    let store_a = PgStore::new(db.pool().await);
-    store_a.migrate().await.unwrap();
-    let store_b = PgStore::new(db.pool().await);
-    let cache_a = CachedStore::builder(store_a.clone()).ttl(LONG_TTL).build();
-    let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
-    let mut listener_a = store_a.spawn_revocation_listener(cache_a.clone());
-    let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
-    within(Duration::from_secs(5), "listener A", listener_a.listening()).await;
-    within(Duration::from_secs(5), "listener B", listener_b.listening()).await;
+    let pg::TwoInstances {
+        cache_a,
+        cache_b,
+        listeners,
+        ..
+    } = pg::two_instances(&db, LONG_TTL).await;
     let tokens_a = TokenManager::new(cache_a.clone());
 
     let issued = tokens_a
@@ -233,8 +227,7 @@ async fn a_scope_change_on_one_instance_holds_on_another_within_a_second() {
         "scope change through instance A seen by instance B after {:?}",
         started.elapsed()
     );
-    listener_a.abort();
-    listener_b.abort();
+    listeners.iter().for_each(|l| l.abort());
     db.finish().await;
 }
 

@@ -94,6 +94,18 @@ impl Instance {
         socket::send(self.addr, method, path, auth, body).await
     }
 
+    /// The RFC 9728 protected resource metadata document.
+    async fn resource_metadata(&self) -> serde_json::Value {
+        self.send(
+            Method::GET,
+            "/.well-known/oauth-protected-resource",
+            None,
+            None,
+        )
+        .await
+        .json()
+    }
+
     async fn api(&self, token: &str) -> Reply {
         self.send(
             Method::GET,
@@ -180,15 +192,7 @@ async fn rfc_8707_2_2_refresh_resource_narrows_and_never_widens() {
 #[tokio::test]
 async fn rfc_8414_metadata_is_discoverable_from_rfc_9728_metadata() {
     let server = Instance::start(None, None).await;
-    let resource = server
-        .send(
-            Method::GET,
-            "/.well-known/oauth-protected-resource",
-            None,
-            None,
-        )
-        .await
-        .json();
+    let resource = server.resource_metadata().await;
     assert_eq!(resource["resource"], server.url());
     let issuer = resource["authorization_servers"][0].as_str().unwrap();
     assert_eq!(issuer, server.url());
@@ -307,15 +311,7 @@ async fn rfc_7662_2_a_second_instance_validates_the_first_ones_tokens_by_introsp
     let second = Instance::start(Some(&first.url()), Some((Arc::new(remote), &first.url()))).await;
     // RFC 9728 §2: a client that discovers the second is sent to the first
     // for its tokens, the server whose tokens the second can validate.
-    let document = second
-        .send(
-            Method::GET,
-            "/.well-known/oauth-protected-resource",
-            None,
-            None,
-        )
-        .await
-        .json();
+    let document = second.resource_metadata().await;
     assert_eq!(
         document["authorization_servers"],
         serde_json::json!([first.url()])

@@ -386,8 +386,6 @@ async fn no_request_starting_after_revoke_returned_is_accepted_memory_store() {
 /// revocation listener keeps current.
 #[cfg(all(feature = "postgres", feature = "cache"))]
 mod postgres {
-    use tower_token_auth::store::{CachedStore, PgStore};
-
     use super::*;
     use crate::support::pg;
 
@@ -414,15 +412,12 @@ mod postgres {
     async fn no_request_starting_after_revoke_returned_is_accepted_postgres_and_cache() {
         let db = pg::database().await;
         tokio::time::timeout(DEADLINE, async {
-            let store_a = PgStore::new(db.pool().await);
-            store_a.migrate().await.unwrap();
-            let store_b = PgStore::new(db.pool().await);
-            let cache_a = CachedStore::builder(store_a.clone()).ttl(LONG_TTL).build();
-            let cache_b = CachedStore::builder(store_b.clone()).ttl(LONG_TTL).build();
-            let mut listener_a = store_a.spawn_revocation_listener(cache_a.clone());
-            let mut listener_b = store_b.spawn_revocation_listener(cache_b.clone());
-            listener_a.listening().await;
-            listener_b.listening().await;
+            let pg::TwoInstances {
+                cache_a,
+                cache_b,
+                listeners,
+                ..
+            } = pg::two_instances(&db, LONG_TTL).await;
 
             // Each instance's manager goes over its cache: what it revokes
             // leaves its own cache at once, and the others' by NOTIFY.
@@ -475,8 +470,7 @@ mod postgres {
                     }
                 }
             }
-            listener_a.abort();
-            listener_b.abort();
+            listeners.iter().for_each(|l| l.abort());
         })
         .await
         .expect("no deadlock: the scenario finishes in time");

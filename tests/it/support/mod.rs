@@ -36,7 +36,6 @@ pub fn start_time() -> SystemTime {
 #[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
 pub mod browser;
 pub mod pg;
-#[cfg(all(feature = "postgres", feature = "cache"))]
 #[cfg(feature = "axum")]
 pub mod socket;
 

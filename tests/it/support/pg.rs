@@ -426,3 +426,51 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         versions.pop()
     })
 }
+
+/// Two instances of a service over one database, as two processes run
+/// them: each a `PgStore` with a `CachedStore` of its own (entries kept up
+/// to `ttl`) that its revocation listener keeps current.
+#[cfg(feature = "cache")]
+pub struct TwoInstances {
+    /// Instance A's store (it migrated the schema).
+    pub store_a: tower_token_auth::store::PgStore<tower_token_auth::PayRequestScopes>,
+    /// Instance A's cache.
+    pub cache_a: InstanceCache,
+    /// Instance B's cache.
+    pub cache_b: InstanceCache,
+    /// The two listeners, A's then B's.
+    pub listeners: [tower_token_auth::store::postgres::ListenerHandle; 2],
+}
+
+/// The cache of one of [`TwoInstances`].
+#[cfg(feature = "cache")]
+pub type InstanceCache = tower_token_auth::store::CachedStore<
+    tower_token_auth::store::PgStore<tower_token_auth::PayRequestScopes>,
+>;
+
+/// [`TwoInstances`] on `db`, once both listeners are listening (at most
+/// 5 s).
+#[cfg(feature = "cache")]
+pub async fn two_instances(db: &TestDb, ttl: Duration) -> TwoInstances {
+    use tower_token_auth::store::{CachedStore, PgStore};
+    let store_a = PgStore::new(db.pool().await);
+    store_a.migrate().await.unwrap();
+    let store_b = PgStore::new(db.pool().await);
+    let cache_a = CachedStore::builder(store_a.clone()).ttl(ttl).build();
+    let cache_b = CachedStore::builder(store_b.clone()).ttl(ttl).build();
+    let mut listeners = [
+        store_a.spawn_revocation_listener(cache_a.clone()),
+        store_b.spawn_revocation_listener(cache_b.clone()),
+    ];
+    for (name, listener) in ["A", "B"].iter().zip(&mut listeners) {
+        tokio::time::timeout(Duration::from_secs(5), listener.listening())
+            .await
+            .unwrap_or_else(|_| panic!("listener {name}: not listening within 5 s"));
+    }
+    TwoInstances {
+        store_a,
+        cache_a,
+        cache_b,
+        listeners,
+    }
+}

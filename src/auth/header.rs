@@ -1,6 +1,6 @@
 //! The `Authorization` header grammar of RFC 6750 §2.1.
 
-use http::header::AUTHORIZATION;
+use http::header::{Entry, AUTHORIZATION};
 use http::{HeaderMap, Uri};
 
 use crate::error::{AuthError, InvalidRequestReason, InvalidTokenReason};
@@ -130,19 +130,32 @@ pub(crate) fn query_has_token(uri: &Uri) -> bool {
 }
 
 /// The bearer token of a request, `Ok(None)` when it carries no bearer
-/// credentials, or the rejection.
-pub(crate) fn bearer_token<'a>(
-    headers: &'a HeaderMap,
-    uri: &Uri,
-) -> Result<Option<&'a str>, AuthError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(AuthError::InvalidRequest(
-            InvalidRequestReason::RepeatedCredentials,
-        ));
-    }
-    let in_url = query_has_token(uri);
+/// credentials, or the rejection. `in_url` is whether the URI carries an
+/// `access_token` parameter ([`query_has_token`]).
+///
+/// Every `Authorization` value is marked sensitive on the way, so that
+/// whatever logs headers further in (a trace layer, a handler) does not
+/// print the credential: one lookup of the field for both jobs.
+pub(crate) fn bearer_token(
+    headers: &mut HeaderMap,
+    in_url: bool,
+) -> Result<Option<&str>, AuthError> {
+    let first = match headers.entry(AUTHORIZATION) {
+        Entry::Occupied(mut values) => {
+            let mut count = 0usize;
+            for value in values.iter_mut() {
+                value.set_sensitive(true);
+                count += 1;
+            }
+            if count > 1 {
+                return Err(AuthError::InvalidRequest(
+                    InvalidRequestReason::RepeatedCredentials,
+                ));
+            }
+            Some(&*values.into_mut())
+        }
+        Entry::Vacant(_) => None,
+    };
     match first.map(|v| parse_authorization(v.as_bytes())) {
         None | Some(Authorization::OtherScheme) if in_url => {
             Err(AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl))

@@ -2,12 +2,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{Entry, AUTHORIZATION};
 use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::{judge, LookupFuture, Pending, ResponseFuture};
-use super::header::bearer_token;
+use super::header::{bearer_token, query_has_token};
 use super::layer::AuthConfig;
 use super::TokenAuthLayer;
 use crate::audit::AuditEvent;
@@ -108,13 +107,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Whatever logs headers further in (a trace layer, a handler) must
-        // not print the credential.
-        if let Entry::Occupied(mut values) = request.headers_mut().entry(AUTHORIZATION) {
-            values.iter_mut().for_each(|v| v.set_sensitive(true));
-        }
         let config = &*self.shared.config;
-        let token = match bearer_token(request.headers(), request.uri()) {
+        let in_url = query_has_token(request.uri());
+        // Also marks the credential sensitive, for whatever logs headers
+        // further in.
+        let token = match bearer_token(request.headers_mut(), in_url) {
             Ok(Some(token)) => token,
             Ok(None) if config.optional => {
                 return ResponseFuture::inner(self.inner.call(request));

@@ -233,11 +233,11 @@ fn shown_once(issued: &IssuedToken<S>) -> Response {
     let record = &issued.record;
     let body = json!({
         "id": record.id.to_string(),
-        "name": record.name,
+        "name": record.name.as_str(),
         "kind": record.kind.as_str(),
         "scopes": record.scopes.scope_string(),
         "token": issued.secret.expose_secret(),
-        "hint": record.hint,
+        "hint": record.hint.as_str(),
         "created_at": rfc3339(record.created_at),
         "expires_at": rfc3339(record.expires_at),
         "note": "Store this token now: it is not shown again.",

@@ -66,7 +66,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::{CachedStore, StoreError, TokenId, TokenRecord, TokenStore};
+use super::{CachedStore, CompactString, StoreError, TokenId, TokenRecord, TokenStore};
 use crate::scope::ScopeSet;
 use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat, TokenKind};
 
@@ -305,20 +305,20 @@ fn parse_answer<S: ScopeSet>(
     Ok(Some(TokenRecord {
         id: TokenId::from_u64(u64::from_le_bytes(id)),
         digest: *digest,
-        name: text("client_id").unwrap_or("introspected token").to_owned(),
-        owner: text("sub").unwrap_or_default().to_owned(),
+        name: text("client_id").unwrap_or("introspected token").into(),
+        owner: text("sub").unwrap_or_default().into(),
         kind,
         scopes,
         created_at: time("iat").unwrap_or(now),
         // An answer without `exp` is valid now; the cache's TTL bounds it.
         expires_at: time("exp").unwrap_or(now + DEFAULT_POSITIVE_TTL),
         revoked_at: None,
-        hint: String::new(),
+        hint: CompactString::default(),
         family: None,
         spent_at: None,
         last_used_at: None,
         audience,
-        client_id: text("client_id").map(str::to_owned),
+        client_id: text("client_id").map(CompactString::from),
     }))
 }
 

@@ -132,7 +132,7 @@ impl<B: TokenBackend> TokenManager<B> {
     fn announce_created(&self, record: &TokenRecord<B::Scopes>) {
         self.emit(AuditEvent::TokenCreated {
             id: record.id,
-            owner: record.owner.clone(),
+            owner: record.owner.as_str().to_owned(),
             kind: record.kind,
         });
     }
@@ -253,7 +253,7 @@ impl<B: TokenBackend> TokenManager<B> {
         if let Some(r) = &revoked {
             self.emit(AuditEvent::TokenRevoked {
                 id: r.id,
-                owner: r.owner.clone(),
+                owner: r.owner.as_str().to_owned(),
             });
         }
         Ok(revoked.is_some())
@@ -266,7 +266,7 @@ impl<B: TokenBackend> TokenManager<B> {
         if let Some(first) = revoked.first() {
             self.emit(AuditEvent::FamilyRevoked {
                 family,
-                owner: first.owner.clone(),
+                owner: first.owner.as_str().to_owned(),
                 tokens: revoked.len(),
             });
         }
@@ -346,7 +346,7 @@ impl<B: TokenBackend> TokenManager<B> {
         self.emit(AuditEvent::TokenRegenerated {
             old: id,
             new: record.id,
-            owner: old.owner.clone(),
+            owner: old.owner.as_str().to_owned(),
         });
         Ok(Some(IssuedToken {
             secret,
@@ -385,7 +385,7 @@ impl<B: TokenBackend> TokenManager<B> {
             Some(updated) => {
                 self.emit(AuditEvent::ScopesChanged {
                     id,
-                    owner: updated.owner.clone(),
+                    owner: updated.owner.as_str().to_owned(),
                     old: old.scopes.scope_string(),
                     new: updated.scopes.scope_string(),
                 });
@@ -483,7 +483,7 @@ impl<B: TokenBackend> TokenManager<B> {
                 old: old.id,
                 access,
                 refresh,
-                owner: old.owner.clone(),
+                owner: old.owner.as_str().to_owned(),
             },
         )
         .await
@@ -552,7 +552,7 @@ impl<B: TokenBackend> TokenManager<B> {
                 self.emit(AuditEvent::FamilyRevokedOnReuse {
                     family,
                     presented: old.id,
-                    owner: old.owner.clone(),
+                    owner: old.owner.as_str().to_owned(),
                     tokens: revoked.len(),
                 });
                 GrantError::InvalidGrant(InvalidGrantReason::Reused)

@@ -221,6 +221,12 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 pub use backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
+/// The string type of [`TokenRecord`]'s `name`, `owner`, `hint` and
+/// `client_id` (from the `compact_str` crate, re-exported so that no direct
+/// dependency is needed): up to 24 bytes (on 64-bit targets) are stored
+/// inline, with no heap allocation. It dereferences to `&str` and converts from `&str` and
+/// `String` with `.into()`.
+pub use compact_str::CompactString;
 pub use grant::{GrantError, InvalidGrantReason};
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]

@@ -3,7 +3,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{StoreError, TokenError};
+use super::{CompactString, StoreError, TokenError};
 use crate::audit::Audit;
 use crate::scope::ScopeSet;
 use crate::token::{
@@ -144,12 +144,15 @@ pub struct TokenRecord<S> {
     /// When the token last authenticated a request, as recorded (coalesced)
     /// by the middleware's [`UsageTracker`](crate::usage::UsageTracker).
     pub last_used_at: Option<SystemTime>,
-    /// The name its owner gave it ("MCP Billing Agent").
-    pub name: String,
+    /// The name its owner gave it ("MCP Billing Agent"). Stored inline up
+    /// to 24 bytes (no heap allocation).
+    pub name: CompactString,
     /// Who it belongs to, in the host application's terms (a user id).
-    pub owner: String,
-    /// A display hint: prefix and last four characters.
-    pub hint: String,
+    /// Stored inline up to 24 bytes (no heap allocation).
+    pub owner: CompactString,
+    /// A display hint: prefix and last four characters. Stored inline up to
+    /// 24 bytes (no heap allocation).
+    pub hint: CompactString,
     /// The resources (RFC 8707 resource identifiers, absolute URIs) the
     /// token was issued for. Empty for a token issued with no audience
     /// (for example before audiences were recorded).
@@ -160,7 +163,8 @@ pub struct TokenRecord<S> {
     /// access tokens (unless their request names a client with
     /// [`IssueRequest::client_id`]) and
     /// [`TokenManager::issue_pair`](super::TokenManager::issue_pair)'s.
-    pub client_id: Option<String>,
+    /// Stored inline up to 24 bytes (no heap allocation).
+    pub client_id: Option<CompactString>,
 }
 
 impl<S> TokenRecord<S> {
@@ -311,8 +315,8 @@ impl<S: Copy> TokenInfo<S> {
     pub fn of(r: &TokenRecord<S>, now: SystemTime) -> Self {
         Self {
             id: r.id,
-            name: r.name.clone(),
-            owner: r.owner.clone(),
+            name: r.name.as_str().to_owned(),
+            owner: r.owner.as_str().to_owned(),
             kind: r.kind,
             scopes: r.scopes,
             created_at: r.created_at,
@@ -320,11 +324,11 @@ impl<S: Copy> TokenInfo<S> {
             revoked_at: r.revoked_at,
             spent_at: r.spent_at,
             status: r.status_at(now),
-            hint: r.hint.clone(),
+            hint: r.hint.as_str().to_owned(),
             family: r.family.map(|f| f.id),
             last_used_at: r.last_used_at,
             audience: r.audience.clone(),
-            client_id: r.client_id.clone(),
+            client_id: r.client_id.as_deref().map(str::to_owned),
         }
     }
 }
@@ -650,14 +654,14 @@ impl IssuePolicy {
         let record = TokenRecord {
             id: TokenId::random()?,
             digest: secret.digest(),
-            name: name.to_owned(),
-            owner: request.owner,
+            name: name.into(),
+            owner: request.owner.into(),
             kind: request.kind,
             scopes,
             created_at: now,
             expires_at: to_micros(now + lifetime),
             revoked_at: None,
-            hint: secret.hint(),
+            hint: secret.hint().into(),
             // A refresh token issued on its own starts a family of its own.
             family: match request.kind {
                 TokenKind::Refresh => Some(Family {
@@ -671,7 +675,7 @@ impl IssuePolicy {
             audience: request
                 .audience
                 .unwrap_or_else(|| self.default_audience.clone()),
-            client_id: request.client_id,
+            client_id: request.client_id.map(Into::into),
         };
         Ok((secret, record))
     }

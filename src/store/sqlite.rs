@@ -104,7 +104,7 @@ use sqlx::sqlite::{
 use sqlx::{query::Query, Row, Sqlite, Transaction};
 
 use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
-use super::{Family, FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
+use super::{CompactString, Family, FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
 use crate::scope::{PayRequestScopes, ScopeSet};
 use crate::token::{TokenDigest, TokenKind};
 
@@ -532,6 +532,7 @@ fn record<S: ScopeSet>(row: &SqliteRow) -> Result<TokenRecord<S>, StoreError> {
     let get_i64 = |column: &str| row.try_get::<i64, _>(column).map_err(store_error);
     let get_opt = |column: &str| row.try_get::<Option<i64>, _>(column).map_err(store_error);
     let get_text = |column: &str| row.try_get::<String, _>(column).map_err(store_error);
+    let get_compact = |column: &str| row.try_get::<CompactString, _>(column).map_err(store_error);
     let corrupt = |what: &str| StoreError::Backend(format!("a stored {what} is invalid").into());
     let digest: Vec<u8> = row.try_get("digest").map_err(store_error)?;
     let digest: [u8; 32] = digest.try_into().map_err(|_| corrupt("digest"))?;
@@ -545,21 +546,21 @@ fn record<S: ScopeSet>(row: &SqliteRow) -> Result<TokenRecord<S>, StoreError> {
     Ok(TokenRecord {
         id: TokenId::from_u64(get_i64("id")? as u64),
         digest: TokenDigest::from_bytes(digest),
-        name: get_text("name")?,
-        owner: get_text("owner")?,
+        name: get_compact("name")?,
+        owner: get_compact("owner")?,
         kind: TokenKind::from_name(&get_text("kind")?).ok_or_else(|| corrupt("kind"))?,
         // A token never gains a scope by being read back.
         scopes: S::from_bits_truncate(get_i64("scopes")? as u64),
         created_at: from_micros(get_i64("created_at")?),
         expires_at: from_micros(get_i64("expires_at")?),
         revoked_at: get_opt("revoked_at")?.map(from_micros),
-        hint: get_text("hint")?,
+        hint: get_compact("hint")?,
         family,
         spent_at: get_opt("spent_at")?.map(from_micros),
         last_used_at: get_opt("last_used_at")?.map(from_micros),
         audience: serde_json::from_str(&get_text("audience")?).map_err(|_| corrupt("audience"))?,
         client_id: row
-            .try_get::<Option<String>, _>("client_id")
+            .try_get::<Option<CompactString>, _>("client_id")
             .map_err(store_error)?,
     })
 }

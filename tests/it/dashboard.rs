@@ -1184,7 +1184,7 @@ async fn the_list_shows_all_four_statuses_and_a_grants_spent_refresh_token() {
     let grant = row_of(&page, "demo: access");
     assert!(grant.starts_with(r#""active""#), "{grant}");
     assert!(grant.contains(&spent), "{grant}");
-    assert!(grant.contains(&pair.refresh.record.hint), "{grant}");
+    assert!(grant.contains(pair.refresh.record.hint.as_str()), "{grant}");
     for status in ["active", "expired", "revoked", "spent"] {
         assert!(
             page.contains(&format!(r#"<span class="status {status}">{status}</span>"#)),

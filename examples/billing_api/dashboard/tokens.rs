@@ -143,7 +143,7 @@ async fn create(
     match manage::issue(&state.tokens, request).await {
         Ok(issued) => {
             let shown = NewToken {
-                name: issued.record.name.clone(),
+                name: issued.record.name.as_str().to_owned(),
                 token: issued.secret.expose_secret().to_owned(),
             };
             carry(&user.session, NEW_TOKEN_KEY, shown).await
@@ -246,7 +246,7 @@ async fn regenerate(
     match manage::regenerate(&state.tokens, info.id).await {
         Ok(Some(issued)) => {
             let shown = NewToken {
-                name: issued.record.name.clone(),
+                name: issued.record.name.as_str().to_owned(),
                 token: issued.secret.expose_secret().to_owned(),
             };
             carry(&user.session, NEW_TOKEN_KEY, shown).await

@@ -68,7 +68,7 @@ impl<S: ScopeSet> OAuthClient<S> {
     fn from_record(client_id: &str, record: &TokenRecord<S>) -> Self {
         Self {
             client_id: client_id.to_owned(),
-            name: record.name.clone(),
+            name: record.name.as_str().to_owned(),
             redirect_uris: record.audience.clone(),
             scopes: record.scopes,
             registered_at: record.created_at,
@@ -425,7 +425,7 @@ impl<B: TokenBackend> TokenManager<B> {
             .await?;
         self.emit(AuditEvent::ClientRegistered {
             id: record.id,
-            name: record.name.clone(),
+            name: record.name.as_str().to_owned(),
         });
         Ok(OAuthClient::from_record(client_id.expose_secret(), &record))
     }
@@ -496,8 +496,8 @@ impl<B: TokenBackend> TokenManager<B> {
         self.emit(AuditEvent::AuthorizationCodeIssued {
             id: record.id,
             family: family.id,
-            owner: record.owner.clone(),
-            client: record.name.clone(),
+            owner: record.owner.as_str().to_owned(),
+            client: record.name.as_str().to_owned(),
         });
         Ok(code)
     }
@@ -566,7 +566,7 @@ impl<B: TokenBackend> TokenManager<B> {
                 code: code.id,
                 access,
                 refresh,
-                owner: code.owner.clone(),
+                owner: code.owner.as_str().to_owned(),
             },
         )
         .await

@@ -361,7 +361,7 @@ mod tests {
             &r.id,
             |old| {
                 Some(TokenRecord {
-                    name: format!("{}+", old.name),
+                    name: format!("{}+", old.name).into(),
                     ..old.clone()
                 })
             },

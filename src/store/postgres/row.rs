@@ -9,7 +9,7 @@ use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
 use crate::scope::ScopeSet;
-use crate::store::{Family, FamilyId, StoreError, TokenId, TokenRecord};
+use crate::store::{CompactString, Family, FamilyId, StoreError, TokenId, TokenRecord};
 use crate::token::{TokenDigest, TokenKind};
 
 /// A `u64` identifier as the `bigint` column stores it: the same 64 bits,
@@ -64,19 +64,19 @@ fn time_from_db(t: DateTime<Utc>) -> SystemTime {
 pub(super) struct InsertColumns {
     ids: Vec<i64>,
     digests: Vec<Vec<u8>>,
-    names: Vec<String>,
-    owners: Vec<String>,
+    names: Vec<CompactString>,
+    owners: Vec<CompactString>,
     kinds: Vec<&'static str>,
     scopes: Vec<i64>,
     created_at: Vec<DateTime<Utc>>,
     expires_at: Vec<DateTime<Utc>>,
     revoked_at: Vec<Option<DateTime<Utc>>>,
-    hints: Vec<String>,
+    hints: Vec<CompactString>,
     family_ids: Vec<Option<i64>>,
     family_started_at: Vec<Option<DateTime<Utc>>>,
     spent_at: Vec<Option<DateTime<Utc>>>,
     last_used_at: Vec<Option<DateTime<Utc>>>,
-    client_ids: Vec<Option<String>>,
+    client_ids: Vec<Option<CompactString>>,
     scope_names: Vec<String>,
     audience_lens: Vec<i32>,
     audiences: Vec<String>,

@@ -329,6 +329,7 @@ fn main() {
     let small = fixture(1_000, 1_000);
     let stack = auth_stack(small.tokens.clone());
     let leaked = support::leaked_auth_stack(small.tokens.clone());
+    let floor = support::minimal_auth(&small.store, &small.writers);
     let load = support::load_average();
     let runs = [
         (
@@ -347,6 +348,13 @@ fn main() {
             "token_auth_leaked",
             parallel(&leaked, threads, rounds, per_thread, &small.writers, true),
         ),
+        // The floor of the issue (digest, map lookup, expiry, principal in
+        // the extensions) with no shared write at all: how far the machine
+        // lets a SHA-256 and a lookup per request scale, whatever the stack.
+        (
+            "minimal_auth_ready",
+            parallel(&floor, threads, rounds, per_thread, &small.writers, false),
+        ),
     ];
     println!("parallel, {threads} threads (load average {load:.2} before):");
     for (name, run) in &runs {
@@ -359,7 +367,10 @@ fn main() {
         );
     }
     println!("  (token_auth_ready: one readied service per thread instead of a clone per request;");
-    println!("   token_auth_leaked: a clone per request of a stack whose layers were leaked)");
+    println!("   token_auth_leaked: a clone per request of a stack whose layers were leaked;");
+    println!(
+        "   minimal_auth_ready: the floor stack of the auth bench, one readied service per thread)"
+    );
     let parallel_json: Vec<String> = runs
         .iter()
         .map(|(name, run)| {

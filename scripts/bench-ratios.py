@@ -161,7 +161,10 @@ def main():
         single(f"parallel: {n} threads ÷ 1 thread, the same stack with its layers leaked (clone per request)",
                leaked["ratio"], ".2f", "≥ 1.85" if n == 2 else "(reference)",
                (lambda v: v >= 1.85) if n == 2 else (lambda v: True),
-               f"efficiency {eff(leaked):.3f}; TokenAuthLayer::leak, RequireScopeLayer::leak{quick}")
+               f"efficiency {eff(leaked):.3f}; TokenAuthLayer::leak, RequireScopeLayer::leak"
+               + (f"; the floor stack (`minimal_auth`, no shared write): {par['minimal_auth_ready']['ratio']:.2f}"
+                  if "minimal_auth_ready" in par else "")
+               + quick)
     mem = scaling["memory"] if scaling else None
     single(f"memory: resident bytes per token ({mem['tokens']:,} tokens)" if mem
            else "memory: resident bytes per token", mem["bytes_per_token"] if mem else None,

@@ -20,8 +20,11 @@ use index::{Index, Owners};
 /// Records sit in sharded hash tables whose slots hold only a pointer to
 /// the record (the record carries its own digest and id); each owner's
 /// tokens are (keyed owner hash, id) pairs in sharded B-trees, and each
-/// family's members a list in a [`dashmap`] map. Lookups on different
-/// shards never contend, and no lock is held across an `.await` (every
+/// family's members a list in a [`dashmap`] map. A lookup takes a read
+/// lock of its own thread (`crossbeam_utils`' `ShardedLock`): lookups on
+/// different cores write no common cache line, even in the same shard,
+/// while a write locks a shard for every thread. No lock is held across an
+/// `.await` (every
 /// method does its work synchronously). Cloning the store is cheap
 /// and every clone sees the same tokens. Tokens are lost when the process
 /// exits; use a persistent backend (`SqliteStore`, `PgStore`) otherwise.

@@ -32,6 +32,7 @@ pub enum Authorization<'a> {
 }
 
 /// Parses one `Authorization` field value. Never panics, never allocates.
+#[inline]
 pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
     let scheme_end = value
         .iter()
@@ -110,6 +111,7 @@ const fn classes() -> [u8; 256] {
     table
 }
 
+#[inline]
 fn is_tchar(b: u8) -> bool {
     CLASSES[usize::from(b)] & TCHAR != 0
 }
@@ -121,6 +123,7 @@ fn is_b64token_char(b: u8) -> bool {
 
 /// Whether the URI query has an `access_token` parameter (RFC 6750 §2.3),
 /// which this crate never accepts.
+#[inline]
 pub(crate) fn query_has_token(uri: &Uri) -> bool {
     // Names are compared decoded, so `access%5Ftoken` is caught too. The
     // parser borrows when nothing is escaped.
@@ -136,6 +139,7 @@ pub(crate) fn query_has_token(uri: &Uri) -> bool {
 /// Every `Authorization` value is marked sensitive on the way, so that
 /// whatever logs headers further in (a trace layer, a handler) does not
 /// print the credential: one lookup of the field for both jobs.
+#[inline]
 pub(crate) fn bearer_token(
     headers: &mut HeaderMap,
     in_url: bool,

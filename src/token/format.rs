@@ -115,6 +115,7 @@ impl TokenFormat {
     /// Checks a token offline: prefix, kind, length, alphabet and checksum.
     ///
     /// Runs in time linear in the input and allocates nothing.
+#[inline]
     pub fn check(&self, token: &str) -> Result<TokenKind, MalformedToken> {
         let rest = token
             .strip_prefix(&*self.service)
@@ -167,6 +168,7 @@ const fn digit_values() -> [u8; 256] {
     table
 }
 
+#[inline]
 fn decode_base62(digits: &str) -> Option<u64> {
     digits.bytes().try_fold(0u64, |acc, b| {
         let d = DIGITS[usize::from(b)];

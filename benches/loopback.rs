@@ -1,7 +1,9 @@
-//! End to end over loopback: an axum server with two routes running the
-//! same handler, `/auth` behind `TokenAuthLayer` + `RequireScopeLayer` and
-//! `/open` behind nothing, each driven by `wrk` in turn; prints the
-//! throughput ratio authenticated ÷ unauthenticated.
+//! End to end over loopback: an axum server with three routes running the
+//! same handler, `/auth` behind `TokenAuthLayer` + `RequireScopeLayer`,
+//! `/floor` behind the auth bench's floor check (`MinimalAuth`) and `/open`
+//! behind nothing, each driven by `wrk` in turn; prints the throughput
+//! ratios authenticated ÷ unauthenticated and floor ÷ unauthenticated (what
+//! any hashed-at-rest check that hands the handler a principal leaves).
 //!
 //! ```text
 //! apt-get install -y wrk
@@ -27,18 +29,21 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::layer::layer_fn;
 use tower::ServiceBuilder;
 use tower_token_auth::TokenAuthLayer;
 
-use support::{fixture, test_mode, Tokens, REQUIRED};
+use support::{fixture, minimal_auth, test_mode, Echo, MinimalAuth, Tokens, REQUIRED};
 
 /// The handler of both routes.
 async fn hello() -> &'static str {
     "hello"
 }
 
-/// `/open` with no authentication, `/auth` with the full stack.
-fn router(tokens: Tokens) -> Router {
+/// `/open` with no authentication, `/auth` with the full stack, `/floor`
+/// with the floor check of the auth bench (`MinimalAuth`: hash, lookup,
+/// expiry, principal; no grammar, checksum, scope or rejection body).
+fn router(tokens: Tokens, floor: MinimalAuth<Echo>) -> Router {
     let auth = TokenAuthLayer::new(tokens);
     let stack = ServiceBuilder::new()
         .layer(auth.clone())
@@ -46,6 +51,10 @@ fn router(tokens: Tokens) -> Router {
     Router::new()
         .route("/open", get(hello))
         .route("/auth", get(hello).route_layer(stack))
+        .route(
+            "/floor",
+            get(hello).route_layer(layer_fn(move |inner| floor.wrap(inner))),
+        )
 }
 
 struct Options {
@@ -117,6 +126,7 @@ fn main() {
     let options = Options::from_args();
     let fixture = fixture(1_000, 1);
     let token = fixture.writers[0].clone();
+    let floor = minimal_auth(&fixture.store, &fixture.writers);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.server_threads)
         .enable_all()
@@ -126,20 +136,22 @@ fn main() {
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .expect("binding 127.0.0.1");
     let addr = listener.local_addr().expect("the bound address");
-    rt.spawn(async move { axum::serve(listener, router(fixture.tokens)).await });
+    rt.spawn(async move { axum::serve(listener, router(fixture.tokens, floor)).await });
 
-    // Both routes answer as they should, whatever the mode.
-    let open = status_line(addr, "/open", Some(&token));
-    let auth = status_line(addr, "/auth", Some(&token));
+    // Every route answers as it should, whatever the mode.
+    for path in ["/open", "/auth", "/floor"] {
+        let status = status_line(addr, path, Some(&token));
+        assert!(status.contains(" 200 "), "{path}: {status}");
+    }
     let anonymous = status_line(addr, "/auth", None);
-    assert!(open.contains(" 200 "), "/open: {open}");
-    assert!(auth.contains(" 200 "), "/auth: {auth}");
     assert!(
         anonymous.contains(" 401 "),
         "/auth without a token: {anonymous}"
     );
     if test_mode() {
-        println!("loopback: /open 200, /auth 200, /auth without a token 401 (test mode: no load)");
+        println!(
+            "loopback: /open, /auth and /floor 200, /auth without a token 401 (test mode: no load)"
+        );
         return;
     }
 
@@ -147,43 +159,51 @@ fn main() {
         "loopback: server on {addr} ({} worker thread(s)), wrk -t1 -c{} -d{}s, {} rounds",
         options.server_threads, options.connections, options.seconds, options.rounds
     );
-    // Warm up both routes.
-    wrk(addr, "/open", &token, 1, options.connections);
-    wrk(addr, "/auth", &token, 1, options.connections);
-    let mut open = Vec::new();
-    let mut auth = Vec::new();
+    let paths = ["/open", "/auth", "/floor"];
+    // Warm up every route.
+    for path in paths {
+        wrk(addr, path, &token, 1, options.connections);
+    }
+    // Requests per second of each path, round by round.
+    let mut rps: [Vec<f64>; 3] = Default::default();
     for round in 0..options.rounds {
-        // Alternate which route goes first, so a drift in the machine's load
-        // does not favour one.
-        let (first, second) = if round % 2 == 0 {
-            ("/open", "/auth")
-        } else {
-            ("/auth", "/open")
-        };
-        for path in [first, second] {
-            let rps = wrk(addr, path, &token, options.seconds, options.connections);
-            if path == "/open" {
-                open.push(rps);
-            } else {
-                auth.push(rps);
-            }
+        // Rotate which route goes first, so that a drift in the machine's
+        // load favours none.
+        for k in 0..paths.len() {
+            let i = (round + k) % paths.len();
+            rps[i].push(wrk(
+                addr,
+                paths[i],
+                &token,
+                options.seconds,
+                options.connections,
+            ));
         }
         println!(
-            "  round {}: /open {:.0} req/s, /auth {:.0} req/s: {:.3}",
+            "  round {}: /open {:.0} req/s, /auth {:.0} req/s: {:.3}; /floor {:.0} req/s: {:.3}",
             round + 1,
-            open[round],
-            auth[round],
-            auth[round] / open[round]
+            rps[0][round],
+            rps[1][round],
+            rps[1][round] / rps[0][round],
+            rps[2][round],
+            rps[2][round] / rps[0][round],
         );
     }
-    let total_open: f64 = open.iter().sum();
-    let total_auth: f64 = auth.iter().sum();
-    let mut ratios: Vec<f64> = open.iter().zip(&auth).map(|(o, a)| a / o).collect();
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let [open, auth, floor] = &rps;
+    // The ratio of the totals, and the median of the rounds' ratios.
+    let ratios = |of: &[f64]| -> (f64, f64) {
+        let total = of.iter().sum::<f64>() / open.iter().sum::<f64>();
+        let mut each: Vec<f64> = open.iter().zip(of).map(|(o, a)| a / o).collect();
+        each.sort_by(f64::total_cmp);
+        (total, each[each.len() / 2])
+    };
+    let (ratio, median) = ratios(auth);
+    let (floor_ratio, floor_median) = ratios(floor);
     println!(
-        "loopback: authenticated / unauthenticated = {:.3} (totals), {median:.3} (median round)",
-        total_auth / total_open
+        "loopback: authenticated / unauthenticated = {ratio:.3} (totals), {median:.3} (median round)"
+    );
+    println!(
+        "loopback: floor check / unauthenticated = {floor_ratio:.3} (totals), {floor_median:.3} (median round)"
     );
     let list = |v: &[f64]| {
         v.iter()
@@ -192,13 +212,13 @@ fn main() {
             .join(", ")
     };
     let json = format!(
-        "{{\n  \"connections\": {}, \"seconds\": {}, \"server_threads\": {},\n  \"open\": [{}],\n  \"auth\": [{}],\n  \"ratio\": {:.4},\n  \"median_round_ratio\": {median:.4}\n}}\n",
+        "{{\n  \"connections\": {}, \"seconds\": {}, \"server_threads\": {},\n  \"open\": [{}],\n  \"auth\": [{}],\n  \"floor\": [{}],\n  \"ratio\": {ratio:.4},\n  \"median_round_ratio\": {median:.4},\n  \"floor_ratio\": {floor_ratio:.4},\n  \"floor_median_round_ratio\": {floor_median:.4}\n}}\n",
         options.connections,
         options.seconds,
         options.server_threads,
-        list(&open),
-        list(&auth),
-        total_auth / total_open,
+        list(open),
+        list(auth),
+        list(floor),
     );
     support::write_result("loopback", &json);
     rt.shutdown_timeout(Duration::from_secs(1));

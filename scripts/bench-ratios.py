@@ -172,7 +172,10 @@ def main():
            "VmRSS after − before filling the store" + quick)
     single("loopback: authenticated ÷ unauthenticated (wrk)",
            loopback["ratio"] if loopback else None, ".3f", "≥ 0.97", lambda v: v >= 0.97,
-           f"median round {loopback['median_round_ratio']:.3f}; {when(loopback_at)}"
+           f"median round {loopback['median_round_ratio']:.3f}"
+           + (f"; the floor check (`MinimalAuth`) on the same server: {loopback['floor_ratio']:.3f}"
+              if "floor_ratio" in loopback else "")
+           + f"; {when(loopback_at)}"
            if loopback else "cargo bench --bench loopback")
     def pg_ratio(measure, top, bottom, target_text, limit, extra=""):
         """A ratio of two criterion figures of the PostgreSQL rows."""

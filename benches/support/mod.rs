@@ -311,19 +311,20 @@ impl Hasher for DigestHasher {
     }
 }
 
-impl<Svc> Service<Request<Body>> for MinimalAuth<Svc>
+impl<Svc, ReqBody, ResBody> Service<Request<ReqBody>> for MinimalAuth<Svc>
 where
-    Svc: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    Svc: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
 {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<Body>, Infallible>>, Svc::Future>;
+    type Response = Response<ResBody>;
+    type Error = Svc::Error;
+    type Future = Either<Ready<Result<Response<ResBody>, Svc::Error>>, Svc::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Svc::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let record = request
             .headers()
             .get(AUTHORIZATION)
@@ -339,10 +340,21 @@ where
                 Either::Right(self.inner.call(request))
             }
             None => {
-                let mut response = Response::new(Body::default());
+                let mut response = Response::new(ResBody::default());
                 *response.status_mut() = StatusCode::UNAUTHORIZED;
                 Either::Left(ready(Ok(response)))
             }
+        }
+    }
+}
+
+impl<T> MinimalAuth<T> {
+    /// The same check, over the same records, in front of `inner` (for a
+    /// router's `route_layer`).
+    pub fn wrap<Svc>(&self, inner: Svc) -> MinimalAuth<Svc> {
+        MinimalAuth {
+            inner,
+            tokens: Arc::clone(&self.tokens),
         }
     }
 }

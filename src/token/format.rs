@@ -115,7 +115,7 @@ impl TokenFormat {
     /// Checks a token offline: prefix, kind, length, alphabet and checksum.
     ///
     /// Runs in time linear in the input and allocates nothing.
-#[inline]
+    #[inline]
     pub fn check(&self, token: &str) -> Result<TokenKind, MalformedToken> {
         let rest = token
             .strip_prefix(&*self.service)

@@ -47,7 +47,7 @@ impl TokenKind {
     }
 
     /// The kind whose [`tag`](Self::tag) this is.
-#[inline]
+    #[inline]
     pub fn from_tag(tag: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.tag() == tag)
     }

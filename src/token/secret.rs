@@ -94,7 +94,7 @@ pub struct TokenDigest([u8; 32]);
 
 impl TokenDigest {
     /// The digest of a token string.
-#[inline]
+    #[inline]
     pub fn of(token: &str) -> Self {
         Self(Sha256::digest(token.as_bytes()).into())
     }
@@ -112,7 +112,7 @@ impl TokenDigest {
 
 impl TokenDigest {
     /// The digest as four machine words, for the comparison.
-#[inline]
+    #[inline]
     fn words(&self) -> [u64; 4] {
         let mut words = [0u64; 4];
         for (word, chunk) in words.iter_mut().zip(self.0.chunks_exact(8)) {
@@ -129,7 +129,7 @@ impl ConstantTimeEq for TokenDigest {
     /// differences are OR-ed together (no branch) and the result is
     /// compared with zero by `subtle`, one optimization barrier instead of
     /// one per byte.
-#[inline]
+    #[inline]
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
         let (a, b) = (self.words(), other.words());
         let difference = (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]);
@@ -138,7 +138,7 @@ impl ConstantTimeEq for TokenDigest {
 }
 
 impl PartialEq for TokenDigest {
-#[inline]
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.ct_eq(other).into()
     }

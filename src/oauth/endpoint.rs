@@ -304,6 +304,8 @@ macro_rules! endpoint_service {
     };
 }
 
+// Used by the registration endpoint, which its feature may leave out.
+#[cfg_attr(not(feature = "registration"), allow(unused_imports))]
 pub(super) use endpoint_service;
 
 endpoint_service!(TokenEndpoint);

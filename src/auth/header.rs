@@ -54,8 +54,8 @@ pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
     let chars = &token[..token.len() - padding];
     let invalid = chars
         .iter()
-        .fold(0u8, |acc, b| acc | (!CLASSES[usize::from(*b)] & B64TOKEN));
-    if chars.is_empty() || invalid != 0 {
+        .fold(false, |acc, b| acc | !is_b64token_char(*b));
+    if chars.is_empty() || invalid {
         return Authorization::Malformed;
     }
     // Every byte checked above is ASCII.
@@ -65,47 +65,34 @@ pub fn parse_authorization(value: &[u8]) -> Authorization<'_> {
     }
 }
 
-/// `tchar` of RFC 9110 §5.6.2: the characters of an auth-scheme.
-const TCHAR: u8 = 1;
-/// The characters of `b64token` before its `=` padding (RFC 6750 §2.1).
-const B64TOKEN: u8 = 2;
+/// Whether each byte is a `tchar` of RFC 9110 §5.6.2 (the characters of
+/// an auth-scheme): one table load per byte of the scheme instead of a
+/// search through the punctuation list.
+static TCHARS: [bool; 256] = tchars();
 
-/// The class bits of every byte: one table load per byte on the hot path
-/// instead of a search through the punctuation lists.
-static CLASSES: [u8; 256] = classes();
-
-const fn classes() -> [u8; 256] {
-    let mut table = [0u8; 256];
+const fn tchars() -> [bool; 256] {
+    let mut table = [false; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        let mut class = 0;
-        if b.is_ascii_alphanumeric() {
-            class |= TCHAR | B64TOKEN;
-        }
-        if matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        ) {
-            class |= TCHAR;
-        }
-        if matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
-            class |= B64TOKEN;
-        }
-        table[i] = class;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
         i += 1;
     }
     table
@@ -113,12 +100,24 @@ const fn classes() -> [u8; 256] {
 
 #[inline]
 fn is_tchar(b: u8) -> bool {
-    CLASSES[usize::from(b)] & TCHAR != 0
+    TCHARS[usize::from(b)]
 }
 
-#[cfg(test)]
+/// Whether `b` is a character of `b64token` before its `=` padding (RFC
+/// 6750 §2.1). Comparisons rather than a table load, so that the compiler
+/// checks many bytes of a token per instruction.
+#[inline]
 fn is_b64token_char(b: u8) -> bool {
-    CLASSES[usize::from(b)] & B64TOKEN != 0
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    letter
+        | digit
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
 }
 
 /// Whether the URI query has an `access_token` parameter (RFC 6750 §2.3),

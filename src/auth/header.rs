@@ -296,4 +296,60 @@ mod tests {
             }
         }
     }
+
+    fn authorization(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn bearer_token_reads_one_field_and_marks_every_value_sensitive() {
+        let mut headers = authorization(&["Bearer abc"]);
+        assert!(matches!(bearer_token(&mut headers, false), Ok(Some("abc"))));
+        assert!(headers.get(AUTHORIZATION).unwrap().is_sensitive());
+
+        let mut headers = authorization(&["Bearer abc", "Bearer def"]);
+        assert!(matches!(
+            bearer_token(&mut headers, false),
+            Err(AuthError::InvalidRequest(
+                InvalidRequestReason::RepeatedCredentials
+            ))
+        ));
+        assert!(headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .all(|v| v.is_sensitive()));
+
+        assert!(matches!(
+            bearer_token(&mut HeaderMap::new(), false),
+            Ok(None)
+        ));
+        let mut basic = authorization(&["Basic dXNlcjpwYXNz"]);
+        assert!(matches!(bearer_token(&mut basic, false), Ok(None)));
+        assert!(matches!(
+            bearer_token(&mut authorization(&["Bearer a b"]), false),
+            Err(AuthError::InvalidToken(InvalidTokenReason::Malformed))
+        ));
+    }
+
+    #[test]
+    fn bearer_token_refuses_a_token_in_the_url() {
+        assert!(matches!(
+            bearer_token(&mut HeaderMap::new(), true),
+            Err(AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl))
+        ));
+        assert!(matches!(
+            bearer_token(&mut authorization(&["Basic dXNlcjpwYXNz"]), true),
+            Err(AuthError::InvalidRequest(InvalidRequestReason::TokenInUrl))
+        ));
+        assert!(matches!(
+            bearer_token(&mut authorization(&["Bearer abc"]), true),
+            Err(AuthError::InvalidRequest(
+                InvalidRequestReason::RepeatedCredentials
+            ))
+        ));
+    }
 }

@@ -218,6 +218,28 @@ mod tests {
         assert!(bool::from(d.ct_eq(&TokenDigest::from_bytes(*d.as_bytes()))));
     }
 
+    /// Differences in several words must not cancel out: the same bit
+    /// flipped in two of the four words, or in all four, still tells the
+    /// digests apart (an XOR of the words' differences would not).
+    #[test]
+    fn digests_differing_alike_in_several_words_are_unequal() {
+        let d = TokenDigest::of("abc");
+        for first in 0..4 {
+            for second in first + 1..4 {
+                let mut bytes = *d.as_bytes();
+                bytes[first * 8] ^= 0x01;
+                bytes[second * 8] ^= 0x01;
+                let other = TokenDigest::from_bytes(bytes);
+                assert!(!bool::from(d.ct_eq(&other)), "words {first} and {second}");
+            }
+        }
+        let mut bytes = *d.as_bytes();
+        for word in 0..4 {
+            bytes[word * 8 + 7] ^= 0x40;
+        }
+        assert!(!bool::from(d.ct_eq(&TokenDigest::from_bytes(bytes))));
+    }
+
     /// The comparison of secrets (there is no `==`, see the type's docs)
     /// tells apart secrets differing in their first byte, their last, or
     /// their length.

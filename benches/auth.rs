@@ -35,7 +35,8 @@ use tower_token_auth::auth::parse_authorization;
 #[cfg(all(feature = "postgres", feature = "cache"))]
 use tower_token_auth::store::CachedStore;
 #[cfg(feature = "postgres")]
-use tower_token_auth::store::{PgStore, TokenManager};
+use tower_token_auth::manager::TokenManager;
+use tower_token_auth::store::PgStore;
 use tower_token_auth::token::{TokenDigest, TokenFormat};
 #[cfg(feature = "postgres")]
 use tower_token_auth::PayRequestScopes as S;
@@ -243,7 +244,7 @@ struct PgBench {
 impl PgBench {
     async fn start(tokens: usize) -> Self {
         use sqlx::Executor as _;
-        use tower_token_auth::store::IssueRequest;
+        use tower_token_auth::manager::IssueRequest;
         use tower_token_auth::token::TokenKind;
 
         let started = std::time::Instant::now();

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use tower::{Service, ServiceExt};
-use tower_token_auth::store::TokenRecord;
+use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::PayRequestScopes;
 

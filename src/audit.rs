@@ -9,7 +9,8 @@
 //! use std::sync::{Arc, Mutex};
 //! use tower_token_auth::audit::{Audit, AuditEvent, AuditObserver};
 //! use tower_token_auth::PayRequestScopes;
-//! use tower_token_auth::store::{IssuePolicy, IssueRequest, MemoryStore, TokenManager};
+//! use tower_token_auth::manager::{IssuePolicy, IssueRequest, TokenManager};
+//! use tower_token_auth::store::MemoryStore;
 //! use tower_token_auth::token::TokenKind;
 //!
 //! #[derive(Default)]
@@ -33,7 +34,7 @@
 //!     recorder.0.lock().unwrap()[0],
 //!     AuditEvent::TokenCreated { id, .. } if id == issued.record.id
 //! ));
-//! # Ok::<(), tower_token_auth::store::TokenError>(())
+//! # Ok::<(), tower_token_auth::manager::TokenError>(())
 //! # }).unwrap().unwrap();
 //! ```
 
@@ -41,7 +42,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::AuthError;
-use crate::store::{FamilyId, TokenId};
+use crate::token::{FamilyId, TokenId};
 use crate::token::TokenKind;
 
 /// The `tracing` target of audit events.
@@ -202,7 +203,7 @@ pub trait AuditObserver: Send + Sync + 'static {
 /// Where audit events go: `tracing` always, and an optional observer.
 ///
 /// Cheap to clone. Give the same `Audit` to the store's
-/// [`IssuePolicy`](crate::store::IssuePolicy) and to the
+/// [`IssuePolicy`](crate::manager::IssuePolicy) and to the
 /// [`TokenAuthLayer`](crate::TokenAuthLayer) to see every event in one place.
 #[derive(Clone, Default)]
 pub struct Audit {

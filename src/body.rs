@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// The body of a response from [`TokenAuth`](crate::auth::TokenAuth) or
-    /// [`RequireScope`](crate::scope::RequireScope): either the inner
+    /// [`RequireScope`](crate::require_scope::RequireScope): either the inner
     /// service's body, passed through untouched, or the bytes of a rejection.
     ///
     /// It works with any inner body whose data is [`Bytes`], which covers

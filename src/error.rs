@@ -8,8 +8,8 @@
 //! | expired token | 401 | `… error="invalid_token", error_description="…expired…"` | `invalid_token` |
 //! | valid token, scope missing | 403 | `… error="insufficient_scope", scope="…"` | `insufficient_scope` |
 //! | store unreachable or failing | 503 | none | `temporarily_unavailable` |
-//! | not known to arrive over TLS ([`RequireHttpsLayer`](crate::auth::RequireHttpsLayer)) | 403 | none | `https_required` |
-//! | too many failed authentications ([`ThrottleLayer`](crate::auth::ThrottleLayer)) | 429 + `Retry-After` | none | `too_many_requests` |
+//! | not known to arrive over TLS ([`RequireHttpsLayer`](crate::require_https::RequireHttpsLayer)) | 403 | none | `https_required` |
+//! | too many failed authentications ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) | 429 + `Retry-After` | none | `too_many_requests` |
 //!
 //! Every rejection has a JSON body with `error`, `error_description` and a
 //! `solution` hint, `Cache-Control: no-store`, and the [`AuthError`] in its
@@ -45,10 +45,40 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use crate::store::StoreError;
 
 pub(crate) use render::Prepared;
 pub use render::Rejections;
+
+/// A boxed error from a store backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store call failed: the infrastructure's problem, for whoever runs
+/// the service. The caller's mistakes are
+/// [`TokenError`](crate::manager::TokenError)s.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store cannot be reached (connection refused, pool timed out).
+    /// The middleware answers 503 `temporarily_unavailable`.
+    #[error("token store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store answered with an error, or cannot hold a value.
+    #[error("token store failed: {0}")]
+    Backend(#[source] BoxError),
+    /// The store is configured wrongly (a table prefix that is not a safe
+    /// SQL identifier, …).
+    #[error("token store misconfigured: {0}")]
+    Misconfigured(String),
+    /// The operating system's random number generator failed.
+    #[error("could not generate a token: the random number generator failed")]
+    Randomness,
+}
+
+impl From<crate::token::RandomnessError> for StoreError {
+    fn from(_: crate::token::RandomnessError) -> Self {
+        Self::Randomness
+    }
+}
 
 /// Why a request was not let through.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -76,11 +106,11 @@ pub enum AuthError {
     #[error("the token store is unavailable")]
     StoreUnavailable(Arc<StoreError>),
     /// The request is not known to have arrived over TLS and the route
-    /// requires it ([`RequireHttpsLayer`](crate::auth::RequireHttpsLayer)).
+    /// requires it ([`RequireHttpsLayer`](crate::require_https::RequireHttpsLayer)).
     #[error("the request did not arrive over HTTPS")]
     HttpsRequired,
     /// The client spent its budget of failed authentications
-    /// ([`ThrottleLayer`](crate::auth::ThrottleLayer)).
+    /// ([`ThrottleLayer`](crate::throttle::ThrottleLayer)).
     #[error("too many failed authentications")]
     TooManyRequests {
         /// How long until the client may try again.
@@ -92,7 +122,7 @@ pub enum AuthError {
 /// did not authenticate it: a wrong password, a refresh token or
 /// authorization code the grant refused.
 ///
-/// [`ThrottleLayer`](crate::auth::ThrottleLayer) counts responses that
+/// [`ThrottleLayer`](crate::throttle::ThrottleLayer) counts responses that
 /// carry it against their client, as it counts the [`AuthError`]s of
 /// invalid bearer tokens, so one budget covers guessing on every route. Put
 /// it on your own login's failures; the crate's

@@ -11,28 +11,32 @@
 pub mod audit;
 pub mod auth;
 pub mod body;
-#[cfg(feature = "conformance")]
-#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
-pub mod conformance;
 pub mod error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 mod json;
-pub mod oauth;
-mod principal;
-pub mod scope;
+pub mod manager;
 mod shared;
+pub mod oauth;
+pub mod peer;
+mod principal;
+pub mod require_https;
+pub mod require_scope;
+pub mod scope;
 pub mod store;
+#[cfg(feature = "throttle")]
+#[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
+pub mod throttle;
 pub mod token;
-pub mod usage;
 
-pub use async_trait::async_trait;
 pub use bitflags;
 
 pub use auth::{TokenAuth, TokenAuthLayer};
 pub use error::{AuthError, Rejections};
+pub use manager::{IssueRequest, TokenManager};
 pub use principal::Principal;
-pub use scope::{PayRequestScopes, RequireScope, RequireScopeLayer, Requirement, ScopeSet};
-pub use store::{IssueRequest, MemoryStore, TokenManager, TokenStore};
+pub use require_scope::{RequireScope, RequireScopeLayer};
+pub use scope::{PayRequestScopes, Requirement, ScopeSet};
+pub use store::{MemoryStore, TokenStore};
 pub use token::TokenKind;

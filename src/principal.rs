@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::scope::ScopeSet;
-use crate::store::{TokenId, TokenRecord};
+use crate::token::{TokenId, TokenRecord};
 use crate::token::TokenKind;
 
 /// Who made the request: the token the middleware accepted.

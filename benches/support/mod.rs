@@ -29,8 +29,9 @@ use tower::{Service, ServiceBuilder};
 use tower_http::auth::require_authorization::Bearer;
 use tower_http::validate_request::{ValidateRequestHeader, ValidateRequestHeaderLayer};
 use tower_token_auth::auth::TokenAuth;
-use tower_token_auth::scope::RequireScope;
-use tower_token_auth::store::{IssueRequest, TokenManager, TokenRecord};
+use tower_token_auth::require_scope::RequireScope;
+use tower_token_auth::manager::{IssueRequest, TokenManager};
+use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer, TokenStore};
 

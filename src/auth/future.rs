@@ -18,7 +18,8 @@ use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::principal::Principal;
 use crate::scope::ScopeSet;
-use crate::store::{StoreError, TokenRecord};
+use crate::error::StoreError;
+use crate::token::TokenRecord;
 use crate::token::TokenDigest;
 
 pub(crate) type LookupFuture<S> =

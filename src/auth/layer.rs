@@ -7,11 +7,12 @@ use super::service::Parts;
 use super::TokenAuth;
 use crate::audit::Audit;
 use crate::error::Rejections;
-use crate::scope::{RequireScopeLayer, Requirement};
+use crate::require_scope::RequireScopeLayer;
+use crate::scope::Requirement;
 use crate::shared::SharedRef;
-use crate::store::TokenStore;
-use crate::token::{Clock, TokenFormat};
-use crate::usage::UsageTracker;
+use crate::manager::{TokenManager, UsageTracker};
+use crate::store::{TokenBackend, TokenStore};
+use crate::token::{Clock, SystemClock, TokenFormat};
 
 /// Authenticates requests by bearer token against a [`TokenStore`].
 ///
@@ -43,7 +44,7 @@ pub(crate) struct AuthConfig {
 
 impl AuthConfig {
     /// Whether `record`'s audience lets it be used here.
-    pub(crate) fn audience_admits<S>(&self, record: &crate::store::TokenRecord<S>) -> bool {
+    pub(crate) fn audience_admits<S>(&self, record: &crate::token::TokenRecord<S>) -> bool {
         self.resources.is_empty()
             || record.is_for_any(&self.resources)
             || (self.accept_unbound && record.audience.is_empty())
@@ -68,20 +69,41 @@ impl<St> fmt::Debug for TokenAuthLayer<St> {
     }
 }
 
-impl<St: TokenStore> TokenAuthLayer<St> {
-    /// A layer that requires a valid token on every request, looked up in
-    /// `store`, with the realm `api`.
+impl<B: TokenBackend> TokenAuthLayer<TokenManager<B>> {
+    /// A layer that requires a valid token on every request, issued by
+    /// `tokens`, with the realm `api`.
     ///
-    /// Presented tokens are checked against the store's
-    /// [token format](TokenStore::token_format) and expiry is judged by its
-    /// [clock](TokenStore::clock): give it the
-    /// [`TokenManager`](crate::store::TokenManager) that issues the tokens
-    /// and both match by construction.
-    pub fn new(store: St) -> Self {
+    /// Presented tokens are checked against the manager's token format
+    /// ([`IssuePolicy::format`](crate::manager::IssuePolicy::format)) and
+    /// expiry is judged by its clock: both match the minting by
+    /// construction.
+    pub fn new(tokens: TokenManager<B>) -> Self {
+        let policy = tokens.policy();
+        let format = Some(policy.get_format().clone());
+        let clock = Arc::clone(policy.get_clock());
+        Self::build(tokens, format, clock)
+    }
+}
+
+impl<St: TokenStore> TokenAuthLayer<St> {
+    /// A layer over a lookup that is not a [`TokenManager`]: a read-only
+    /// replica, a cache in front of one, a remote lookup
+    /// ([`IntrospectionStore`](crate::store::IntrospectionStore)).
+    ///
+    /// `format` is the format of the tokens it holds, checked before any
+    /// lookup (`Some(TokenFormat::default())` for `pr_…` tokens), or `None`
+    /// for opaque tokens of another issuer: every well-formed `b64token` is
+    /// looked up. Expiry is judged by the system clock unless
+    /// [`clock`](Self::clock) says otherwise.
+    pub fn over(store: St, format: Option<TokenFormat>) -> Self {
+        Self::build(store, format, Arc::new(SystemClock))
+    }
+
+    fn build(store: St, format: Option<TokenFormat>, clock: Arc<dyn Clock>) -> Self {
         Self {
             config: Arc::new(AuthConfig {
-                format: store.token_format(),
-                clock: store.clock(),
+                format,
+                clock,
                 optional: false,
                 resources: Vec::new(),
                 accept_unbound: false,
@@ -177,8 +199,8 @@ impl<St: TokenStore> TokenAuthLayer<St> {
         self
     }
 
-    /// Overrides the clock expiry is judged by (by default the store's), for
-    /// a test that drives a lookup with no clock of its own.
+    /// Overrides the clock expiry is judged by (by default the manager's,
+    /// or the system clock for [`over`](Self::over)).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.config_mut().clock = clock;
@@ -202,7 +224,7 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     }
 
     /// Records when tokens are used, coalesced by `tracker` (see
-    /// [`crate::usage`]).
+    /// [`UsageTracker`]).
     #[must_use]
     pub fn track_usage(mut self, tracker: UsageTracker) -> Self {
         self.config_mut().usage = Some(tracker);
@@ -250,7 +272,8 @@ mod tests {
 
     use super::*;
     use crate::scope::PayRequestScopes as S;
-    use crate::store::{IssueRequest, MemoryStore, TokenManager};
+    use crate::manager::{IssueRequest, TokenManager};
+    use crate::store::MemoryStore;
     use crate::token::TokenKind;
 
     async fn status(

@@ -28,7 +28,7 @@
 //! use bytes::Bytes;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //! use tower_token_auth::{MemoryStore, PayRequestScopes, Principal, TokenAuthLayer};
-//! use tower_token_auth::store::{IssueRequest, TokenManager};
+//! use tower_token_auth::manager::{IssueRequest, TokenManager};
 //! use tower_token_auth::token::TokenKind;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -60,23 +60,10 @@
 
 mod future;
 mod header;
-pub mod https;
 mod layer;
-mod peer;
 mod service;
-#[cfg(feature = "throttle")]
-#[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
-pub mod throttle;
 
 pub use future::ResponseFuture;
-// The header grammar is public for the crate's fuzz targets and benches, not
-// for applications: the layer parses the header for them.
-#[doc(hidden)]
 pub use header::{parse_authorization, Authorization};
-pub use https::{RequireHttps, RequireHttpsLayer, Tls};
 pub use layer::TokenAuthLayer;
-pub use peer::{ClientKey, PeerAddr, Peers};
 pub use service::TokenAuth;
-#[cfg(feature = "throttle")]
-#[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
-pub use throttle::{Throttle, ThrottleLayer};

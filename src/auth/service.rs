@@ -13,14 +13,14 @@ use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::shared::SharedRef;
-use crate::store::TokenStore;
-use crate::token::{TokenDigest, TokenKind};
+use crate::manager::TokenManager;
+use crate::store::{TokenBackend, TokenStore};
+use crate::token::{Lookup, TokenDigest, TokenKind};
 
 /// The service [`TokenAuthLayer`] builds.
 pub struct TokenAuth<Svc, St: 'static> {
     inner: Svc,
-    /// The store and the settings behind one reference (see
-    /// [`TokenAuthLayer::leak`]): a router clones the service for every
+    /// The store and the settings behind one reference: a router clones the service for every
     /// request, and every reference count shared by all clones is a cache
     /// line the cores take from each other.
     shared: SharedRef<Parts<St>>,
@@ -33,18 +33,15 @@ pub(crate) struct Parts<St> {
     pub(crate) config: Arc<AuthConfig>,
 }
 
-impl<Svc, St: TokenStore> TokenAuth<Svc, St> {
+impl<Svc, B: TokenBackend> TokenAuth<Svc, TokenManager<B>> {
     /// Wraps `inner` with the default settings of [`TokenAuthLayer::new`].
-    pub fn new(inner: Svc, store: St) -> Self
-    where
-        St: Clone,
-    {
-        tower_layer::Layer::layer(&TokenAuthLayer::new(store), inner)
+    pub fn new(inner: Svc, tokens: TokenManager<B>) -> Self {
+        tower_layer::Layer::layer(&TokenAuthLayer::new(tokens), inner)
     }
 
-    /// A [`TokenAuthLayer`] over `store`.
-    pub fn layer(store: St) -> TokenAuthLayer<St> {
-        TokenAuthLayer::new(store)
+    /// A [`TokenAuthLayer`] over `tokens`.
+    pub fn layer(tokens: TokenManager<B>) -> TokenAuthLayer<TokenManager<B>> {
+        TokenAuthLayer::new(tokens)
     }
 }
 
@@ -144,14 +141,12 @@ where
             };
         }
         let store = self.shared.store.clone();
-        let lookup: LookupFuture<St::Scopes> = if store.needs_token() {
-            // A remote lookup (introspection) needs the token itself; only
-            // such stores pay for the copy.
-            let token = zeroize::Zeroizing::new(token.to_owned());
-            Box::pin(async move { store.find_token(&token, &digest).await })
-        } else {
-            Box::pin(async move { store.find(&digest).await })
-        };
+        // The lookup outlives the borrow of the request's header: it owns a
+        // copy of the token, zeroed when it is dropped. Only the slow path
+        // (a store that must wait) pays for it.
+        let token = zeroize::Zeroizing::new(token.to_owned());
+        let lookup: LookupFuture<St::Scopes> =
+            Box::pin(async move { store.find(Lookup::of_token(&token)).await });
         // The service that `poll_ready` readied is the one that must be
         // called: move it into the future and keep a fresh clone here. See
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services

@@ -12,7 +12,7 @@ use http::{Response, StatusCode};
 
 use super::{AuthError, InvalidRequestReason, InvalidTokenReason};
 use crate::json::escape_into;
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 type Replace = dyn Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync;
 

@@ -7,9 +7,10 @@ use bitflags::Flags as _;
 
 use super::endpoint::Form;
 use crate::scope::ScopeSet;
-use crate::store::{
-    is_s256_challenge, CodeRequest, OAuthClient, StoreError, TokenBackend, TokenError, TokenManager,
-};
+use crate::error::StoreError;
+use crate::manager::{TokenError, TokenManager};
+use crate::oauth::{is_s256_challenge, CodeRequest, OAuthClient};
+use crate::store::TokenBackend;
 
 /// At most this many bytes of `state`.
 const MAX_STATE: usize = 2048;
@@ -47,7 +48,8 @@ const MAX_STATE: usize = 2048;
 ///
 /// ```
 /// use tower_token_auth::oauth::{AuthorizationEndpoint, AuthorizationError};
-/// use tower_token_auth::store::{s256_challenge, ClientRegistration, TokenManager};
+/// use tower_token_auth::manager::TokenManager;
+/// use tower_token_auth::oauth::{s256_challenge, ClientRegistration};
 /// use tower_token_auth::{MemoryStore, PayRequestScopes as S};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -173,7 +175,7 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
     /// (its RFC 8414 `issuer`, sent back as `iss`).
     ///
     /// A `resource` parameter must name one of the manager's
-    /// [default audience](crate::store::IssuePolicy::default_audience)
+    /// [default audience](crate::manager::IssuePolicy::default_audience)
     /// when it has one; without it, any absolute URI.
     pub fn new(tokens: TokenManager<B>, issuer: impl Into<String>) -> Self {
         Self {

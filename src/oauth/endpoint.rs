@@ -14,10 +14,10 @@ use tower_service::Service;
 use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
-use crate::store::{
-    BoxError, CodeExchange, GrantError, InvalidGrantReason, StoreError, TokenBackend, TokenManager,
-    TokenPair,
-};
+use crate::error::{BoxError, StoreError};
+use crate::manager::{GrantError, InvalidGrantReason, TokenManager, TokenPair};
+use crate::oauth::CodeExchange;
+use crate::store::TokenBackend;
 use crate::token::{TokenDigest, TokenKind};
 
 /// The largest form body the endpoints read.
@@ -552,7 +552,8 @@ fn no_store(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 mod tests {
     use super::*;
     use crate::scope::PayRequestScopes as S;
-    use crate::store::{IssueRequest, MemoryStore, TokenStore};
+    use crate::manager::IssueRequest;
+    use crate::store::{MemoryStore, TokenStore};
     use std::sync::Arc;
     use std::time::SystemTime;
     use tower::ServiceExt;
@@ -582,7 +583,7 @@ mod tests {
         let clock = Arc::new(crate::token::ManualClock::new(SystemTime::now()));
         let store = TokenManager::with_policy(
             MemoryStore::<S>::new(),
-            crate::store::IssuePolicy::default().clock(clock),
+            crate::manager::IssuePolicy::default().clock(clock),
         );
         let pair = store
             .issue_pair("agent", "u1", Some(S::BILLING_AGENT))
@@ -752,12 +753,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl TokenBackend for Down {
-        async fn insert(&self, _: &[crate::store::TokenRecord<S>]) -> Result<(), StoreError> {
+        async fn insert(&self, _: &[crate::token::TokenRecord<S>]) -> Result<(), StoreError> {
             down()
         }
         async fn get(
             &self,
-            _: crate::store::TokenId,
+            _: crate::token::TokenId,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
             down()
         }
@@ -766,7 +767,7 @@ mod tests {
         }
         async fn update_scopes(
             &self,
-            _: crate::store::TokenId,
+            _: crate::token::TokenId,
             _: S,
             _: SystemTime,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
@@ -774,14 +775,14 @@ mod tests {
         }
         async fn revoke(
             &self,
-            _: crate::store::TokenId,
+            _: crate::token::TokenId,
             _: SystemTime,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
             down()
         }
         async fn revoke_family(
             &self,
-            _: crate::store::FamilyId,
+            _: crate::token::FamilyId,
             _: SystemTime,
         ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
             down()
@@ -794,7 +795,7 @@ mod tests {
         }
         async fn record_use(
             &self,
-            _: &[(crate::store::TokenId, SystemTime)],
+            _: &[(crate::token::TokenId, SystemTime)],
         ) -> Result<(), StoreError> {
             down()
         }
@@ -875,12 +876,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl TokenBackend for WritesDown {
-        async fn insert(&self, records: &[crate::store::TokenRecord<S>]) -> Result<(), StoreError> {
+        async fn insert(&self, records: &[crate::token::TokenRecord<S>]) -> Result<(), StoreError> {
             self.inner.insert(records).await
         }
         async fn get(
             &self,
-            id: crate::store::TokenId,
+            id: crate::token::TokenId,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
             self.inner.get(id).await
         }
@@ -892,7 +893,7 @@ mod tests {
         }
         async fn update_scopes(
             &self,
-            id: crate::store::TokenId,
+            id: crate::token::TokenId,
             scopes: S,
             now: SystemTime,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
@@ -900,7 +901,7 @@ mod tests {
         }
         async fn revoke(
             &self,
-            id: crate::store::TokenId,
+            id: crate::token::TokenId,
             at: SystemTime,
         ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
             self.check()?;
@@ -908,7 +909,7 @@ mod tests {
         }
         async fn revoke_family(
             &self,
-            family: crate::store::FamilyId,
+            family: crate::token::FamilyId,
             at: SystemTime,
         ) -> Result<Vec<crate::store::SharedRecord<S>>, StoreError> {
             self.check()?;
@@ -923,7 +924,7 @@ mod tests {
         }
         async fn record_use(
             &self,
-            uses: &[(crate::store::TokenId, SystemTime)],
+            uses: &[(crate::token::TokenId, SystemTime)],
         ) -> Result<(), StoreError> {
             self.inner.record_use(uses).await
         }
@@ -995,7 +996,7 @@ mod tests {
         let billing = "https://billing.example.com/";
         let tokens = TokenManager::with_policy(
             MemoryStore::<S>::new(),
-            crate::store::IssuePolicy::default().default_audience([api, billing]),
+            crate::manager::IssuePolicy::default().default_audience([api, billing]),
         );
         let pair = tokens.issue_pair("agent", "u1", None).await.unwrap();
         let rt = pair.refresh.secret.expose_secret();

@@ -21,8 +21,11 @@ use super::endpoint::{json_response, oauth_error, read_token_form, store_error};
 use crate::error::FailedAuthentication;
 use crate::json::escape_into;
 use crate::scope::ScopeSet;
-use crate::store::{BoxError, TokenBackend, TokenManager, TokenRecord, TokenStore};
-use crate::token::TokenDigest;
+use crate::error::BoxError;
+use crate::manager::TokenManager;
+use crate::store::{TokenBackend, TokenStore};
+use crate::token::TokenRecord;
+use crate::token::Lookup;
 
 /// Decides whether the caller of the introspection endpoint may ask.
 type CallerCheck = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
@@ -53,7 +56,7 @@ type CallerCheck = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
 /// use http_body_util::{BodyExt, Full};
 /// use tower::ServiceExt;
 /// use tower_token_auth::oauth::IntrospectionEndpoint;
-/// use tower_token_auth::store::{IssueRequest, TokenManager};
+/// use tower_token_auth::manager::{IssueRequest, TokenManager};
 /// use tower_token_auth::token::TokenKind;
 /// use tower_token_auth::MemoryStore;
 ///
@@ -160,7 +163,7 @@ impl<B: TokenBackend> IntrospectionEndpoint<B> {
         if !authenticates {
             return inactive();
         }
-        match self.tokens.find(&TokenDigest::of(token)).await {
+        match self.tokens.find(Lookup::of_token(token)).await {
             Ok(Some(record)) if is_active(&record, policy.now()) => active(&record),
             Ok(_) => inactive(),
             Err(error) => store_error(&error),
@@ -261,7 +264,8 @@ mod tests {
 
     use super::*;
     use crate::scope::PayRequestScopes as S;
-    use crate::store::{IssuePolicy, IssueRequest, MemoryStore};
+    use crate::manager::{IssuePolicy, IssueRequest};
+    use crate::store::MemoryStore;
     use crate::token::{ManualClock, TokenKind};
 
     const CALLER: &str = "Basic Z2F0ZXdheTpzM2NyZXQ="; // gateway:s3cret

@@ -6,7 +6,7 @@
 //!
 //! [`TokenEndpoint`], [`RevocationEndpoint`], [`IntrospectionEndpoint`] and
 //! `RegistrationEndpoint` (feature `registration`) are tower services over
-//! a [`TokenManager`](crate::store::TokenManager) (any backend); mount them
+//! a [`TokenManager`](crate::manager::TokenManager) (any backend); mount them
 //! with axum's `Router::route_service` or call them from hyper. The form
 //! endpoints take `application/x-www-form-urlencoded` bodies of at most 8
 //! KiB and answer with `Cache-Control: no-store`. [`AuthorizationEndpoint`]
@@ -22,7 +22,7 @@
 //! use tower::ServiceExt;
 //! use tower_token_auth::MemoryStore;
 //! use tower_token_auth::oauth::TokenEndpoint;
-//! use tower_token_auth::store::TokenManager;
+//! use tower_token_auth::manager::TokenManager;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,6 +44,7 @@
 
 mod authorize;
 mod endpoint;
+mod grant;
 mod introspect;
 mod metadata;
 #[cfg(feature = "registration")]
@@ -51,6 +52,10 @@ mod register;
 
 pub use authorize::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
 pub use endpoint::{RevocationEndpoint, TokenEndpoint};
+pub use grant::{
+    is_code_verifier, is_s256_challenge, s256_challenge, ClientRegistration, CodeExchange,
+    CodeRequest, OAuthClient, RegistrationError,
+};
 pub use introspect::IntrospectionEndpoint;
 pub use metadata::{AuthorizationServerMetadata, MetadataDocument, ProtectedResourceMetadata};
 #[cfg(feature = "registration")]

@@ -17,10 +17,13 @@ use tower_service::Service;
 use super::endpoint::{
     endpoint_service, has_content_type, json_response, oauth_error, store_error, unless_post,
 };
-use crate::auth::Peers;
+use crate::peer::Peers;
 use crate::error::FailedAuthentication;
 use crate::scope::ScopeSet;
-use crate::store::{BoxError, ClientRegistration, RegistrationError, TokenBackend, TokenManager};
+use crate::error::BoxError;
+use crate::manager::TokenManager;
+use crate::oauth::{ClientRegistration, RegistrationError};
+use crate::store::TokenBackend;
 
 /// The largest registration body read.
 const MAX_BODY: usize = 16 * 1024;
@@ -40,7 +43,7 @@ const MAX_BODY: usize = 16 * 1024;
 /// after [`Lifetimes::client`](crate::token::Lifetimes::client).
 ///
 /// Registration is open to anyone: put the brute-force
-/// [`ThrottleLayer`](crate::auth::ThrottleLayer) in front, which counts
+/// [`ThrottleLayer`](crate::throttle::ThrottleLayer) in front, which counts
 /// refused registrations.
 ///
 /// ```
@@ -49,7 +52,7 @@ const MAX_BODY: usize = 16 * 1024;
 /// use http_body_util::{BodyExt, Full};
 /// use tower::ServiceExt;
 /// use tower_token_auth::oauth::RegistrationEndpoint;
-/// use tower_token_auth::store::TokenManager;
+/// use tower_token_auth::manager::TokenManager;
 /// use tower_token_auth::MemoryStore;
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -60,10 +60,8 @@
 //! assert_eq!(admin.scope_names().collect::<Vec<_>>(), ["orders.read", "orders.write", "orders.admin"]);
 //! ```
 
-mod layer;
 mod requirement;
 
-pub use layer::{RequireScope, RequireScopeLayer, ResponseFuture};
 pub use requirement::{EmptyRequirement, Requirement};
 
 use std::fmt::Debug;

@@ -5,7 +5,9 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
+use super::TokenStore;
+use crate::error::StoreError;
+use crate::token::{FamilyId, TokenId, TokenRecord};
 use crate::token::TokenDigest;
 
 /// A shared record, as backends hand them out.

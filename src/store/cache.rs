@@ -24,12 +24,13 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_token_auth::store::{CachedStore, IssueRequest, MemoryStore, TokenManager, TokenStore};
+//! use tower_token_auth::manager::{IssueRequest, TokenManager};
+//! use tower_token_auth::store::{CachedStore, MemoryStore, TokenStore};
 //! use tower_token_auth::token::TokenKind;
 //! use tower_token_auth::TokenAuthLayer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower_token_auth::store::TokenError> {
+//! # async fn main() -> Result<(), tower_token_auth::manager::TokenError> {
 //! let cache = CachedStore::builder(MemoryStore::new())
 //!     .max_entries(10_000)
 //!     .ttl(Duration::from_secs(60))
@@ -60,9 +61,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
 
-use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
-use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
-use crate::token::{Clock, TokenDigest, TokenFormat};
+use super::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend, TokenStore};
+use crate::error::StoreError;
+use crate::token::{Clock, FamilyId, Lookup, SystemClock, TokenDigest, TokenId, TokenRecord};
 
 /// The default bound on cached entries.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -183,9 +184,9 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
         self
     }
 
-    /// Judges entry lifetimes by `clock` instead of the inner store's
-    /// [clock](TokenStore::clock): for a cache over a bare backend in a test
-    /// whose manager runs by a [`ManualClock`](crate::token::ManualClock).
+    /// Judges entry lifetimes by `clock` instead of the system clock: give
+    /// it the clock of the manager over the cache (a test whose manager runs
+    /// by a [`ManualClock`](crate::token::ManualClock)).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -202,7 +203,7 @@ impl<St: TokenStore> CachedStoreBuilder<St> {
         let cache = Cache::new(usize::try_from(settings.max_entries.max(1)).unwrap_or(usize::MAX));
         CachedStore {
             inner: Arc::new(Inner {
-                clock: self.clock.unwrap_or_else(|| self.store.clock()),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 store: self.store,
                 cache,
                 generation: AtomicU64::new(0),
@@ -323,20 +324,8 @@ impl<St: TokenStore> CachedStore<St> {
 impl<St: TokenStore> TokenStore for CachedStore<St> {
     type Scopes = St::Scopes;
 
-    async fn find(&self, digest: &TokenDigest) -> Result<Entry<St::Scopes>, StoreError> {
-        self.load(None, digest).await
-    }
-
-    fn needs_token(&self) -> bool {
-        self.inner.store.needs_token()
-    }
-
-    async fn find_token(
-        &self,
-        token: &str,
-        digest: &TokenDigest,
-    ) -> Result<Entry<St::Scopes>, StoreError> {
-        self.load(Some(token), digest).await
+    async fn find(&self, key: Lookup<'_>) -> Result<Entry<St::Scopes>, StoreError> {
+        self.load(key).await
     }
 
     /// A cache hit answers at once; a miss (or a cache busy with its own
@@ -345,31 +334,18 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
         self.fresh(self.inner.cache.get(digest)).map(Ok)
     }
 
-    fn token_format(&self) -> Option<TokenFormat> {
-        self.inner.store.token_format()
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.inner.clock)
-    }
 }
 
 impl<St: TokenStore> CachedStore<St> {
-    /// The cached answer for `digest`, or the store's (by `token` when it
-    /// is given), cached unless an invalidation overtook the lookup.
-    async fn load(
-        &self,
-        token: Option<&str>,
-        digest: &TokenDigest,
-    ) -> Result<Entry<St::Scopes>, StoreError> {
+    /// The cached answer for `key`'s digest, or the store's, cached unless
+    /// an invalidation overtook the lookup.
+    async fn load(&self, key: Lookup<'_>) -> Result<Entry<St::Scopes>, StoreError> {
+        let digest = &key.digest();
         if let Some(entry) = self.fresh(self.inner.cache.get(digest)) {
             return Ok(entry);
         }
         let generation = self.generation();
-        let loaded = match token {
-            Some(token) => self.inner.store.find_token(token, digest).await?,
-            None => self.inner.store.find(digest).await?,
-        };
+        let loaded = self.inner.store.find(key).await?;
         let now = self.inner.clock.now();
         let lifetime = self.inner.settings.lifetime(&loaded, now);
         if !lifetime.is_zero()
@@ -474,7 +450,8 @@ mod tests {
 
     use super::*;
     use crate::scope::PayRequestScopes as S;
-    use crate::store::{IssuePolicy, IssueRequest, IssuedToken, MemoryStore, TokenManager};
+    use crate::manager::{IssuePolicy, IssueRequest, IssuedToken, TokenManager};
+    use crate::store::MemoryStore;
     use crate::token::{ManualClock, TokenKind};
 
     const TTL: Duration = Duration::from_secs(60);

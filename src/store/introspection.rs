@@ -66,9 +66,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::{CachedStore, CompactString, StoreError, TokenId, TokenRecord, TokenStore};
+use super::{CachedStore, FindResult, TokenStore};
+use crate::error::StoreError;
 use crate::scope::ScopeSet;
-use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat, TokenKind};
+use crate::token::{Clock, Lookup, SystemClock, TokenDigest, TokenId, TokenKind, TokenRecord};
 
 /// How long a remote answer may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -106,7 +107,6 @@ struct Inner {
     endpoint: Uri,
     authorization: HeaderValue,
     timeout: Duration,
-    format: Option<TokenFormat>,
     clock: Arc<dyn Clock>,
 }
 
@@ -130,10 +130,11 @@ impl<S> fmt::Debug for IntrospectionStore<S> {
 
 impl<S: ScopeSet> IntrospectionStore<S> {
     /// A lookup that asks `endpoint`, authenticating with HTTP Basic as
-    /// `username` and `password`. Presented tokens are looked up whatever
-    /// their form (opaque tokens of another issuer); use
-    /// [`format`](Self::format) when the remote server is this crate's and
-    /// garbage should be refused without a remote call.
+    /// `username` and `password`. Give the layer over it the format of the
+    /// remote server's tokens ([`TokenAuthLayer::over`](crate::TokenAuthLayer::over)):
+    /// `None` for opaque tokens of another issuer, `Some(format)` when the
+    /// remote server is this crate's and garbage should be refused without
+    /// a remote call.
     pub fn new(
         endpoint: &str,
         username: &str,
@@ -162,7 +163,6 @@ impl<S: ScopeSet> IntrospectionStore<S> {
                 endpoint,
                 authorization,
                 timeout: DEFAULT_TIMEOUT,
-                format: None,
                 clock: Arc::new(SystemClock),
             }),
             _scopes: PhantomData,
@@ -177,7 +177,6 @@ impl<S: ScopeSet> IntrospectionStore<S> {
                 endpoint: shared.endpoint.clone(),
                 authorization: shared.authorization.clone(),
                 timeout: shared.timeout,
-                format: shared.format.clone(),
                 clock: Arc::clone(&shared.clock),
             },
         };
@@ -195,13 +194,6 @@ impl<S: ScopeSet> IntrospectionStore<S> {
         self.with(|inner| inner.timeout = timeout)
     }
 
-    /// Checks presented tokens against `format` before asking (the remote
-    /// server is this crate's): garbage is refused with no remote call.
-    #[must_use]
-    pub fn format(self, format: TokenFormat) -> Self {
-        self.with(|inner| inner.format = Some(format))
-    }
-
     /// The clock records are dated by (default the system clock).
     #[must_use]
     pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
@@ -212,7 +204,9 @@ impl<S: ScopeSet> IntrospectionStore<S> {
     /// lifetimes: positive answers at most [`DEFAULT_POSITIVE_TTL`] (and
     /// never past `exp`), negative ones [`DEFAULT_NEGATIVE_TTL`].
     pub fn cached(self) -> CachedStore<Self> {
+        let clock = Arc::clone(&self.inner.clock);
         CachedStore::builder(self)
+            .clock(clock)
             .ttl(DEFAULT_POSITIVE_TTL)
             .negative_ttl(DEFAULT_NEGATIVE_TTL)
             .build()
@@ -313,12 +307,12 @@ fn parse_answer<S: ScopeSet>(
         // An answer without `exp` is valid now; the cache's TTL bounds it.
         expires_at: time("exp").unwrap_or(now + DEFAULT_POSITIVE_TTL),
         revoked_at: None,
-        hint: CompactString::default(),
+        hint: Default::default(),
         family: None,
         spent_at: None,
         last_used_at: None,
         audience,
-        client_id: text("client_id").map(CompactString::from),
+        client_id: text("client_id").map(Into::into),
     }))
 }
 
@@ -340,32 +334,22 @@ fn names_a_refresh_token(json: &serde_json::Value) -> bool {
 impl<S: ScopeSet> TokenStore for IntrospectionStore<S> {
     type Scopes = S;
 
-    /// Unanswerable: a remote server needs the token, not its digest. The
-    /// middleware calls [`find_token`](TokenStore::find_token).
-    async fn find(&self, _digest: &TokenDigest) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
-        Err(StoreError::Backend(
-            "an introspection lookup needs the token; call find_token".into(),
-        ))
+    /// Asks the remote server about the presented token. A lookup by
+    /// digest alone is unanswerable (the remote server needs the token) and
+    /// fails: the middleware always presents the token.
+    async fn find(&self, key: Lookup<'_>) -> FindResult<S> {
+        match key.token() {
+            Some(token) => self.ask(token, &key.digest()).await,
+            None => Err(StoreError::Misconfigured(
+                "an introspection lookup needs the presented token, not only its digest".into(),
+            )),
+        }
     }
 
-    fn needs_token(&self) -> bool {
-        true
-    }
-
-    async fn find_token(
-        &self,
-        token: &str,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
-        self.ask(token, digest).await
-    }
-
-    fn token_format(&self) -> Option<TokenFormat> {
-        self.inner.format.clone()
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.inner.clock)
+    /// Never: every answer is the remote server's (a [`CachedStore`] in
+    /// front answers hits at once).
+    fn find_now(&self, _digest: &TokenDigest) -> Option<FindResult<S>> {
+        None
     }
 }
 

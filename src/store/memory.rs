@@ -5,10 +5,10 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
-use super::{FamilyId, FindResult, StoreError, TokenId, TokenRecord, TokenStore};
+use super::{Exchange, ExchangeOutcome, FindResult, SharedRecord, TokenBackend, TokenStore};
+use crate::error::StoreError;
 use crate::scope::{PayRequestScopes, ScopeSet};
-use crate::token::{TokenDigest, TokenKind};
+use crate::token::{FamilyId, Lookup, TokenDigest, TokenId, TokenKind, TokenRecord};
 
 mod index;
 
@@ -170,8 +170,8 @@ fn revoked<S: Clone>(record: &TokenRecord<S>, at: SystemTime) -> Option<TokenRec
 impl<S: ScopeSet> TokenStore for MemoryStore<S> {
     type Scopes = S;
 
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<SharedRecord<S>>, StoreError> {
-        Ok(self.lookup(digest))
+    async fn find(&self, key: Lookup<'_>) -> FindResult<S> {
+        Ok(self.lookup(&key.digest()))
     }
 
     /// Always answers: the lookup is a read of a sharded map.
@@ -345,7 +345,7 @@ impl<S: ScopeSet> TokenBackend for MemoryStore<S> {
 mod tests {
     use super::*;
     use crate::scope::PayRequestScopes as S;
-    use crate::store::{IssueRequest, TokenManager};
+    use crate::manager::{IssueRequest, TokenManager};
     use futures_util::FutureExt;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

@@ -20,7 +20,8 @@
 //!
 //! ```
 //! use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
-//! use tower_token_auth::store::{IssueRequest, MemoryStore, TokenManager, TokenStore};
+//! use tower_token_auth::manager::{IssueRequest, TokenManager};
+//! use tower_token_auth::store::{MemoryStore, TokenStore};
 //! use tower_token_auth::token::TokenKind;
 //!
 //! # tokio_test_block_on(async {
@@ -39,7 +40,7 @@
 //! let listed = tokens.list("user-1").await?;
 //! assert_eq!(listed[0].hint, issued.secret.hint());
 //! assert_eq!(listed[0].status.as_str(), "active");
-//! # Ok::<(), tower_token_auth::store::TokenError>(())
+//! # Ok::<(), tower_token_auth::manager::TokenError>(())
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     futures_util::FutureExt::now_or_never(f).expect("the memory store never waits")
@@ -60,10 +61,9 @@
 //! use std::time::SystemTime;
 //! use tower_token_auth::async_trait;
 //! use tower_token_auth::scope::PayRequestScopes as S;
-//! use tower_token_auth::store::{
-//!     Exchange, ExchangeOutcome, FamilyId, SharedRecord, StoreError, TokenBackend, TokenId,
-//!     TokenManager, TokenRecord, TokenStore,
-//! };
+//! use tower_token_auth::error::StoreError;
+//! use tower_token_auth::store::{//!, //! Exchange, //! TokenManager, ExchangeOutcome, SharedRecord, TokenBackend, TokenStore};
+//! use tower_token_auth::token::{FamilyId, TokenId, TokenRecord};
 //! use tower_token_auth::token::{TokenDigest, TokenKind};
 //!
 //! #[derive(Default)]
@@ -196,124 +196,58 @@ mod backend;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cache;
-mod grant;
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
-mod manager;
 mod memory;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub mod postgres;
-mod record;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub mod sqlite;
 
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use cache::{CachedStore, CachedStoreBuilder};
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PgStore;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteStore;
 
 pub use backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
-/// The string type of [`TokenRecord`]'s `name`, `owner`, `hint` and
-/// `client_id` (from the `compact_str` crate, re-exported so that no direct
-/// dependency is needed): up to 24 bytes (on 64-bit targets) are stored
-/// inline, with no heap allocation. It dereferences to `&str` and converts from `&str` and
-/// `String` with `.into()`.
-pub use compact_str::CompactString;
-pub use grant::{GrantError, InvalidGrantReason};
 #[cfg(feature = "introspection")]
 #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub use introspection::IntrospectionStore;
-pub use manager::{
-    is_code_verifier, is_s256_challenge, s256_challenge, ClientRegistration, CodeExchange,
-    CodeRequest, OAuthClient, RegistrationError, TokenManager,
-};
 pub use memory::MemoryStore;
-pub use record::{
-    Family, FamilyId, IssuePolicy, IssueRequest, IssuedToken, ParseTokenIdError, TokenId,
-    TokenInfo, TokenPair, TokenRecord, TokenStatus, DEFAULT_CLIENTS_PER_SOURCE, DEFAULT_RETENTION,
-    DEFAULT_REUSE_WINDOW,
-};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::error::StoreError;
 use crate::scope::ScopeSet;
-use crate::token::{Clock, SystemClock, TokenDigest, TokenFormat};
+use crate::token::{Lookup, TokenDigest, TokenRecord};
 
 /// What a lookup answers: the record of the digest, `None` when there is
 /// none, or the error that kept the store from answering.
 pub type FindResult<S> = Result<Option<Arc<TokenRecord<S>>>, StoreError>;
 
-/// A boxed error from a store backend.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Why a store call failed: the infrastructure's problem, for whoever runs
-/// the service. The caller's mistakes are [`TokenError`]s.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The store cannot be reached (connection refused, pool timed out).
-    /// The middleware answers 503 `temporarily_unavailable`.
-    #[error("token store unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    /// The store answered with an error, or cannot hold a value.
-    #[error("token store failed: {0}")]
-    Backend(#[source] BoxError),
-    /// The store is configured wrongly (a table prefix that is not a safe
-    /// SQL identifier, …).
-    #[error("token store misconfigured: {0}")]
-    Misconfigured(String),
-    /// The operating system's random number generator failed.
-    #[error("could not generate a token: the random number generator failed")]
-    Randomness,
-}
-
-/// Why a token operation of the [`TokenManager`] was refused or failed,
-/// by who must act: the caller ([`InvalidInput`](Self::InvalidInput)), the
-/// token's state ([`Conflict`](Self::Conflict)), or the store.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// The request was refused: an empty name, a lifetime beyond the kind's
-    /// maximum, an empty scope set, or similar. The message is safe to show
-    /// to the caller (a 400).
-    #[error("{0}")]
-    InvalidInput(String),
-    /// The token is not in a state that allows this (regenerating a revoked
-    /// token, changing the scopes of an access token). The message is safe
-    /// to show to the caller (a 409).
-    #[error("{0}")]
-    Conflict(&'static str),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// The lookup the middleware makes on every request.
+/// The lookup the middleware makes on every request: one call, keyed by
+/// the SHA-256 digest of the presented token.
 ///
-/// `find` returns the record whose digest is `digest`, or `Ok(None)` when
-/// there is none. It may return revoked and expired records, which the
-/// middleware rejects, or leave them out. An `Err` makes the middleware fail
-/// closed with 503; it never becomes a 401 or lets a request through.
+/// [`find`](Self::find) returns the record whose digest is
+/// `token.digest()`, or `Ok(None)` when there is none. It may return
+/// revoked and expired records, which the middleware rejects, or leave them
+/// out. An `Err` makes the middleware fail closed with 503; it never
+/// becomes a 401 or lets a request through.
+///
+/// Both methods are required, so that a store wrapping another one (a
+/// cache, a counter, an `Arc`) cannot silently lose the fast path by
+/// forgetting to forward it. The token format and the clock are no part of
+/// a lookup: the [`TokenAuthLayer`](crate::TokenAuthLayer) takes them from
+/// the [`TokenManager`](crate::manager::TokenManager) it is built over, or
+/// from its builder.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     /// The scope set of the tokens in this store.
     type Scopes: ScopeSet;
 
-    /// Finds a token by the SHA-256 digest of its plaintext.
-    async fn find(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError>;
+    /// Finds the record of a presented token, by its digest
+    /// ([`Lookup::digest`]). A lookup that asks another server about the
+    /// token itself (RFC 7662 introspection) reads
+    /// [`Lookup::token`]; every other store ignores it.
+    async fn find(&self, key: Lookup<'_>) -> FindResult<Self::Scopes>;
 
     /// Answers [`find`](Self::find) at once, without a future, when the
     /// store can.
@@ -322,85 +256,21 @@ pub trait TokenStore: Send + Sync + 'static {
     /// its own memory (as [`MemoryStore`]'s is, or a cache hit of
     /// `CachedStore`) returns `Some` with exactly what `find` would return,
     /// and the request goes on to the inner service with no boxed future in
-    /// between. `None`, the default, means "call `find`"; a store that would
-    /// have to wait (for a database, a lock, a channel) must say `None`
-    /// rather than block.
-    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>> {
-        let _ = digest;
-        None
-    }
-
-    /// The format of the tokens this store holds. The middleware checks
-    /// presented tokens against it before any lookup, so garbage and typos
-    /// never reach the store. The default is [`TokenFormat::default`]
-    /// (`pr_…`); a [`TokenManager`] answers with its policy's format.
-    /// `None` means the tokens are opaque strings of another issuer (a
-    /// remote authorization server's): every well-formed `b64token` is
-    /// looked up.
-    fn token_format(&self) -> Option<TokenFormat> {
-        Some(TokenFormat::default())
-    }
-
-    /// Whether the lookup needs the presented token itself, not only its
-    /// digest: true for a store that asks a remote server about the token
-    /// (RFC 7662 introspection). The middleware then calls
-    /// [`find_token`](Self::find_token) instead of [`find`](Self::find);
-    /// [`find_now`](Self::find_now) is still asked first, by digest.
-    fn needs_token(&self) -> bool {
-        false
-    }
-
-    /// Finds a token given the token itself and its digest. The default
-    /// looks it up by digest; a store whose
-    /// [`needs_token`](Self::needs_token) is true overrides it.
-    async fn find_token(
-        &self,
-        token: &str,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
-        let _ = token;
-        self.find(digest).await
-    }
-
-    /// The clock expiry is judged by. The default is the system clock; a
-    /// [`TokenManager`] answers with its policy's clock.
-    fn clock(&self) -> Arc<dyn Clock> {
-        Arc::new(SystemClock)
-    }
+    /// between. `None` means "call `find`"; a store that would have to wait
+    /// (for a database, a lock, a channel) must say `None` rather than
+    /// block.
+    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>>;
 }
 
 #[async_trait]
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     type Scopes = T::Scopes;
 
-    async fn find(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
-        (**self).find(digest).await
+    async fn find(&self, key: Lookup<'_>) -> FindResult<Self::Scopes> {
+        (**self).find(key).await
     }
 
     fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>> {
         (**self).find_now(digest)
-    }
-
-    fn token_format(&self) -> Option<TokenFormat> {
-        (**self).token_format()
-    }
-
-    fn needs_token(&self) -> bool {
-        (**self).needs_token()
-    }
-
-    async fn find_token(
-        &self,
-        token: &str,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
-        (**self).find_token(token, digest).await
-    }
-
-    fn clock(&self) -> Arc<dyn Clock> {
-        (**self).clock()
     }
 }

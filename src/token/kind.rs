@@ -3,8 +3,10 @@ use std::time::Duration;
 
 const DAY: u64 = 24 * 60 * 60;
 
-/// The three kinds of token.
+/// The kinds of token: three credentials of the seed, and the two OAuth
+/// records the engine keeps beside them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenKind {
     /// A personal access token, created by a user in the dashboard
     /// (prefix tag `pat`, 180 days by default).

@@ -1,5 +1,7 @@
 //! Tokens: kinds and lifetimes, the `<prefix><random><checksum>` format, the
-//! secret and digest types, and the clock expiry is judged by.
+//! secret and digest types, the clock expiry is judged by, and the record
+//! types every other layer names ([`TokenRecord`], [`TokenId`],
+//! [`TokenStatus`], [`TokenInfo`]).
 //!
 //! A token looks like `pr_pat_` + 30 random base62 characters (at least 160
 //! bits from the operating system's CSPRNG) + a 6-character base62 CRC32
@@ -32,9 +34,14 @@
 mod clock;
 mod format;
 mod kind;
+mod record;
 mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use format::{InvalidServiceName, MalformedToken, RandomnessError, TokenFormat};
 pub use kind::{Lifetimes, TokenKind};
-pub use secret::{TokenDigest, TokenSecret};
+pub(crate) use record::to_micros;
+pub use record::{
+    Family, FamilyId, ParseTokenIdError, TokenId, TokenInfo, TokenRecord, TokenStatus,
+};
+pub use secret::{Lookup, TokenDigest, TokenSecret};

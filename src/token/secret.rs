@@ -63,6 +63,90 @@ impl TokenSecret {
     pub fn hint(&self) -> String {
         hint_of(&self.0)
     }
+
+    /// What a [`TokenStore::find`](crate::store::TokenStore::find) is
+    /// asked about this token: its digest, and the token itself.
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup::of_token(&self.0)
+    }
+}
+
+/// What a [`TokenStore`](crate::store::TokenStore) is asked to find: a
+/// token's SHA-256 digest, and the token itself when a request presented
+/// it.
+///
+/// A store that holds tokens reads only [`digest`](Self::digest). The
+/// plaintext is there for a lookup that must ask another server about the
+/// token itself (RFC 7662 introspection); the middleware always passes it,
+/// the [`TokenManager`](crate::manager::TokenManager) looks up its own
+/// backend by digest alone. `Debug` shows neither.
+///
+/// ```
+/// use tower_token_auth::token::{Lookup, TokenDigest};
+///
+/// let presented = Lookup::of_token("pr_pat_example");
+/// assert_eq!(presented.digest(), TokenDigest::of("pr_pat_example"));
+/// assert_eq!(presented.token(), Some("pr_pat_example"));
+/// assert_eq!(format!("{presented:?}"), "Lookup(\"[redacted]\")");
+///
+/// let by_digest = Lookup::from(TokenDigest::of("pr_pat_example"));
+/// assert_eq!(by_digest.digest(), presented.digest());
+/// assert_eq!(by_digest.token(), None);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Lookup<'a> {
+    token: Option<&'a str>,
+    digest: TokenDigest,
+}
+
+impl<'a> Lookup<'a> {
+    /// A presented token and its digest.
+    #[inline]
+    pub fn of_token(token: &'a str) -> Self {
+        Self {
+            token: Some(token),
+            digest: TokenDigest::of(token),
+        }
+    }
+
+    /// A lookup by digest alone.
+    #[inline]
+    pub const fn of_digest(digest: TokenDigest) -> Self {
+        Self {
+            token: None,
+            digest,
+        }
+    }
+
+    /// The digest: the key a store looks the token up by.
+    #[inline]
+    pub const fn digest(&self) -> TokenDigest {
+        self.digest
+    }
+
+    /// The plaintext, when a request presented it, for a lookup that asks
+    /// another server about it. Never log it.
+    pub const fn token(&self) -> Option<&'a str> {
+        self.token
+    }
+}
+
+impl From<TokenDigest> for Lookup<'_> {
+    fn from(digest: TokenDigest) -> Self {
+        Self::of_digest(digest)
+    }
+}
+
+impl From<&TokenDigest> for Lookup<'_> {
+    fn from(digest: &TokenDigest) -> Self {
+        Self::of_digest(*digest)
+    }
+}
+
+impl fmt::Debug for Lookup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Lookup").field(&"[redacted]").finish()
+    }
 }
 
 /// The hint of a token string: its prefix and last four characters.

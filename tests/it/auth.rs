@@ -14,7 +14,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_token_auth::error::InvalidTokenReason;
-use tower_token_auth::store::{IssueRequest, TokenManager};
+use tower_token_auth::manager::{IssueRequest, TokenManager};
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, MemoryStore, PayRequestScopes as S, TokenAuth, TokenAuthLayer};
 
@@ -267,7 +267,7 @@ async fn tokens_of_a_custom_format_need_the_same_format_on_the_layer() {
     let format = TokenFormat::new("acme").unwrap();
     let tokens = TokenManager::with_policy(
         MemoryStore::<S>::new(),
-        tower_token_auth::store::IssuePolicy::default().format(format),
+        tower_token_auth::manager::IssuePolicy::default().format(format),
     );
     let issued = tokens
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
@@ -298,7 +298,7 @@ async fn tokens_of_a_custom_format_need_the_same_format_on_the_layer() {
 
 // ---- expiry ----
 
-async fn expiring_token(fixture: &Fixture) -> tower_token_auth::store::IssuedToken<S> {
+async fn expiring_token(fixture: &Fixture) -> tower_token_auth::manager::IssuedToken<S> {
     let issued = fixture
         .tokens
         .issue(

@@ -7,7 +7,7 @@ use http::{HeaderValue, StatusCode};
 use proptest::prelude::*;
 use tokio::runtime::Runtime;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::store::IssuedToken;
+use tower_token_auth::manager::IssuedToken;
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::PayRequestScopes as S;
 

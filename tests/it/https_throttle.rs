@@ -17,7 +17,9 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::auth::{PeerAddr, Peers, RequireHttpsLayer, Tls};
+use tower_token_auth::peer::{PeerAddr, Peers};
+use tower_token_auth::peer::Tls;
+use tower_token_auth::require_https::RequireHttpsLayer;
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
 
@@ -418,7 +420,7 @@ mod throttle {
     use std::time::Duration;
 
     use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
-    use tower_token_auth::auth::ThrottleLayer;
+    use tower_token_auth::throttle::ThrottleLayer;
     use tower_token_auth::token::{TokenFormat, TokenKind};
 
     use super::*;
@@ -904,7 +906,7 @@ mod throttle {
             headers
                 .get("x-client-id")
                 .and_then(|v| v.to_str().ok())
-                .map(|v| tower_token_auth::auth::ClientKey::Named(v.into()))
+                .map(|v| tower_token_auth::peer::ClientKey::Named(v.into()))
         };
         let fixture = Fixture::new();
         let service = ServiceBuilder::new()
@@ -983,7 +985,7 @@ mod throttle {
             headers
                 .get("x-client-id")
                 .and_then(|v| v.to_str().ok())
-                .map(|v| tower_token_auth::auth::ClientKey::Named(v.into()))
+                .map(|v| tower_token_auth::peer::ClientKey::Named(v.into()))
         };
         let throttle = ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).key_fn(by_client_id);
         let _kept = throttle.clone();

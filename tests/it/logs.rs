@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::store::{IssueRequest, IssuedToken};
+use tower_token_auth::manager::{IssueRequest, IssuedToken};
 use tower_token_auth::token::{TokenFormat, TokenKind, TokenSecret};
 use tower_token_auth::{PayRequestScopes as S, RequireScopeLayer, TokenAuthLayer};
 use tracing::Instrument;

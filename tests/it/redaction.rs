@@ -4,7 +4,7 @@
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::store::{IssueRequest, IssuedToken};
+use tower_token_auth::manager::{IssueRequest, IssuedToken};
 use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, PayRequestScopes as S};
 

@@ -10,7 +10,8 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::error::{InvalidRequestReason, InvalidTokenReason};
-use tower_token_auth::store::{IssueRequest, TokenRecord};
+use tower_token_auth::manager::IssueRequest;
+use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, PayRequestScopes as S, Rejections, TokenAuthLayer};
 

@@ -23,11 +23,13 @@ use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tower_token_auth::audit::Audit;
-use tower_token_auth::auth::{PeerAddr, Peers, RequireHttpsLayer, Tls};
+use tower_token_auth::peer::{PeerAddr, Peers};
+use tower_token_auth::peer::Tls;
+use tower_token_auth::require_https::RequireHttpsLayer;
 use tower_token_auth::oauth::{RevocationEndpoint, TokenEndpoint};
-use tower_token_auth::store::{IssuePolicy, IssueRequest, TokenManager};
+use tower_token_auth::manager::{IssuePolicy, IssueRequest, TokenManager};
 use tower_token_auth::token::{ManualClock, TokenFormat, TokenKind, TokenSecret};
-use tower_token_auth::usage::UsageTracker;
+use tower_token_auth::manager::UsageTracker;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, RequireScopeLayer, TokenAuthLayer};
 use tracing::{Instrument, Level};
 
@@ -95,7 +97,7 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
             .audit(audit.clone())
             .track_usage(tracker);
         let https = RequireHttpsLayer::new(Peers::new()).audit(audit.clone());
-        let throttle = tower_token_auth::auth::ThrottleLayer::per_minute(
+        let throttle = tower_token_auth::throttle::ThrottleLayer::per_minute(
             std::num::NonZeroU32::new(20).unwrap(),
         )
         .audit(audit);

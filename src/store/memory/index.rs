@@ -14,8 +14,8 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 
 use hashbrown::HashTable;
 
-use crate::store::backend::SharedRecord;
-use crate::store::{TokenId, TokenRecord};
+use crate::store::SharedRecord;
+use crate::token::{TokenId, TokenRecord};
 use crate::token::TokenDigest;
 
 /// How a table finds a record: the key it is filed under and that key's
@@ -273,8 +273,8 @@ impl Owners {
 mod tests {
     use super::*;
     use crate::scope::PayRequestScopes as S;
-    use crate::store::IssuePolicy;
-    use crate::store::IssueRequest;
+    use crate::manager::IssuePolicy;
+    use crate::manager::IssueRequest;
     use crate::token::TokenKind;
 
     fn record() -> TokenRecord<S> {

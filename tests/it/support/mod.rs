@@ -17,9 +17,10 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower::Service;
-use tower_token_auth::store::{
-    IssuePolicy, IssueRequest, IssuedToken, StoreError, TokenManager, TokenRecord, TokenStore,
-};
+use tower_token_auth::error::StoreError;
+use tower_token_auth::manager::{IssuePolicy, IssueRequest, IssuedToken, TokenManager};
+use tower_token_auth::store::TokenStore;
+use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
 use tower_token_auth::{
     async_trait, AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,

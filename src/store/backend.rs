@@ -1,5 +1,6 @@
 //! The storage trait: what a backend must do, and nothing more.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -7,8 +8,7 @@ use async_trait::async_trait;
 
 use super::TokenStore;
 use crate::error::StoreError;
-use crate::token::{FamilyId, TokenId, TokenRecord};
-use crate::token::TokenDigest;
+use crate::token::{FamilyId, TokenDigest, TokenId, TokenKind, TokenRecord};
 
 /// A shared record, as backends hand them out.
 pub type SharedRecord<S> = Arc<TokenRecord<S>>;
@@ -145,6 +145,8 @@ pub trait TokenBackend: TokenStore {
     /// [`Exchange::retain_access`], and its spent refresh tokens but the
     /// newest [`Exchange::retain_spent`] (newest by `created_at`, then `id`,
     /// for access tokens; by `spent_at`, then `id`, for spent ones).
+    /// [`Exchange::superseded`] computes that set from the family's
+    /// records; every backend calls it rather than writing the order again.
     /// Answer [`ExchangeOutcome::Exchanged`].
     ///
     /// Otherwise store nothing and answer [`ExchangeOutcome::AlreadySpent`]
@@ -249,6 +251,60 @@ impl<S> Exchange<S> {
             retain_access: retain_access.max(1),
             retain_spent: retain_spent.max(1),
         }
+    }
+
+    /// The ids of the records the new pair supersedes, among `family`: the
+    /// family's records after the exchange, the new pair and the token
+    /// spent now included (in any order). They are its access tokens but
+    /// the newest [`retain_access`](Self::retain_access) (newest by
+    /// `created_at`, then id) and its spent refresh tokens but the newest
+    /// [`retain_spent`](Self::retain_spent) (by `spent_at`, then id); ids
+    /// compare as the unsigned numbers they are.
+    ///
+    /// The retention order of every backend: a backend reads the family
+    /// inside the exchange's atomic step, calls this, and deletes the ids
+    /// it returns.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_token_auth::store::Exchange;
+    /// use tower_token_auth::scope::PayRequestScopes as S;
+    /// use tower_token_auth::token::{FamilyId, TokenDigest, TokenId, TokenKind, TokenRecord};
+    ///
+    /// let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+    /// let access = |id, at| TokenRecord::new(TokenId::from_u64(id), TokenDigest::of("x"),
+    ///     TokenKind::Access, S::BILLING_READ, t(at), t(at + 60));
+    /// let refresh = TokenRecord::new(TokenId::from_u64(9), TokenDigest::of("r"),
+    ///     TokenKind::Refresh, S::BILLING_READ, t(3), t(99));
+    /// let x = Exchange::new(TokenDigest::of("old"), FamilyId::from_u64(1), t(3),
+    ///     [access(3, 3), refresh.clone()], 2, 1);
+    /// let family = [access(1, 1), access(2, 2), access(3, 3), refresh];
+    /// // Two access tokens stay: the new one and the one before it.
+    /// assert_eq!(x.superseded(&family), vec![TokenId::from_u64(1)]);
+    /// ```
+    pub fn superseded<'a, I>(&self, family: I) -> Vec<TokenId>
+    where
+        I: IntoIterator<Item = &'a TokenRecord<S>>,
+        S: 'a,
+    {
+        let mut access: Vec<(SystemTime, TokenId)> = Vec::new();
+        let mut spent: Vec<(SystemTime, TokenId)> = Vec::new();
+        for record in family {
+            if record.kind == TokenKind::Access {
+                access.push((record.created_at, record.id));
+            }
+            if let Some(at) = record.spent_at {
+                spent.push((at, record.id));
+            }
+        }
+        access.sort_unstable_by_key(|key| Reverse(*key));
+        spent.sort_unstable_by_key(|key| Reverse(*key));
+        access
+            .into_iter()
+            .skip(self.retain_access)
+            .chain(spent.into_iter().skip(self.retain_spent))
+            .map(|(_, id)| id)
+            .collect()
     }
 }
 

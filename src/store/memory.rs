@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use super::{Exchange, ExchangeOutcome, FindResult, SharedRecord, TokenBackend, TokenStore};
 use crate::error::StoreError;
 use crate::scope::{PayRequestScopes, ScopeSet};
-use crate::token::{FamilyId, Lookup, TokenDigest, TokenId, TokenKind, TokenRecord};
+use crate::token::{FamilyId, Lookup, TokenDigest, TokenId, TokenRecord};
 
 mod index;
 
@@ -280,22 +280,11 @@ impl<S: ScopeSet> TokenBackend for MemoryStore<S> {
         self.add(Arc::new(x.refresh.clone()), Some(&mut members));
 
         let records = self.members(&members);
-        let mut access: Vec<&SharedRecord<S>> = records
-            .iter()
-            .filter(|r| r.kind == TokenKind::Access)
-            .collect();
-        access.sort_unstable_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
-        let mut spent: Vec<&SharedRecord<S>> = records.iter().filter(|r| r.is_spent()).collect();
-        spent.sort_unstable_by_key(|r| std::cmp::Reverse((r.spent_at, r.id)));
-        let superseded: Vec<&SharedRecord<S>> = access
-            .into_iter()
-            .skip(x.retain_access)
-            .chain(spent.into_iter().skip(x.retain_spent))
-            .collect();
-        for record in &superseded {
+        let superseded = x.superseded(records.iter().map(|r| &**r));
+        for record in records.iter().filter(|r| superseded.contains(&r.id)) {
             self.remove(record);
         }
-        members.retain(|id| !superseded.iter().any(|r| r.id == *id));
+        members.retain(|id| !superseded.contains(id));
         Ok(ExchangeOutcome::Exchanged)
     }
 

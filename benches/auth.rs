@@ -408,7 +408,7 @@ fn postgres(c: &mut Criterion, rt: &Runtime, tokens: usize) {
             },
             |digest| async move {
                 pg.store
-                    .find(&digest)
+                    .find(digest.into())
                     .await
                     .expect("PgStore::find")
                     .expect("a stored token")
@@ -451,7 +451,7 @@ fn parts(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
         c.bench_function(id, |b| {
             b.iter(|| {
                 next = (next + 1) % digests.len();
-                store.find(&digests[next]).now_or_never()
+                store.find(digests[next].into()).now_or_never()
             })
         });
     }
@@ -462,7 +462,7 @@ fn parts(c: &mut Criterion, rt: &Runtime, small: &Fixture, large: &Fixture) {
     let small_digests = digests(small);
     for d in &small_digests {
         let record = rt
-            .block_on(small.store.find(d))
+            .block_on(small.store.find(d.into()))
             .expect("store")
             .expect("stored");
         map.insert(*d, record);

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use tower_token_auth::{MemoryStore, Principal, TokenAuthLayer};
+//! use tower_token_auth::{MemoryStore, Principal, TokenAuthLayer, TokenManager};
 //! use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
 //!
 //! async fn me(principal: Principal<PayRequestScopes>) -> String {
@@ -24,7 +24,7 @@
 //!     "[]"
 //! }
 //!
-//! let auth = TokenAuthLayer::new(MemoryStore::new());
+//! let auth = TokenAuthLayer::new(TokenManager::new(MemoryStore::new()));
 //! let app: Router = Router::new()
 //!     .merge(Router::new().route("/v1/me", get(me)))
 //!     .merge(

@@ -359,7 +359,7 @@ mod tests {
                     .issue(IssueRequest::new(TokenKind::PersonalAccess, "t", "u1").scopes(scopes))
                     .await
                     .unwrap();
-                let record = tokens.find(&issued.secret.digest()).await.unwrap().unwrap();
+                let record = tokens.find(issued.secret.digest().into()).await.unwrap().unwrap();
                 Principal::new(Arc::clone(&record))
             }
         };

@@ -367,7 +367,7 @@ pub fn minimal_auth(store: &MemoryStore<S>, tokens: &[String]) -> MinimalAuth<Ec
     for token in tokens {
         let digest = TokenDigest::of(token);
         let record = store
-            .find(&digest)
+            .find(digest.into())
             .now_or_never()
             .expect("the memory store never waits")
             .expect("the memory store never fails")

@@ -618,7 +618,7 @@ mod tests {
             (status, json["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_grant"))
         );
-        let rotated = store.find(&TokenDigest::of(access)).await.unwrap().unwrap();
+        let rotated = store.find(TokenDigest::of(access).into()).await.unwrap().unwrap();
         assert!(rotated.is_revoked());
 
         for (body, error) in [
@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(post(endpoint.clone(), &body).await.0, StatusCode::OK);
         assert_eq!(post(endpoint.clone(), &body).await.0, StatusCode::OK);
         assert!(store
-            .find(&pair.access.secret.digest())
+            .find(pair.access.secret.digest().into())
             .await
             .unwrap()
             .unwrap()
@@ -710,7 +710,7 @@ mod tests {
         let body = format!("token={}", pat.secret.expose_secret());
         assert_eq!(post(endpoint.clone(), &body).await.0, StatusCode::OK);
         assert!(store
-            .find(&pat.secret.digest())
+            .find(pat.secret.digest().into())
             .await
             .unwrap()
             .unwrap()
@@ -741,13 +741,14 @@ mod tests {
     impl TokenStore for Down {
         type Scopes = S;
 
-        async fn find(
-            &self,
-            _: &TokenDigest,
-        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
+        async fn find(&self, _: crate::token::Lookup<'_>) -> crate::store::FindResult<S> {
             self.lookups
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             down()
+        }
+
+        fn find_now(&self, _: &TokenDigest) -> Option<crate::store::FindResult<S>> {
+            None
         }
     }
 
@@ -866,11 +867,12 @@ mod tests {
     impl TokenStore for WritesDown {
         type Scopes = S;
 
-        async fn find(
-            &self,
-            digest: &TokenDigest,
-        ) -> Result<Option<crate::store::SharedRecord<S>>, StoreError> {
-            self.inner.find(digest).await
+        async fn find(&self, key: crate::token::Lookup<'_>) -> crate::store::FindResult<S> {
+            self.inner.find(key).await
+        }
+
+        fn find_now(&self, digest: &TokenDigest) -> Option<crate::store::FindResult<S>> {
+            self.inner.find_now(digest)
         }
     }
 
@@ -981,7 +983,7 @@ mod tests {
         }
         // None of it happened: every token is still live.
         for token in [&pat, &live.refresh, &live.access, &replayed.access] {
-            let record = tokens.find(&token.record.digest).await.unwrap().unwrap();
+            let record = tokens.find(token.record.digest.into()).await.unwrap().unwrap();
             assert!(
                 !record.is_revoked() && !record.is_spent(),
                 "{}",
@@ -1030,9 +1032,9 @@ mod tests {
         assert_eq!(status, StatusCode::OK, "{json}");
         let access = TokenDigest::of(json["access_token"].as_str().unwrap());
         let refresh = TokenDigest::of(json["refresh_token"].as_str().unwrap());
-        assert_eq!(tokens.find(&access).await.unwrap().unwrap().audience, [api]);
+        assert_eq!(tokens.find(access.into()).await.unwrap().unwrap().audience, [api]);
         assert_eq!(
-            tokens.find(&refresh).await.unwrap().unwrap().audience,
+            tokens.find(refresh.into()).await.unwrap().unwrap().audience,
             [api, billing],
             "the grant keeps its whole audience"
         );

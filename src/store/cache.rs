@@ -41,11 +41,11 @@
 //!     .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
 //!     .await?;
 //! let digest = issued.secret.digest();
-//! assert!(tokens.find(&digest).await?.is_some()); // from the store, now cached
+//! assert!(tokens.find(digest.into()).await?.is_some()); // from the store, now cached
 //!
 //! // A revocation through the cache evicts the token at once.
 //! tokens.revoke(issued.record.id).await?;
-//! assert!(tokens.find(&digest).await?.expect("still known").is_revoked());
+//! assert!(tokens.find(digest.into()).await?.expect("still known").is_revoked());
 //!
 //! let layer = TokenAuthLayer::new(tokens);
 //! # drop(layer);
@@ -497,7 +497,7 @@ mod tests {
         }
 
         async fn revoked_through_cache(&self, digest: &TokenDigest) -> bool {
-            self.cache.find(digest).await.unwrap().unwrap().is_revoked()
+            self.cache.find(digest.into()).await.unwrap().unwrap().is_revoked()
         }
     }
 
@@ -545,7 +545,7 @@ mod tests {
         let s = setup();
         let issued = s.issue(None).await;
         let unknown = TokenDigest::of("pr_at_not_yet_stored");
-        assert!(s.cache.find(&unknown).await.unwrap().is_none());
+        assert!(s.cache.find(unknown.into()).await.unwrap().is_none());
         assert!(matches!(s.cache.find_now(&unknown), Some(Ok(None))));
         // Stored behind the cache's back (an insert through the cache would
         // forget the negative entry).
@@ -556,9 +556,9 @@ mod tests {
         };
         s.store.insert(&[record]).await.unwrap();
         s.clock.advance(NEGATIVE_TTL - Duration::from_millis(1));
-        assert!(s.cache.find(&unknown).await.unwrap().is_none());
+        assert!(s.cache.find(unknown.into()).await.unwrap().is_none());
         s.clock.advance(Duration::from_millis(1));
-        assert!(s.cache.find(&unknown).await.unwrap().is_some());
+        assert!(s.cache.find(unknown.into()).await.unwrap().is_some());
     }
 
     /// A store whose next lookup parks after it has read its answer, until
@@ -572,14 +572,19 @@ mod tests {
     impl TokenStore for SlowLookup {
         type Scopes = S;
 
-        async fn find(&self, digest: &TokenDigest) -> Result<Entry<S>, StoreError> {
-            let found = self.store.find(digest).await;
+        async fn find(&self, key: Lookup<'_>) -> Result<Entry<S>, StoreError> {
+            let found = self.store.find(key).await;
             let gate = self.gate.lock().unwrap().take();
             if let Some((reached, release)) = gate {
                 let _ = reached.send(());
                 let _ = release.await;
             }
             found
+        }
+
+        /// Always waits: the test parks the lookup.
+        fn find_now(&self, _digest: &TokenDigest) -> Option<Result<Entry<S>, StoreError>> {
+            None
         }
     }
 
@@ -597,7 +602,7 @@ mod tests {
         let cache = CachedStore::builder(slow).clock(s.clock.clone()).build();
         let lookup = {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.find(&digest).await })
+            tokio::spawn(async move { cache.find(digest.into()).await })
         };
         reached_rx.await.unwrap();
         // While the lookup holds the live record: revoked elsewhere, and the
@@ -608,7 +613,7 @@ mod tests {
         let stale = lookup.await.unwrap().unwrap().unwrap();
         assert!(!stale.is_revoked(), "the lookup read before the revocation");
         assert!(
-            cache.find(&digest).await.unwrap().unwrap().is_revoked(),
+            cache.find(digest.into()).await.unwrap().unwrap().is_revoked(),
             "what it read was not cached"
         );
     }
@@ -619,7 +624,7 @@ mod tests {
         let issued = s.issue(None).await;
         let digest = issued.secret.digest();
         assert!(s.cache.find_now(&digest).is_none());
-        let found = s.cache.find(&digest).await.unwrap().unwrap();
+        let found = s.cache.find(digest.into()).await.unwrap().unwrap();
         let now = s.cache.find_now(&digest).expect("a hit").unwrap().unwrap();
         assert!(Arc::ptr_eq(&found, &now), "the cached record itself");
     }
@@ -650,7 +655,7 @@ mod tests {
             .unwrap();
         let digest = pat.secret.digest();
         assert_eq!(
-            tokens.find(&digest).await.unwrap().unwrap().scopes,
+            tokens.find(digest.into()).await.unwrap().unwrap().scopes,
             S::BILLING_AGENT
         );
         tokens
@@ -665,10 +670,10 @@ mod tests {
             "a scope change evicts"
         );
         assert_eq!(
-            tokens.find(&digest).await.unwrap().unwrap().scopes,
+            tokens.find(digest.into()).await.unwrap().unwrap().scopes,
             S::BILLING_READ
         );
         tokens.revoke(pat.record.id).await.unwrap();
-        assert!(tokens.find(&digest).await.unwrap().unwrap().is_revoked());
+        assert!(tokens.find(digest.into()).await.unwrap().unwrap().is_revoked());
     }
 }

@@ -44,7 +44,8 @@
 //! )?
 //! .timeout(Duration::from_secs(2))
 //! .cached(); // positive answers ≤ 5 s, negative ≤ 1 s
-//! let layer = TokenAuthLayer::new(store);
+//! // Opaque tokens of another issuer: no offline format check.
+//! let layer = TokenAuthLayer::over(store, None);
 //! # drop(layer);
 //! # Ok(())
 //! # }
@@ -469,8 +470,8 @@ mod tests {
         use tower_layer::Layer as _;
         let token = "opaque-token-of-another-issuer";
         let bounded = async {
-            let found = store.find_token(token, &TokenDigest::of(token)).await;
-            let service = crate::TokenAuthLayer::new(store).layer(tower::service_fn(
+            let found = store.find(Lookup::of_token(token)).await;
+            let service = crate::TokenAuthLayer::over(store, None).layer(tower::service_fn(
                 |_request: Request<Full<Bytes>>| async {
                     Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))
                 },

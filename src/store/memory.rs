@@ -335,6 +335,7 @@ mod tests {
     use super::*;
     use crate::scope::PayRequestScopes as S;
     use crate::manager::{IssueRequest, TokenManager};
+    use crate::token::TokenKind;
     use futures_util::FutureExt;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

@@ -1,22 +1,23 @@
-//! Where tokens live: the lifecycle engine, the storage trait under it, and
-//! the backends.
+//! Where tokens live: the lookup the middleware makes, the storage trait a
+//! backend implements, and the in-process stores.
 //!
-//! Three pieces:
-//!
-//! - [`TokenManager`] holds every rule of the token lifecycle (issue, list,
-//!   revoke, regenerate, change scopes, the refresh exchange with rotation
-//!   and reuse detection, purge) once, for every backend. The dashboard,
-//!   the OAuth endpoints and the middleware all talk to it.
-//! - [`TokenBackend`] is the small storage trait under it: insert, find by
-//!   digest, get by id, list by owner, update, revoke by id or by family,
-//!   the atomic step of a refresh exchange, and purge. Each method says what
-//!   a backend must guarantee under concurrency. [`MemoryStore`] is the
-//!   embedded one; `SqliteStore` (feature `sqlite`) and `PgStore` (feature
-//!   `postgres`) persist.
 //! - [`TokenStore`] is the lookup the middleware makes on every request:
-//!   one call, keyed by the SHA-256 [`TokenDigest`] of the presented token.
-//!   Every backend is one, and so is the manager; a read-only replica or a
-//!   remote lookup can be one without being a backend.
+//!   one call, keyed by the SHA-256 [`TokenDigest`] of the presented token,
+//!   and its no-future fast path. Every backend is one, and so is the
+//!   [`TokenManager`](crate::manager::TokenManager); a read-only replica or
+//!   a remote lookup ([`IntrospectionStore`], feature `introspection`) can
+//!   be one without being a backend.
+//! - [`TokenBackend`] is the small storage trait under the manager: insert,
+//!   get by id, list by owner, update, revoke by id or by family, the
+//!   atomic step of a refresh exchange, and purge. Each method says what a
+//!   backend must guarantee under concurrency. [`MemoryStore`] is the
+//!   embedded one; the `tower-token-auth-sqlx` crate has SQLite and
+//!   PostgreSQL.
+//! - [`CachedStore`] (feature `cache`) wraps any lookup, bounded by size and
+//!   TTL.
+//!
+//! Every rule of the token lifecycle is in the
+//! [`TokenManager`](crate::manager::TokenManager), none in a backend.
 //!
 //! ```
 //! use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
@@ -33,7 +34,7 @@
 //! assert_eq!(issued.record.scopes, PayRequestScopes::BILLING_READ);
 //!
 //! // The middleware's lookup: by digest, never by plaintext.
-//! let found = tokens.find(&issued.secret.digest()).await?.expect("stored");
+//! let found = tokens.find(issued.secret.digest().into()).await?.expect("stored");
 //! assert_eq!(found.id, issued.record.id);
 //!
 //! // Listings show a hint and a status, never the token or its digest.
@@ -49,22 +50,25 @@
 //!
 //! # Writing a backend
 //!
-//! A backend for another database implements [`TokenStore::find`] and the
-//! nine methods of [`TokenBackend`]; the manager does the rest. The
-//! conformance kit (feature `conformance`) runs the crate's whole behaviour
-//! suite against it, the races included. Below, a complete backend over a
+//! A backend for another database implements the two methods of
+//! [`TokenStore`] and the nine of [`TokenBackend`]; the manager does the
+//! rest. The conformance kit (the `tower-token-auth-conformance` crate)
+//! runs the crate's whole behaviour suite against it, the races included,
+//! forced inside the backend. Below, a complete backend over a
 //! mutex-guarded vector: every method is one short critical section, which
 //! is what makes each of them atomic.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use std::time::SystemTime;
-//! use tower_token_auth::async_trait;
-//! use tower_token_auth::scope::PayRequestScopes as S;
+//! use async_trait::async_trait;
 //! use tower_token_auth::error::StoreError;
-//! use tower_token_auth::store::{//!, //! Exchange, //! TokenManager, ExchangeOutcome, SharedRecord, TokenBackend, TokenStore};
-//! use tower_token_auth::token::{FamilyId, TokenId, TokenRecord};
-//! use tower_token_auth::token::{TokenDigest, TokenKind};
+//! use tower_token_auth::manager::TokenManager;
+//! use tower_token_auth::scope::PayRequestScopes as S;
+//! use tower_token_auth::store::{
+//!     Exchange, ExchangeOutcome, FindResult, SharedRecord, TokenBackend, TokenStore,
+//! };
+//! use tower_token_auth::token::{FamilyId, Lookup, TokenDigest, TokenId, TokenRecord};
 //!
 //! #[derive(Default)]
 //! struct VecStore(Mutex<Vec<SharedRecord<S>>>);
@@ -86,8 +90,12 @@
 //! #[async_trait]
 //! impl TokenStore for VecStore {
 //!     type Scopes = S;
-//!     async fn find(&self, digest: &TokenDigest) -> Result<Option<SharedRecord<S>>, StoreError> {
-//!         Ok(self.rows()?.iter().find(|r| r.digest == *digest).cloned())
+//!     async fn find(&self, key: Lookup<'_>) -> FindResult<S> {
+//!         Ok(self.rows()?.iter().find(|r| r.digest == key.digest()).cloned())
+//!     }
+//!     // Behind a lock another call may hold: never answer at once.
+//!     fn find_now(&self, _digest: &TokenDigest) -> Option<FindResult<S>> {
+//!         None
 //!     }
 //! }
 //!
@@ -105,7 +113,7 @@
 //!         Ok(self.rows()?.iter().find(|r| r.id == id).cloned())
 //!     }
 //!     async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<S>>, StoreError> {
-//!         Ok(self.rows()?.iter().filter(|r| r.owner == owner).cloned().collect())
+//!         Ok(self.rows()?.iter().filter(|r| r.owner() == owner).cloned().collect())
 //!     }
 //!     async fn update_scopes(&self, id: TokenId, scopes: S, now: SystemTime) -> Result<Option<SharedRecord<S>>, StoreError> {
 //!         let mut rows = self.rows()?;
@@ -138,16 +146,10 @@
 //!         change(&mut rows, i, |r| r.spent_at = Some(x.at));
 //!         rows.push(Arc::new(x.access.clone()));
 //!         rows.push(Arc::new(x.refresh.clone()));
-//!         // What the new pair supersedes: old access tokens, old spent ones.
-//!         let in_family = |r: &SharedRecord<S>| r.family.is_some_and(|f| f.id == x.family);
-//!         let mut access: Vec<_> = rows.iter().filter(|r| in_family(r) && r.kind == TokenKind::Access)
-//!             .map(|r| (r.created_at, r.id)).collect();
-//!         let mut spent: Vec<_> = rows.iter().filter(|r| in_family(r) && r.spent_at.is_some())
-//!             .map(|r| (r.spent_at, r.id)).collect();
-//!         access.sort_unstable_by(|a, b| b.cmp(a));
-//!         spent.sort_unstable_by(|a, b| b.cmp(a));
-//!         let gone: Vec<TokenId> = access.iter().skip(x.retain_access).map(|a| a.1)
-//!             .chain(spent.iter().skip(x.retain_spent).map(|s| s.1)).collect();
+//!         // What the new pair supersedes, in the order every backend keeps.
+//!         let family: Vec<SharedRecord<S>> = rows.iter()
+//!             .filter(|r| r.family.is_some_and(|f| f.id == x.family)).cloned().collect();
+//!         let gone: Vec<TokenId> = x.superseded(family.iter().map(|r| &**r));
 //!         rows.retain(|r| !gone.contains(&r.id));
 //!         Ok(ExchangeOutcome::Exchanged)
 //!     }
@@ -174,7 +176,7 @@
 //! let next = tokens.refresh(&pair.refresh.secret.digest(), None).await?;
 //! // Replaying the spent refresh token revokes the whole grant.
 //! assert!(tokens.refresh(&pair.refresh.secret.digest(), None).await.is_err());
-//! assert!(tokens.find(&next.access.secret.digest()).await?.unwrap().is_revoked());
+//! assert!(tokens.find(next.access.secret.digest().into()).await?.unwrap().is_revoked());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {

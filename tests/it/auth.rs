@@ -28,7 +28,7 @@ fn counted(fixture: &Fixture) -> (TokenAuth<Inner<S>, Counted>, Counted, Inner<S
     let store = CountingStore::new(fixture.tokens.clone());
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone()))
+        .layer(crate::support::layer_over(store.clone()).clock(fixture.clock.clone()))
         .service(inner.clone());
     (service, store, inner)
 }
@@ -287,7 +287,7 @@ async fn tokens_of_a_custom_format_need_the_same_format_on_the_layer() {
 
     // The bare backend knows no format but the default one.
     let default_format = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(tokens.backend().clone()))
+        .layer(crate::support::layer_over(tokens.backend().clone()))
         .service(Inner::<S>::new());
     let response = default_format
         .oneshot(bearer(issued.secret.expose_secret()))
@@ -659,7 +659,7 @@ async fn the_readied_service_is_called_after_a_lookup_that_waits() {
     // in the response future for the lookup.
     let fixture = Fixture::new();
     let store = CountingStore::new(fixture.tokens.clone());
-    let layer = TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone());
+    let layer = crate::support::layer_over(store.clone()).clock(fixture.clock.clone());
     readied_service_is_called(&fixture, layer).await;
     assert_eq!(store.finds(), 3, "three well-formed tokens, three lookups");
 }
@@ -868,7 +868,7 @@ async fn services_can_be_built_without_the_layer_and_give_back_their_inner_servi
     // `TokenAuth::new` judges expiry by the clock of the store it is given.
     // The fixture's bare backend has none of its own: the system clock,
     // and the fixture's tokens were issued in 2023 with lifetimes of months.
-    let mut service = TokenAuth::new(scoped, fixture.tokens.backend().clone());
+    let mut service = tower_layer::Layer::layer(&crate::support::layer_over(fixture.tokens.backend().clone()), scoped);
     assert_eq!(service.get_ref().get_ref().calls(), 0);
     assert_eq!(service.get_mut().get_mut().calls(), 0);
 

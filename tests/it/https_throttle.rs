@@ -21,7 +21,7 @@ use tower_token_auth::peer::{PeerAddr, Peers};
 use tower_token_auth::peer::Tls;
 use tower_token_auth::require_https::RequireHttpsLayer;
 use tower_token_auth::body::ResponseBody;
-use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
+use tower_token_auth::PayRequestScopes as S;
 
 use crate::support::*;
 
@@ -74,7 +74,7 @@ impl HttpsStack {
         let inner = Inner::<S>::new();
         let service = ServiceBuilder::new()
             .layer(RequireHttpsLayer::new(peers))
-            .layer(TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone()))
+            .layer(crate::support::layer_over(store.clone()).clock(fixture.clock.clone()))
             .service(inner.clone());
         Self {
             store,
@@ -482,7 +482,7 @@ mod throttle {
         let throttle = ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap());
         let service = ServiceBuilder::new()
             .layer(throttle.clone())
-            .layer(TokenAuthLayer::new(store.clone()).clock(fixture.clock.clone()))
+            .layer(crate::support::layer_over(store.clone()).clock(fixture.clock.clone()))
             .service(Inner::<S>::new());
 
         let mut statuses = Vec::new();
@@ -565,7 +565,7 @@ mod throttle {
             .allow_burst(NonZeroU32::new(1).unwrap());
         let service = ServiceBuilder::new()
             .layer(ThrottleLayer::with_quota(quota).clock(fixture.clock.clone()))
-            .layer(TokenAuthLayer::new(store.clone()))
+            .layer(crate::support::layer_over(store.clone()))
             .service(Inner::<S>::new());
         let mut elapsed = Duration::ZERO;
         let mut requests = 0;
@@ -609,7 +609,7 @@ mod throttle {
                 ThrottleLayer::per_minute(NonZeroU32::new(BUDGET).unwrap())
                     .clock(fixture.clock.clone()),
             )
-            .layer(TokenAuthLayer::new(store.clone()))
+            .layer(crate::support::layer_over(store.clone()))
             .service(Inner::<S>::new());
         let guess = || from(bearer(&unknown()), ATTACKER);
         let retry_after = |response: &http::Response<_>| -> Option<u64> {
@@ -650,7 +650,7 @@ mod throttle {
             .service(Inner::<S>::new());
         let down = ServiceBuilder::new()
             .layer(ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()))
-            .layer(TokenAuthLayer::new(FailingStore::new(Failure::Unavailable)))
+            .layer(crate::support::layer_over(FailingStore::new(Failure::Unavailable)))
             .service(Inner::<S>::new());
 
         for _ in 0..20 {
@@ -813,7 +813,7 @@ mod throttle {
             ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()).max_clients(MAX_CLIENTS);
         let service = ServiceBuilder::new()
             .layer(throttle.clone())
-            .layer(TokenAuthLayer::new(store.clone()))
+            .layer(crate::support::layer_over(store.clone()))
             .service(Inner::<S>::new());
         // Fill the table: one failure each, budget left, nothing to prune.
         let fillers =

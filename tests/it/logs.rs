@@ -10,7 +10,7 @@ use http::HeaderValue;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::manager::{IssueRequest, IssuedToken};
 use tower_token_auth::token::{TokenFormat, TokenKind, TokenSecret};
-use tower_token_auth::{PayRequestScopes as S, RequireScopeLayer, TokenAuthLayer};
+use tower_token_auth::{PayRequestScopes as S, RequireScopeLayer};
 use tracing::Instrument;
 
 use crate::support::*;
@@ -89,7 +89,7 @@ async fn logs_at_trace_name_tokens_by_id_and_never_contain_them() {
         );
         assert_eq!(send(request(&in_url)).await, 400);
         let down = ServiceBuilder::new()
-            .layer(TokenAuthLayer::new(FailingStore::new(Failure::Unavailable)))
+            .layer(crate::support::layer_over(FailingStore::new(Failure::Unavailable)))
             .layer(RequireScopeLayer::new(S::BILLING_READ))
             .service(Inner::<S>::new());
         let response = down.oneshot(bearer(unknown.expose_secret())).await.unwrap();

@@ -136,7 +136,7 @@ impl Server {
 
     async fn is_revoked(&self, token: &str) -> bool {
         self.tokens
-            .find(&TokenDigest::of(token))
+            .find(TokenDigest::of(token).into())
             .await
             .unwrap()
             .expect("stored")
@@ -346,13 +346,13 @@ async fn the_answer_carries_code_state_and_iss_and_deny_is_access_denied() {
     assert_eq!(json["expires_in"], 15 * 86_400);
     let access = s
         .tokens
-        .find(&TokenDigest::of(json["access_token"].as_str().unwrap()))
+        .find(TokenDigest::of(json["access_token"].as_str().unwrap()).into())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(access.audience, [RESOURCE]);
-    assert_eq!(access.owner, "user-1");
-    assert_eq!(access.name, "MCP Billing Agent");
+    assert_eq!(access.owner(), "user-1");
+    assert_eq!(access.name(), "MCP Billing Agent");
 }
 
 // ---- RFC 6749 §4.1.3, RFC 7636 §4.6: the code grant ----
@@ -464,7 +464,7 @@ async fn a_code_is_no_refresh_token_and_no_bearer_token() {
     // Stored only under its bound digest: the plain digest finds nothing.
     assert!(s
         .tokens
-        .find(&TokenDigest::of(&code))
+        .find(TokenDigest::of(&code).into())
         .await
         .unwrap()
         .is_none());

@@ -11,7 +11,6 @@ use http::{HeaderValue, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::error::{InvalidRequestReason, InvalidTokenReason};
 use tower_token_auth::manager::IssueRequest;
-use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{TokenFormat, TokenKind};
 use tower_token_auth::{AuthError, PayRequestScopes as S, Rejections, TokenAuthLayer};
 
@@ -205,14 +204,12 @@ async fn refresh_record_behind_an_access_prefix_is_401_invalid_token() {
     ))
     .await;
     assert!(secret.expose_secret().starts_with("pr_at_"));
-    let record = TokenRecord {
-        kind: TokenKind::Refresh,
-        ..record
-    };
+    let mut record = record;
+    record.kind = TokenKind::Refresh;
     let store = CountingStore::new(FixedStore::new(record));
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(store.clone()))
+        .layer(crate::support::layer_over(store.clone()))
         .service(inner.clone());
 
     let response = service
@@ -246,7 +243,7 @@ async fn record_of_another_token_is_401_invalid_token() {
         .unwrap();
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(FixedStore::new(record)))
+        .layer(crate::support::layer_over(FixedStore::new(record)))
         .service(inner.clone());
 
     let response = service
@@ -339,7 +336,7 @@ async fn store_failure_is_503_without_challenge(failure: Failure) {
     let store = FailingStore::new(failure);
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(store.clone()))
+        .layer(crate::support::layer_over(store.clone()))
         .service(inner.clone());
     let token = TokenFormat::default()
         .generate(TokenKind::PersonalAccess)
@@ -380,7 +377,7 @@ async fn store_failure_is_503_even_behind_optional_authentication() {
     let store = FailingStore::new(Failure::Unavailable);
     let inner = Inner::<S>::new();
     let service = ServiceBuilder::new()
-        .layer(TokenAuthLayer::new(store).optional())
+        .layer(crate::support::layer_over(store).optional())
         .service(inner.clone());
     let token = TokenFormat::default().generate(TokenKind::Access).unwrap();
     let response = service

@@ -303,7 +303,7 @@ async fn a_whole_token_lifecycle_at_trace_never_logs_a_token() {
             assert_eq!(last, 429);
         }
         let down = ServiceBuilder::new()
-            .layer(TokenAuthLayer::new(FailingStore::new(Failure::Unavailable)))
+            .layer(crate::support::layer_over(FailingStore::new(Failure::Unavailable)))
             .layer(RequireScopeLayer::new(S::BILLING_READ))
             .service(service_fn(handler));
         assert_eq!(

@@ -22,8 +22,11 @@ use tower_token_auth::manager::{IssuePolicy, IssueRequest, IssuedToken, TokenMan
 use tower_token_auth::store::TokenStore;
 use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
+use async_trait::async_trait;
+use tower_token_auth::store::FindResult;
+use tower_token_auth::token::{Lookup, TokenFormat};
 use tower_token_auth::{
-    async_trait, AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,
+    AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,
 };
 
 /// What the inner test service answers with.
@@ -34,11 +37,6 @@ pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
-#[cfg(all(feature = "axum", feature = "throttle", feature = "registration"))]
-pub mod browser;
-pub mod pg;
-#[cfg(feature = "axum")]
-pub mod socket;
 
 // ---- store and layer ----
 
@@ -87,6 +85,12 @@ impl<S: ScopeSet> Fixture<S> {
     pub async fn pat(&self, scopes: S) -> IssuedToken<S> {
         self.issue(TokenKind::PersonalAccess, scopes).await
     }
+}
+
+/// A layer over a lookup that is not a manager, for tokens of the default
+/// format (`pr_…`), expiry by the system clock.
+pub fn layer_over<St: TokenStore>(store: St) -> TokenAuthLayer<St> {
+    TokenAuthLayer::over(store, Some(TokenFormat::default()))
 }
 
 /// A token minted by a manager of its own, and its record: for a lookup
@@ -160,7 +164,8 @@ impl<S: ScopeSet, B> Service<Request<B>> for Inner<S> {
 
 // ---- stores ----
 
-/// Counts `find` calls and forwards them to another store.
+/// Counts lookups (`find` and `find_now` calls) and forwards them to
+/// another store.
 #[derive(Clone)]
 pub struct CountingStore<St> {
     inner: St,
@@ -184,12 +189,14 @@ impl<St> CountingStore<St> {
 impl<St: TokenStore> TokenStore for CountingStore<St> {
     type Scopes = St::Scopes;
 
-    async fn find(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<Self::Scopes>>>, StoreError> {
+    async fn find(&self, key: Lookup<'_>) -> FindResult<Self::Scopes> {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find(digest).await
+        self.inner.find(key).await
+    }
+
+    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<Self::Scopes>> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_now(digest)
     }
 }
 
@@ -224,15 +231,17 @@ impl FailingStore {
 impl TokenStore for FailingStore {
     type Scopes = PayRequestScopes;
 
-    async fn find(
-        &self,
-        _digest: &TokenDigest,
-    ) -> Result<Option<Arc<TokenRecord<PayRequestScopes>>>, StoreError> {
+    async fn find(&self, _key: Lookup<'_>) -> FindResult<PayRequestScopes> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         Err(match self.failure {
             Failure::Unavailable => StoreError::Unavailable("connection refused".into()),
             Failure::Backend => StoreError::Backend("relation does not exist".into()),
         })
+    }
+
+    /// A remote store: it always has to wait.
+    fn find_now(&self, _digest: &TokenDigest) -> Option<FindResult<PayRequestScopes>> {
+        None
     }
 }
 
@@ -255,8 +264,12 @@ impl<S> FixedStore<S> {
 impl<S: ScopeSet> TokenStore for FixedStore<S> {
     type Scopes = S;
 
-    async fn find(&self, _digest: &TokenDigest) -> Result<Option<Arc<TokenRecord<S>>>, StoreError> {
+    async fn find(&self, _key: Lookup<'_>) -> FindResult<S> {
         Ok(Some(Arc::clone(&self.record)))
+    }
+
+    fn find_now(&self, _digest: &TokenDigest) -> Option<FindResult<S>> {
+        Some(Ok(Some(Arc::clone(&self.record))))
     }
 }
 

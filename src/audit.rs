@@ -42,8 +42,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::AuthError;
-use crate::token::{FamilyId, TokenId};
 use crate::token::TokenKind;
+use crate::token::{FamilyId, TokenId};
 
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "tower_token_auth::audit";

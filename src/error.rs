@@ -45,7 +45,6 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-
 pub(crate) use render::Prepared;
 pub use render::Rejections;
 

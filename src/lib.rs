@@ -17,13 +17,14 @@ pub mod error;
 pub mod extract;
 mod json;
 pub mod manager;
-mod shared;
+mod middleware;
 pub mod oauth;
 pub mod peer;
 mod principal;
 pub mod require_https;
 pub mod require_scope;
 pub mod scope;
+mod shared;
 pub mod store;
 #[cfg(feature = "throttle")]
 #[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use http::header::HeaderName;
 use http::{Extensions, HeaderMap, Request};
 
-
 /// A marker a TLS-terminating server puts into each request's extensions
 /// to say the connection is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::scope::ScopeSet;
-use crate::token::{TokenId, TokenRecord};
 use crate::token::TokenKind;
+use crate::token::{TokenId, TokenRecord};
 
 /// Who made the request: the token the middleware accepted.
 ///

@@ -53,16 +53,15 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::peer::Peers;
-#[cfg(doc)]
-use crate::peer::Tls;
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, Rejections};
+use crate::peer::Peers;
+#[cfg(doc)]
+use crate::peer::Tls;
 
 /// Refuses requests not known to arrive over TLS with 403
 /// `https_required`. See the [module docs](self).
@@ -142,6 +141,8 @@ pub struct RequireHttps<Svc> {
     layer: RequireHttpsLayer,
 }
 
+crate::middleware::inner_service_accessors!([Svc] RequireHttps<Svc>);
+
 impl<Svc> RequireHttps<Svc> {
     /// Wraps `inner`, requiring HTTPS as `peers` tells it.
     pub fn new(inner: Svc, peers: Peers) -> Self {
@@ -151,21 +152,6 @@ impl<Svc> RequireHttps<Svc> {
     /// A [`RequireHttpsLayer`] over `peers`.
     pub fn layer(peers: Peers) -> RequireHttpsLayer {
         RequireHttpsLayer::new(peers)
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &Svc {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut Svc {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> Svc {
-        self.inner
     }
 }
 
@@ -216,58 +202,4 @@ where
     }
 }
 
-pin_project! {
-    /// The response future of [`RequireHttps`].
-    pub struct ResponseFuture<F, ResBody> {
-        #[pin]
-        kind: Kind<F>,
-        _body: PhantomData<fn() -> ResBody>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Rejected { response: Option<Response<Bytes>> },
-        Inner { #[pin] future: F },
-    }
-}
-
-impl<F, ResBody> ResponseFuture<F, ResBody> {
-    fn inner(future: F) -> Self {
-        Self {
-            kind: Kind::Inner { future },
-            _body: PhantomData,
-        }
-    }
-
-    fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-            _body: PhantomData,
-        }
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<ResponseBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Rejected { response } => {
-                let response = response
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
-            }
-            KindProj::Inner { future } => future
-                .poll(cx)
-                .map_ok(|response| response.map(ResponseBody::inner)),
-        }
-    }
-}
+crate::middleware::reject_or_call_future!(RequireHttps);

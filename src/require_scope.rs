@@ -15,15 +15,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::scope::{Requirement, ScopeSet};
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, Prepared, Rejections};
 use crate::principal::Principal;
+use crate::scope::{Requirement, ScopeSet};
 use crate::shared::SharedRef;
 
 /// Requires the request's [`Principal`] to hold scopes: per route or per
@@ -175,6 +174,8 @@ pub struct RequireScope<Svc, S: 'static> {
     layer: RequireScopeLayer<S>,
 }
 
+crate::middleware::inner_service_accessors!([Svc, S: 'static] RequireScope<Svc, S>);
+
 impl<Svc, S: ScopeSet> RequireScope<Svc, S> {
     /// Wraps `inner`, requiring `requirement`.
     pub fn new(inner: Svc, requirement: impl Into<Requirement<S>>) -> Self {
@@ -184,23 +185,6 @@ impl<Svc, S: ScopeSet> RequireScope<Svc, S> {
     /// A [`RequireScopeLayer`] requiring `requirement`.
     pub fn layer(requirement: impl Into<Requirement<S>>) -> RequireScopeLayer<S> {
         RequireScopeLayer::new(requirement)
-    }
-}
-
-impl<Svc, S: 'static> RequireScope<Svc, S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &Svc {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut Svc {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> Svc {
-        self.inner
     }
 }
 
@@ -275,61 +259,7 @@ where
     }
 }
 
-pin_project! {
-    /// The response future of [`RequireScope`].
-    pub struct ResponseFuture<F, ResBody> {
-        #[pin]
-        kind: Kind<F>,
-        _body: PhantomData<fn() -> ResBody>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Rejected { response: Option<Response<Bytes>> },
-        Inner { #[pin] future: F },
-    }
-}
-
-impl<F, ResBody> ResponseFuture<F, ResBody> {
-    fn inner(future: F) -> Self {
-        Self {
-            kind: Kind::Inner { future },
-            _body: PhantomData,
-        }
-    }
-
-    fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-            _body: PhantomData,
-        }
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<ResponseBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Rejected { response } => {
-                let response = response
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
-            }
-            KindProj::Inner { future } => future
-                .poll(cx)
-                .map_ok(|response| response.map(ResponseBody::inner)),
-        }
-    }
-}
+crate::middleware::reject_or_call_future!(RequireScope);
 
 #[cfg(test)]
 mod tests {
@@ -341,8 +271,8 @@ mod tests {
     use tower::{service_fn, ServiceExt};
 
     use super::*;
-    use crate::scope::PayRequestScopes as S;
     use crate::manager::{IssueRequest, TokenManager};
+    use crate::scope::PayRequestScopes as S;
     use crate::store::MemoryStore;
     use crate::token::TokenKind;
     use crate::TokenStore;
@@ -359,7 +289,11 @@ mod tests {
                     .issue(IssueRequest::new(TokenKind::PersonalAccess, "t", "u1").scopes(scopes))
                     .await
                     .unwrap();
-                let record = tokens.find(issued.secret.digest().into()).await.unwrap().unwrap();
+                let record = tokens
+                    .find(issued.secret.digest().into())
+                    .await
+                    .unwrap()
+                    .unwrap();
                 Principal::new(Arc::clone(&record))
             }
         };

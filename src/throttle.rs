@@ -78,10 +78,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::peer::{ClientKey, Peers};
 use crate::audit::{Audit, AuditEvent};
 use crate::body::ResponseBody;
 use crate::error::{AuthError, FailedAuthentication, Rejections};
+use crate::peer::{ClientKey, Peers};
 use crate::token::Clock;
 
 type KeyFn = dyn Fn(&Extensions, &HeaderMap) -> Option<ClientKey> + Send + Sync;
@@ -310,25 +310,12 @@ pub struct Throttle<Svc> {
     layer: ThrottleLayer,
 }
 
+crate::middleware::inner_service_accessors!([Svc] Throttle<Svc>);
+
 impl<Svc> Throttle<Svc> {
     /// Wraps `inner` with `layer`'s throttle.
     pub fn new(inner: Svc, layer: ThrottleLayer) -> Self {
         layer.layer(inner)
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &Svc {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut Svc {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> Svc {
-        self.inner
     }
 }
 

@@ -15,12 +15,12 @@ use tower_service::Service;
 use super::layer::AuthConfig;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
+use crate::error::StoreError;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::principal::Principal;
 use crate::scope::ScopeSet;
-use crate::error::StoreError;
-use crate::token::TokenRecord;
 use crate::token::TokenDigest;
+use crate::token::TokenRecord;
 
 pub(crate) type LookupFuture<S> =
     BoxFuture<'static, Result<Option<Arc<TokenRecord<S>>>, StoreError>>;

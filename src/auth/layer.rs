@@ -7,10 +7,10 @@ use super::service::Parts;
 use super::TokenAuth;
 use crate::audit::Audit;
 use crate::error::Rejections;
+use crate::manager::{TokenManager, UsageTracker};
 use crate::require_scope::RequireScopeLayer;
 use crate::scope::Requirement;
 use crate::shared::SharedRef;
-use crate::manager::{TokenManager, UsageTracker};
 use crate::store::{TokenBackend, TokenStore};
 use crate::token::{Clock, SystemClock, TokenFormat};
 
@@ -271,8 +271,8 @@ mod tests {
     use tower::{service_fn, ServiceExt};
 
     use super::*;
-    use crate::scope::PayRequestScopes as S;
     use crate::manager::{IssueRequest, TokenManager};
+    use crate::scope::PayRequestScopes as S;
     use crate::store::MemoryStore;
     use crate::token::TokenKind;
 

@@ -12,8 +12,8 @@ use super::TokenAuthLayer;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
-use crate::shared::SharedRef;
 use crate::manager::TokenManager;
+use crate::shared::SharedRef;
 use crate::store::{TokenBackend, TokenStore};
 use crate::token::{Lookup, TokenDigest, TokenKind};
 
@@ -25,6 +25,8 @@ pub struct TokenAuth<Svc, St: 'static> {
     /// line the cores take from each other.
     shared: SharedRef<Parts<St>>,
 }
+
+crate::middleware::inner_service_accessors!([Svc, St] TokenAuth<Svc, St>);
 
 /// What every clone of one [`TokenAuth`] shares.
 #[derive(Clone)]
@@ -54,21 +56,6 @@ impl<Svc, St> TokenAuth<Svc, St> {
     #[cfg(test)]
     pub(crate) fn is_leaked(&self) -> bool {
         self.shared.is_leaked()
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &Svc {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut Svc {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> Svc {
-        self.inner
     }
 }
 

@@ -11,8 +11,8 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AU
 use http::{Response, StatusCode};
 
 use super::{AuthError, InvalidRequestReason, InvalidTokenReason};
-use crate::json::escape_into;
 use crate::error::StoreError;
+use crate::json::escape_into;
 
 type Replace = dyn Fn(&AuthError, Response<Bytes>) -> Response<Bytes> + Send + Sync;
 

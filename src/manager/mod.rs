@@ -62,7 +62,6 @@ impl From<RandomnessError> for TokenError {
     }
 }
 
-
 /// How many access tokens of one grant stay valid after a rotation: the new
 /// one and the one before it (requests already sent with it still pass).
 const RETAINED_ACCESS_TOKENS: usize = 2;
@@ -587,7 +586,11 @@ impl<B: TokenBackend> TokenManager<B> {
     }
 
     /// A spent refresh token was presented again: revoke its family.
-    pub(crate) async fn replayed(&self, old: &TokenRecord<B::Scopes>, family: FamilyId) -> GrantError {
+    pub(crate) async fn replayed(
+        &self,
+        old: &TokenRecord<B::Scopes>,
+        family: FamilyId,
+    ) -> GrantError {
         match self.backend_ref().revoke_family(family, self.now()).await {
             Ok(revoked) => {
                 self.emit(AuditEvent::FamilyRevokedOnReuse {

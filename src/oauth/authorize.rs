@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use bitflags::Flags as _;
 
-use super::endpoint::Form;
-use crate::scope::ScopeSet;
+use super::form::Form;
 use crate::error::StoreError;
 use crate::manager::{TokenError, TokenManager};
 use crate::oauth::{is_s256_challenge, CodeRequest, OAuthClient};
+use crate::scope::ScopeSet;
 use crate::store::TokenBackend;
 
 /// At most this many bytes of `state`.

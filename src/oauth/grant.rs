@@ -16,11 +16,11 @@ use bitflags::Flags as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::AuditEvent;
+use crate::error::StoreError;
 use crate::manager::TokenManager;
+use crate::manager::{GrantError, InvalidGrantReason, IssueRequest, TokenError, TokenPair};
 use crate::scope::ScopeSet;
 use crate::store::TokenBackend;
-use crate::error::StoreError;
-use crate::manager::{GrantError, InvalidGrantReason, IssueRequest, TokenError, TokenPair};
 use crate::token::{Family, FamilyId, TokenRecord};
 use crate::token::{TokenDigest, TokenKind, TokenSecret};
 

@@ -17,15 +17,15 @@ use http_body_util::Full;
 use subtle::ConstantTimeEq;
 use tower_service::Service;
 
-use super::endpoint::{json_response, oauth_error, read_token_form, store_error};
+use super::form::{json_response, oauth_error, read_token_form, store_error};
+use crate::error::BoxError;
 use crate::error::FailedAuthentication;
 use crate::json::escape_into;
-use crate::scope::ScopeSet;
-use crate::error::BoxError;
 use crate::manager::TokenManager;
+use crate::scope::ScopeSet;
 use crate::store::{TokenBackend, TokenStore};
-use crate::token::TokenRecord;
 use crate::token::Lookup;
+use crate::token::TokenRecord;
 
 /// Decides whether the caller of the introspection endpoint may ask.
 type CallerCheck = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
@@ -263,8 +263,8 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::scope::PayRequestScopes as S;
     use crate::manager::{IssuePolicy, IssueRequest};
+    use crate::scope::PayRequestScopes as S;
     use crate::store::MemoryStore;
     use crate::token::{ManualClock, TokenKind};
 

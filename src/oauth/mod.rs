@@ -43,15 +43,18 @@
 //! ```
 
 mod authorize;
-mod endpoint;
+#[cfg(test)]
+mod endpoint_tests;
+mod form;
 mod grant;
 mod introspect;
 mod metadata;
 #[cfg(feature = "registration")]
 mod register;
+mod revoke;
+mod token;
 
 pub use authorize::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
-pub use endpoint::{RevocationEndpoint, TokenEndpoint};
 pub use grant::{
     is_code_verifier, is_s256_challenge, s256_challenge, ClientRegistration, CodeExchange,
     CodeRequest, OAuthClient, RegistrationError,
@@ -61,3 +64,5 @@ pub use metadata::{AuthorizationServerMetadata, MetadataDocument, ProtectedResou
 #[cfg(feature = "registration")]
 #[cfg_attr(docsrs, doc(cfg(feature = "registration")))]
 pub use register::RegistrationEndpoint;
+pub use revoke::RevocationEndpoint;
+pub use token::TokenEndpoint;

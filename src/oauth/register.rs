@@ -1,28 +1,24 @@
 //! Dynamic client registration (RFC 7591) for public clients.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::net::IpAddr;
-use std::task::{Context, Poll};
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
-use tower_service::Service;
 
-use super::endpoint::{
+use super::form::{
     endpoint_service, has_content_type, json_response, oauth_error, store_error, unless_post,
 };
-use crate::peer::Peers;
-use crate::error::FailedAuthentication;
-use crate::scope::ScopeSet;
 use crate::error::BoxError;
+use crate::error::FailedAuthentication;
 use crate::manager::TokenManager;
 use crate::oauth::{ClientRegistration, RegistrationError};
+use crate::peer::Peers;
+use crate::scope::ScopeSet;
 use crate::store::TokenBackend;
 
 /// The largest registration body read.

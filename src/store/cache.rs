@@ -333,7 +333,6 @@ impl<St: TokenStore> TokenStore for CachedStore<St> {
     fn find_now(&self, digest: &TokenDigest) -> Option<Result<Entry<St::Scopes>, StoreError>> {
         self.fresh(self.inner.cache.get(digest)).map(Ok)
     }
-
 }
 
 impl<St: TokenStore> CachedStore<St> {
@@ -449,8 +448,8 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::scope::PayRequestScopes as S;
     use crate::manager::{IssuePolicy, IssueRequest, IssuedToken, TokenManager};
+    use crate::scope::PayRequestScopes as S;
     use crate::store::MemoryStore;
     use crate::token::{ManualClock, TokenKind};
 
@@ -497,7 +496,12 @@ mod tests {
         }
 
         async fn revoked_through_cache(&self, digest: &TokenDigest) -> bool {
-            self.cache.find(digest.into()).await.unwrap().unwrap().is_revoked()
+            self.cache
+                .find(digest.into())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_revoked()
         }
     }
 
@@ -613,7 +617,12 @@ mod tests {
         let stale = lookup.await.unwrap().unwrap().unwrap();
         assert!(!stale.is_revoked(), "the lookup read before the revocation");
         assert!(
-            cache.find(digest.into()).await.unwrap().unwrap().is_revoked(),
+            cache
+                .find(digest.into())
+                .await
+                .unwrap()
+                .unwrap()
+                .is_revoked(),
             "what it read was not cached"
         );
     }
@@ -674,6 +683,11 @@ mod tests {
             S::BILLING_READ
         );
         tokens.revoke(pat.record.id).await.unwrap();
-        assert!(tokens.find(digest.into()).await.unwrap().unwrap().is_revoked());
+        assert!(tokens
+            .find(digest.into())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked());
     }
 }

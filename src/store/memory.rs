@@ -333,8 +333,8 @@ impl<S: ScopeSet> TokenBackend for MemoryStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::PayRequestScopes as S;
     use crate::manager::{IssueRequest, TokenManager};
+    use crate::scope::PayRequestScopes as S;
     use crate::token::TokenKind;
     use futures_util::FutureExt;
 

@@ -868,7 +868,10 @@ async fn services_can_be_built_without_the_layer_and_give_back_their_inner_servi
     // `TokenAuth::new` judges expiry by the clock of the store it is given.
     // The fixture's bare backend has none of its own: the system clock,
     // and the fixture's tokens were issued in 2023 with lifetimes of months.
-    let mut service = tower_layer::Layer::layer(&crate::support::layer_over(fixture.tokens.backend().clone()), scoped);
+    let mut service = tower_layer::Layer::layer(
+        &crate::support::layer_over(fixture.tokens.backend().clone()),
+        scoped,
+    );
     assert_eq!(service.get_ref().get_ref().calls(), 0);
     assert_eq!(service.get_mut().get_mut().calls(), 0);
 

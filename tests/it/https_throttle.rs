@@ -17,10 +17,10 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_token_auth::peer::{PeerAddr, Peers};
-use tower_token_auth::peer::Tls;
-use tower_token_auth::require_https::RequireHttpsLayer;
 use tower_token_auth::body::ResponseBody;
+use tower_token_auth::peer::Tls;
+use tower_token_auth::peer::{PeerAddr, Peers};
+use tower_token_auth::require_https::RequireHttpsLayer;
 use tower_token_auth::PayRequestScopes as S;
 
 use crate::support::*;
@@ -650,7 +650,9 @@ mod throttle {
             .service(Inner::<S>::new());
         let down = ServiceBuilder::new()
             .layer(ThrottleLayer::per_minute(NonZeroU32::new(2).unwrap()))
-            .layer(crate::support::layer_over(FailingStore::new(Failure::Unavailable)))
+            .layer(crate::support::layer_over(FailingStore::new(
+                Failure::Unavailable,
+            )))
             .service(Inner::<S>::new());
 
         for _ in 0..20 {

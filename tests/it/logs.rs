@@ -89,7 +89,9 @@ async fn logs_at_trace_name_tokens_by_id_and_never_contain_them() {
         );
         assert_eq!(send(request(&in_url)).await, 400);
         let down = ServiceBuilder::new()
-            .layer(crate::support::layer_over(FailingStore::new(Failure::Unavailable)))
+            .layer(crate::support::layer_over(FailingStore::new(
+                Failure::Unavailable,
+            )))
             .layer(RequireScopeLayer::new(S::BILLING_READ))
             .service(Inner::<S>::new());
         let response = down.oneshot(bearer(unknown.expose_secret())).await.unwrap();

@@ -15,12 +15,12 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use tower_token_auth::peer::PeerAddr;
+use tower_token_auth::manager::{IssuePolicy, TokenManager};
+use tower_token_auth::oauth::{s256_challenge, ClientRegistration, OAuthClient};
 use tower_token_auth::oauth::{
     AuthorizationEndpoint, AuthorizationError, RegistrationEndpoint, TokenEndpoint,
 };
-use tower_token_auth::manager::{IssuePolicy, TokenManager};
-use tower_token_auth::oauth::{s256_challenge, ClientRegistration, OAuthClient};
+use tower_token_auth::peer::PeerAddr;
 use tower_token_auth::store::TokenStore;
 use tower_token_auth::token::{ManualClock, TokenDigest};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S};

@@ -4,8 +4,8 @@
 use http::StatusCode;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_token_auth::bitflags::bitflags;
-use tower_token_auth::scope::ScopeError;
 use tower_token_auth::manager::{IssueRequest, TokenManager};
+use tower_token_auth::scope::ScopeError;
 use tower_token_auth::token::TokenKind;
 use tower_token_auth::{
     AuthError, MemoryStore, PayRequestScopes as S, RequireScopeLayer, Requirement, ScopeSet,

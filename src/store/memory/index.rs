@@ -15,8 +15,8 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 use hashbrown::HashTable;
 
 use crate::store::SharedRecord;
-use crate::token::{TokenId, TokenRecord};
 use crate::token::TokenDigest;
+use crate::token::{TokenId, TokenRecord};
 
 /// How a table finds a record: the key it is filed under and that key's
 /// hash.
@@ -272,9 +272,9 @@ impl Owners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::PayRequestScopes as S;
     use crate::manager::IssuePolicy;
     use crate::manager::IssueRequest;
+    use crate::scope::PayRequestScopes as S;
     use crate::token::TokenKind;
 
     fn record() -> TokenRecord<S> {

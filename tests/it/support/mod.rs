@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -19,12 +20,11 @@ use http_body_util::{BodyExt, Full};
 use tower::Service;
 use tower_token_auth::error::StoreError;
 use tower_token_auth::manager::{IssuePolicy, IssueRequest, IssuedToken, TokenManager};
+use tower_token_auth::store::FindResult;
 use tower_token_auth::store::TokenStore;
 use tower_token_auth::token::TokenRecord;
-use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
-use async_trait::async_trait;
-use tower_token_auth::store::FindResult;
 use tower_token_auth::token::{Lookup, TokenFormat};
+use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
 use tower_token_auth::{
     AuthError, MemoryStore, PayRequestScopes, Principal, ScopeSet, TokenAuthLayer,
 };
@@ -36,7 +36,6 @@ pub const INNER_BODY: &str = "inner";
 pub fn start_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
-
 
 // ---- store and layer ----
 

@@ -116,7 +116,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
     pub fn new(requirement: impl Into<Requirement<S>>) -> Self {
         let requirement = requirement.into();
         let challenge = Rejections::default();
-        let denied = challenge.prepare(&requirement.denial());
+        let denied = challenge.prepare(&denial(&requirement));
         Self {
             shared: SharedRef::new(Shared {
                 requirement,
@@ -140,7 +140,7 @@ impl<S: ScopeSet> RequireScopeLayer<S> {
     #[must_use]
     pub fn rejections(mut self, rejections: Rejections) -> Self {
         let shared = self.shared.make_mut();
-        shared.denied = rejections.prepare(&shared.requirement.denial());
+        shared.denied = rejections.prepare(&denial(&shared.requirement));
         shared.challenge = rejections;
         self
     }
@@ -236,7 +236,7 @@ where
                     owner: principal.owner().to_owned(),
                     required: self.layer.shared.requirement.attribute_arc(),
                 });
-                self.layer.shared.requirement.denial()
+                denial(&self.layer.shared.requirement)
             }
             None => {
                 let error = AuthError::MissingToken;
@@ -256,6 +256,13 @@ where
                 .challenge
                 .respond(&error, &self.layer.shared.denied),
         )
+    }
+}
+
+/// The error of a principal that does not meet `requirement`.
+fn denial<S: ScopeSet>(requirement: &Requirement<S>) -> AuthError {
+    AuthError::InsufficientScope {
+        required: requirement.attribute_arc(),
     }
 }
 

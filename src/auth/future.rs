@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use subtle::ConstantTimeEq;
 use tower_service::Service;
 
-use super::layer::AuthConfig;
+use super::config::AuthConfig;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::StoreError;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::service::Parts;
+use super::config::{AuthConfig, Parts};
 use super::TokenAuth;
 use crate::audit::Audit;
 use crate::error::Rejections;
@@ -23,32 +23,6 @@ pub struct TokenAuthLayer<St: 'static> {
     /// Set by [`leak`](TokenAuthLayer::leak): the store and settings every
     /// service of this layer shares, in memory that is never freed.
     leaked: Option<&'static Parts<St>>,
-}
-
-/// Settings shared by every clone of the layer and its services.
-#[derive(Debug, Clone)]
-pub(crate) struct AuthConfig {
-    /// `None` for opaque tokens of another issuer: no offline check.
-    pub(crate) format: Option<TokenFormat>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) optional: bool,
-    /// This server's resource identifiers (RFC 8707); empty: no audience
-    /// check.
-    pub(crate) resources: Vec<String>,
-    /// Whether a token with no recorded audience passes the check.
-    pub(crate) accept_unbound: bool,
-    pub(crate) challenge: Rejections,
-    pub(crate) audit: Audit,
-    pub(crate) usage: Option<UsageTracker>,
-}
-
-impl AuthConfig {
-    /// Whether `record`'s audience lets it be used here.
-    pub(crate) fn audience_admits<S>(&self, record: &crate::token::TokenRecord<S>) -> bool {
-        self.resources.is_empty()
-            || record.is_for_any(&self.resources)
-            || (self.accept_unbound && record.audience.is_empty())
-    }
 }
 
 impl<St: Clone> Clone for TokenAuthLayer<St> {
@@ -245,6 +219,18 @@ impl<St: TokenStore> TokenAuthLayer<St> {
     /// The store.
     pub fn store(&self) -> &St {
         &self.store
+    }
+}
+
+impl<Svc, B: TokenBackend> TokenAuth<Svc, TokenManager<B>> {
+    /// Wraps `inner` with the default settings of [`TokenAuthLayer::new`].
+    pub fn new(inner: Svc, tokens: TokenManager<B>) -> Self {
+        tower_layer::Layer::layer(&TokenAuthLayer::new(tokens), inner)
+    }
+
+    /// A [`TokenAuthLayer`] over `tokens`.
+    pub fn layer(tokens: TokenManager<B>) -> TokenAuthLayer<TokenManager<B>> {
+        TokenAuthLayer::new(tokens)
     }
 }
 

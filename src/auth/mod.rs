@@ -58,6 +58,7 @@
 //! # }
 //! ```
 
+mod config;
 mod future;
 mod header;
 mod layer;

@@ -5,19 +5,17 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use super::config::Parts;
 use super::future::{judge, LookupFuture, Pending, ResponseFuture};
 use super::header::{bearer_token, query_has_token};
-use super::layer::AuthConfig;
-use super::TokenAuthLayer;
 use crate::audit::AuditEvent;
 use crate::body::ResponseBody;
 use crate::error::{AuthError, InvalidTokenReason};
-use crate::manager::TokenManager;
 use crate::shared::SharedRef;
-use crate::store::{TokenBackend, TokenStore};
+use crate::store::TokenStore;
 use crate::token::{Lookup, TokenDigest, TokenKind};
 
-/// The service [`TokenAuthLayer`] builds.
+/// The service [`TokenAuthLayer`](super::TokenAuthLayer) builds.
 pub struct TokenAuth<Svc, St: 'static> {
     inner: Svc,
     /// The store and the settings behind one reference: a router clones the service for every
@@ -27,25 +25,6 @@ pub struct TokenAuth<Svc, St: 'static> {
 }
 
 crate::middleware::inner_service_accessors!([Svc, St] TokenAuth<Svc, St>);
-
-/// What every clone of one [`TokenAuth`] shares.
-#[derive(Clone)]
-pub(crate) struct Parts<St> {
-    pub(crate) store: St,
-    pub(crate) config: Arc<AuthConfig>,
-}
-
-impl<Svc, B: TokenBackend> TokenAuth<Svc, TokenManager<B>> {
-    /// Wraps `inner` with the default settings of [`TokenAuthLayer::new`].
-    pub fn new(inner: Svc, tokens: TokenManager<B>) -> Self {
-        tower_layer::Layer::layer(&TokenAuthLayer::new(tokens), inner)
-    }
-
-    /// A [`TokenAuthLayer`] over `tokens`.
-    pub fn layer(tokens: TokenManager<B>) -> TokenAuthLayer<TokenManager<B>> {
-        TokenAuthLayer::new(tokens)
-    }
-}
 
 impl<Svc, St> TokenAuth<Svc, St> {
     pub(crate) fn from_shared(inner: Svc, shared: SharedRef<Parts<St>>) -> Self {

@@ -1,7 +1,5 @@
 use std::sync::Arc;
 
-use crate::error::AuthError;
-
 use super::ScopeSet;
 
 /// What a route requires of a token's scopes: all scopes of one set, or all
@@ -127,13 +125,6 @@ impl<S: ScopeSet> Requirement<S> {
 
     pub(crate) fn attribute_arc(&self) -> Arc<str> {
         Arc::clone(&self.attribute)
-    }
-
-    /// The error of a principal that does not meet this requirement.
-    pub(crate) fn denial(&self) -> AuthError {
-        AuthError::InsufficientScope {
-            required: self.attribute_arc(),
-        }
     }
 }
 

@@ -24,7 +24,7 @@ if [ ${#paths[@]} -eq 0 ]; then
     paths=(baseline accepted missing_header bad_checksum unknown_token insufficient_scope)
 fi
 
-bin=$(cargo bench --bench scaling --no-run --message-format=json 2>/dev/null | python3 -c '
+bin=$(cargo bench -p tower-token-auth --bench scaling --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -10,9 +10,10 @@ Reads what the last benchmark run left in the Cargo target directory:
 - <target>/bench-results/scaling.json (`cargo bench --bench scaling`);
 - <target>/bench-results/loopback.json (`cargo bench --bench loopback`).
 
-The PostgreSQL rows (`postgres/...`) exist only when the auth bench ran with
-`--features postgres,cache` (or `--all-features`); their ratios are to
-figures of the same run, and are flagged when they are not.
+The PostgreSQL rows (`postgres/...`) exist only when the `postgres` bench of
+the tower-token-auth-sqlx crate ran (`cargo bench -p tower-token-auth-sqlx
+--bench postgres`); it measures the memory store in the same run
+(`postgres/memory_baseline`), and the cached ratio is to that figure.
 
 Usage: scripts/bench-ratios.py [--target-dir DIR]   (default: $CARGO_TARGET_DIR or target)
 
@@ -181,7 +182,7 @@ def main():
         """A ratio of two criterion figures of the PostgreSQL rows."""
         if top not in times or bottom not in times:
             rows.append((measure, "not run", "", target_text, "—",
-                         "cargo bench --all-features --bench auth (needs PostgreSQL, see BENCHMARKS.md)"))
+                         "cargo bench -p tower-token-auth-sqlx --bench postgres (needs PostgreSQL, see BENCHMARKS.md)"))
             return
         (a, _, _, a_at), (b, _, _, b_at) = times[top], times[bottom]
         note = extra
@@ -190,8 +191,10 @@ def main():
                     + note).rstrip("; ")
         single(measure, a / b, ".2f", target_text, lambda v: v <= limit, note)
 
-    pg_ratio("PostgreSQL, cached: `postgres/cached_hit` ÷ `memory/1k`",
-             "postgres/cached_hit", "token_auth/memory/1k", "≤ 1.1", 1.1)
+    memory = next((name for name in ("postgres/memory_baseline", "token_auth/memory/1k") if name in times),
+                  "postgres/memory_baseline")
+    pg_ratio(f"PostgreSQL, cached: `postgres/cached_hit` ÷ `{memory}`",
+             "postgres/cached_hit", memory, "≤ 1.1", 1.1)
     gap = (f"`uncached` − `select_1` = {(t('postgres/uncached') - t('postgres/select_1')) / 1000:.1f} µs"
            if t("postgres/uncached") and t("postgres/select_1") else "")
     if gap and t("postgres/store_find"):

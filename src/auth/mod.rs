@@ -18,8 +18,8 @@
 //!
 //! Two layers of their own go in front of it, and in front of any other
 //! route that takes credentials (a token endpoint, a login), configured by
-//! one [`Peers`]: [`RequireHttpsLayer`] refuses what is not known to arrive
-//! over TLS, and [`ThrottleLayer`] (feature
+//! one [`Peers`](crate::peer::Peers): [`RequireHttpsLayer`](crate::require_https::RequireHttpsLayer) refuses what is not known to arrive
+//! over TLS, and [`ThrottleLayer`](crate::throttle::ThrottleLayer) (feature
 //! `throttle`) counts failed authentications per client.
 //!
 //! ```

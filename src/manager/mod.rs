@@ -4,8 +4,7 @@
 //! [`TokenManager`] issues, lists, revokes, regenerates and changes tokens,
 //! runs the refresh exchange with rotation and reuse detection, records
 //! last use ([`UsageTracker`]) and purges dead records. It stores through a
-//! [`TokenBackend`](crate::store::TokenBackend) and is itself the
-//! [`TokenStore`](crate::store::TokenStore) the middleware asks.
+//! [`TokenBackend`] and is itself the [`TokenStore`] the middleware asks.
 
 use std::fmt;
 use std::sync::Arc;
@@ -606,7 +605,7 @@ impl<B: TokenBackend> TokenManager<B> {
     }
 
     /// Records when tokens were last used (batched and coalesced by the
-    /// [`UsageTracker`](crate::manager::UsageTracker); never one call per
+    /// [`UsageTracker`]; never one call per
     /// request). A later time than the stored one wins.
     pub async fn record_use(&self, uses: &[(TokenId, SystemTime)]) -> Result<(), StoreError> {
         let uses: Vec<(TokenId, SystemTime)> =

@@ -1,27 +1,3 @@
-//! Last-used tracking without a store write per request.
-//!
-//! The middleware [touches](UsageTracker) a token each time it authenticates
-//! a request. The tracker lets at most one touch per token per interval
-//! through (default one minute), and a [`UsageWorker`], spawned by the
-//! service, writes those in batches with
-//! [`TokenManager::record_use`]. The request never waits for the store.
-//!
-//! ```
-//! use std::time::Duration;
-//! use tower_token_auth::{MemoryStore, TokenAuthLayer};
-//! use tower_token_auth::manager::TokenManager;
-//! use tower_token_auth::manager::UsageTracker;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let tokens = TokenManager::new(MemoryStore::new());
-//! let (tracker, worker) = UsageTracker::new(tokens.clone(), Duration::from_secs(60));
-//! tokio::spawn(worker.run());
-//! let layer = TokenAuthLayer::new(tokens).track_usage(tracker);
-//! # drop(layer);
-//! # }
-//! ```
-
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,7 +18,31 @@ pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::from_secs(60);
 /// The most uses written in one [`TokenManager::record_use`] call.
 const MAX_BATCH: usize = 1024;
 
-/// Coalesces token uses; cheap to clone. See the [module docs](self).
+/// Last-used tracking without a store write per request.
+///
+/// The middleware [touches](UsageTracker) a token each time it authenticates
+/// a request. The tracker lets at most one touch per token per interval
+/// through (default one minute), and a [`UsageWorker`], spawned by the
+/// service, writes those in batches with
+/// [`TokenManager::record_use`]. The request never waits for the store.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_auth::{MemoryStore, TokenAuthLayer};
+/// use tower_token_auth::manager::TokenManager;
+/// use tower_token_auth::manager::UsageTracker;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let tokens = TokenManager::new(MemoryStore::new());
+/// let (tracker, worker) = UsageTracker::new(tokens.clone(), Duration::from_secs(60));
+/// tokio::spawn(worker.run());
+/// let layer = TokenAuthLayer::new(tokens).track_usage(tracker);
+/// # drop(layer);
+/// # }
+/// ```
+///
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct UsageTracker {
     inner: Arc<Tracker>,

@@ -18,7 +18,7 @@ pub type SharedRecord<S> = Arc<TokenRecord<S>>;
 ///
 /// Every rule of the token lifecycle (defaults, lifetimes, rotation, reuse
 /// detection, family revocation, scope narrowing, audit events) lives in
-/// [`TokenManager`](super::TokenManager), which calls these methods. A
+/// [`TokenManager`](crate::manager::TokenManager), which calls these methods. A
 /// backend stores and finds records; it decides nothing about them except
 /// what must be decided atomically, and each method says exactly what that
 /// is and which race it prevents.

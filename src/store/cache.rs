@@ -9,7 +9,7 @@
 //! retrying a bad token does not reach the store on every request.
 //!
 //! When the inner store is a [`TokenBackend`], so is the cache: a
-//! [`TokenManager`](super::TokenManager) over it writes through, and every
+//! [`TokenManager`](crate::manager::TokenManager) over it writes through, and every
 //! token that a revocation, scope change or refresh through it changed is
 //! evicted at once. Changes made elsewhere (another instance of the
 //! service) reach the cache by [`invalidate`](CachedStore::invalidate) and
@@ -18,9 +18,9 @@
 //! instance. Without a listener, a change made elsewhere takes effect within
 //! the TTL.
 //!
-//! Entry lifetimes are judged by the inner store's
-//! [clock](TokenStore::clock) (the manager's, for a manager), so tests can
-//! move past them with a [`ManualClock`](crate::token::ManualClock).
+//! Entry lifetimes are judged by the system clock, or the one given to
+//! [`CachedStoreBuilder::clock`] (the manager's), so tests can move past
+//! them with a [`ManualClock`](crate::token::ManualClock).
 //!
 //! ```
 //! use std::time::Duration;

@@ -29,7 +29,7 @@ use index::{Index, Owners};
 /// and every clone sees the same tokens. Tokens are lost when the process
 /// exits; use a persistent backend (`SqliteStore`, `PgStore`) otherwise.
 ///
-/// Put a [`TokenManager`](super::TokenManager) over it to issue and manage
+/// Put a [`TokenManager`](crate::manager::TokenManager) over it to issue and manage
 /// tokens.
 pub struct MemoryStore<S> {
     inner: Arc<Inner<S>>,

@@ -300,24 +300,17 @@ fn code_digest(code: &str, client_id: &str, redirect_uri: &str, challenge: &str)
 fn check_redirect_uri(uri: &str) -> Result<(), RegistrationError> {
     let bad = |why: &str| {
         Err(RegistrationError::InvalidRedirectUri(format!(
-            "{why}: {uri}"
+            "{why}: {}",
+            uri.escape_debug()
         )))
     };
     if uri.len() > MAX_URI_LEN || uri.chars().any(char::is_control) {
         return bad("a redirect URI is at most 2048 bytes of printable text");
     }
-    if uri.contains('#') {
-        return bad("a redirect URI has no fragment");
-    }
-    let Ok(parsed) = uri.parse::<http::Uri>() else {
-        return bad("not an absolute URI");
+    let (scheme, authority) = match redirect_uri_parts(uri) {
+        Ok(parts) => parts,
+        Err(why) => return bad(why),
     };
-    let (Some(scheme), Some(authority)) = (parsed.scheme_str(), parsed.authority()) else {
-        return bad("not an absolute URI");
-    };
-    if authority.as_str().contains('@') {
-        return bad("a redirect URI carries no user information");
-    }
     match scheme {
         "https" => Ok(()),
         "http" if is_loopback(authority.host()) => Ok(()),
@@ -325,11 +318,69 @@ fn check_redirect_uri(uri: &str) -> Result<(), RegistrationError> {
     }
 }
 
+/// The scheme and authority of a redirect URI that is well-formed in the
+/// strict sense both registration and authorization require: printable
+/// ASCII without spaces, absolute, no fragment, no user information, a
+/// host of host characters only (letters, digits, `.`, `-`, or a bracketed
+/// IPv6 literal) and a port, if any, from 1 to 65535. Anything looser
+/// could be spliced into a header (`;`, `,` in a Content-Security-Policy)
+/// or land the code where the client does not expect it (a fragment).
+fn redirect_uri_parts(uri: &str) -> Result<(&str, http::uri::Authority), &'static str> {
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a redirect URI is printable ASCII without spaces");
+    }
+    if uri.contains('#') {
+        return Err("a redirect URI has no fragment");
+    }
+    let Ok(parsed) = uri.parse::<http::Uri>() else {
+        return Err("not an absolute URI");
+    };
+    let (Some(scheme), Some(authority)) = (parsed.scheme_str(), parsed.authority()) else {
+        return Err("not an absolute URI");
+    };
+    let authority = authority.clone();
+    if authority.as_str().contains('@') {
+        return Err("a redirect URI carries no user information");
+    }
+    let (host, port) = match authority.as_str().rsplit_once(':') {
+        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => (host, Some(port)),
+        _ => (authority.as_str(), None),
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => {
+            !ipv6.is_empty() && ipv6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        None => {
+            !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }
+    };
+    if !host_ok {
+        return Err("a redirect URI's host is letters, digits, dots and hyphens, or an IPv6 literal");
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.len() <= 5
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65_535).contains(&p));
+        if !valid {
+            return Err("a redirect URI's port is a number from 1 to 65535");
+        }
+    }
+    // The scheme is a slice of `uri`, for the caller's match.
+    let scheme = &uri[..scheme.len()];
+    Ok((scheme, authority))
+}
+
 fn is_loopback(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "[::1]" | "localhost")
 }
 
 fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+    // What was registered passed this check; a request must pass it too
+    // (a fragment, say, is invisible to the comparison below).
+    if redirect_uri_parts(requested).is_err() {
+        return false;
+    }
     if registered == requested {
         return true;
     }
@@ -751,6 +802,46 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Issue 23, rows 2 and 7: a fragment, a port past 65535 and anything
+    /// but host characters in the authority are refused, at registration
+    /// and when an authorization request names the URI.
+    #[test]
+    fn redirect_uris_with_a_fragment_a_bad_port_or_odd_authority_characters_are_refused() {
+        for bad in [
+            "https://a.example/cb#frag",
+            "https://a.example:99999/cb",
+            "https://a.example:0/cb",
+            "https://a.example:/cb",
+            "https://a;b.example/cb",
+            "https://a,b.example/cb",
+            "https://a.example;report-uri=x/cb",
+            "https://a b.example/cb",
+            "https://ex\u{e4}mple.example/cb",
+            "http://127.0.0.1:99999/cb",
+            "http://[::1;x]/cb",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "registered {bad}");
+        }
+        for good in [
+            "https://a.example/cb",
+            "https://a-b.example:8443/cb?x=1",
+            "http://127.0.0.1:65535/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+        ] {
+            assert!(check_redirect_uri(good).is_ok(), "refused {good}");
+        }
+        let registered = "http://127.0.0.1:9999/cb";
+        for requested in [
+            "http://127.0.0.1:9999/cb#frag",
+            "http://127.0.0.1:99999/cb",
+            "http://127.0.0.1:9999;x/cb",
+        ] {
+            assert!(!redirect_uri_matches(registered, requested), "{requested}");
+        }
+        assert!(redirect_uri_matches(registered, "http://127.0.0.1:4000/cb"));
     }
 
     #[test]

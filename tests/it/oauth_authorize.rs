@@ -201,6 +201,30 @@ async fn an_unknown_client_or_a_foreign_redirect_uri_is_shown_never_redirected()
     ));
 }
 
+/// Issue 23, rows 2 and 12: for a client registered with a loopback
+/// redirect URI, a fragment (where the code would land), a port past 65535
+/// or a non-ASCII redirect URI is no redirect URI of the client's: shown on
+/// the page, never redirected, never a 500.
+#[tokio::test]
+async fn a_redirect_uri_with_a_fragment_a_bad_port_or_non_ascii_is_shown_never_redirected() {
+    let s = Server::new().await;
+    for redirect_uri in [
+        "http://127.0.0.1:8123/callback#frag",
+        "http://127.0.0.1:99999/callback",
+        "http://127.0.0.1:8123/callb\u{e4}ck",
+        "http://127.0.0.1:8123;x/callback",
+    ] {
+        match s
+            .authorize
+            .validate(&s.query(&[("redirect_uri", Some(redirect_uri))]))
+            .await
+        {
+            Err(AuthorizationError::Invalid(why)) => assert!(!why.is_empty()),
+            other => panic!("{redirect_uri}: must be shown, not redirected: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_loopback_redirect_uri_may_use_any_port() {
     let s = Server::new().await;
@@ -545,6 +569,19 @@ async fn registration_refuses_bad_metadata_with_the_rfc_7591_errors() {
         ),
         (
             json!({"redirect_uris": ["myapp:/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        // Issue 23, row 7: nothing but host characters in the authority.
+        (
+            json!({"redirect_uris": ["https://a.example;script-src/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["https://a,b.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"redirect_uris": ["http://127.0.0.1:99999/cb"]}),
             "invalid_redirect_uri",
         ),
         (

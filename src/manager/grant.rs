@@ -52,6 +52,10 @@ pub enum InvalidGrantReason {
     /// The token had already been exchanged: its family is now revoked.
     #[error("refresh token reused: token family revoked")]
     Reused,
+    /// The request names a `client_id` that is not the client the grant
+    /// was issued to (RFC 6749 §6: the token is bound to its client).
+    #[error("refresh token of another client")]
+    OtherClient,
 }
 
 impl GrantError {

@@ -472,6 +472,20 @@ impl<B: TokenBackend> TokenManager<B> {
         scopes: Option<B::Scopes>,
         resources: &[String],
     ) -> Result<TokenPair<B::Scopes>, GrantError> {
+        self.refresh_by(presented, None, scopes, resources).await
+    }
+
+    /// [`refresh_for`](Self::refresh_for) by a client that names itself
+    /// (the `client_id` of the token endpoint's request): a refresh token
+    /// issued to another client, or to none, is
+    /// [`InvalidGrantReason::OtherClient`] and stays live.
+    pub async fn refresh_by(
+        &self,
+        presented: &TokenDigest,
+        client_id: Option<&str>,
+        scopes: Option<B::Scopes>,
+        resources: &[String],
+    ) -> Result<TokenPair<B::Scopes>, GrantError> {
         let policy = &self.inner.policy;
         let now = self.now();
         let invalid = |reason| Err(GrantError::InvalidGrant(reason));
@@ -480,6 +494,9 @@ impl<B: TokenBackend> TokenManager<B> {
         };
         if old.kind != TokenKind::Refresh {
             return invalid(InvalidGrantReason::NotARefreshToken);
+        }
+        if client_id.is_some_and(|named| old.client_id() != Some(named)) {
+            return invalid(InvalidGrantReason::OtherClient);
         }
         let Some(family) = old.family else {
             return invalid(InvalidGrantReason::NoFamily);

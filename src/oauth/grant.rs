@@ -348,14 +348,22 @@ fn redirect_uri_parts(uri: &str) -> Result<(&str, http::uri::Authority), &'stati
     };
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(ipv6) => {
-            !ipv6.is_empty() && ipv6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            !ipv6.is_empty()
+                && ipv6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         }
         None => {
-            !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         }
     };
     if !host_ok {
-        return Err("a redirect URI's host is letters, digits, dots and hyphens, or an IPv6 literal");
+        return Err(
+            "a redirect URI's host is letters, digits, dots and hyphens, or an IPv6 literal",
+        );
     }
     if let Some(port) = port {
         let valid = !port.is_empty()

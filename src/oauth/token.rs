@@ -187,12 +187,21 @@ impl<B: TokenBackend> TokenEndpoint<B> {
             Ok(r) => r,
             Err(response) => return *response,
         };
+        // A public client names itself (RFC 6749 §6); the grant must be its.
+        let client_id = match form.one("client_id") {
+            Ok(client_id) => client_id,
+            Err(repeated) => return repeated.response(),
+        };
         let policy = self.tokens.policy();
         if policy.get_format().check(token) != Ok(TokenKind::Refresh) {
             return grant_error(&GrantError::InvalidGrant(InvalidGrantReason::Malformed));
         }
         let digest = TokenDigest::of(token);
-        match self.tokens.refresh_for(&digest, scopes, &resources).await {
+        match self
+            .tokens
+            .refresh_by(&digest, client_id, scopes, &resources)
+            .await
+        {
             Ok(pair) => success(&pair, policy.now()),
             Err(error) => grant_error(&error),
         }

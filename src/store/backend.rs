@@ -35,7 +35,7 @@ pub type SharedRecord<S> = Arc<TokenRecord<S>>;
 /// microseconds (as SQL timestamps do) returns every record exactly as it
 /// was inserted.
 ///
-/// Run the crate's conformance kit (feature `conformance`) against a new
+/// Run the conformance kit (the `tower-token-auth-conformance` crate) against a new
 /// backend: it checks every guarantee below, the races included.
 #[async_trait]
 pub trait TokenBackend: TokenStore {

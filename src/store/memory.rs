@@ -27,7 +27,8 @@ use index::{Index, Owners};
 /// `.await` (every
 /// method does its work synchronously). Cloning the store is cheap
 /// and every clone sees the same tokens. Tokens are lost when the process
-/// exits; use a persistent backend (`SqliteStore`, `PgStore`) otherwise.
+/// exits; use a persistent backend (`tower-token-auth-sqlx`'s `SqliteStore`
+/// or `PgStore`) otherwise.
 ///
 /// Put a [`TokenManager`](crate::manager::TokenManager) over it to issue and manage
 /// tokens.

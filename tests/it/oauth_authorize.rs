@@ -458,6 +458,39 @@ async fn a_code_used_twice_revokes_the_tokens_issued_from_it() {
     );
 }
 
+/// Issue 23, row 5: a refresh grant that names a `client_id` is refused
+/// (`invalid_grant`) unless the grant is that client's, and the refusal
+/// spends nothing: the client the grant belongs to refreshes it after.
+#[tokio::test]
+async fn a_refresh_naming_another_client_is_invalid_grant() {
+    let s = Server::new().await;
+    let other = s
+        .tokens
+        .register_client(ClientRegistration::new(vec![REDIRECT.into()], "127.0.0.2"))
+        .await
+        .unwrap();
+    let (_, granted) = s.exchange(&s.code().await, VERIFIER).await;
+    let refresh = granted["refresh_token"].as_str().unwrap();
+    let (status, json) = s
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &other.client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["error"], "invalid_grant");
+    assert!(!s.is_revoked(refresh).await);
+    let (status, json) = s
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &s.client.client_id),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+}
+
 #[tokio::test]
 async fn a_code_lives_sixty_seconds() {
     let s = Server::new().await;

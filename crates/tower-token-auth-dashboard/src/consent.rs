@@ -1,5 +1,5 @@
 //! `/oauth/authorize`: the user's side of the authorization code grant.
-//! The library's [`AuthorizationEndpoint`] checks the request and builds
+//! The library's [`AuthorizationEndpoint`](tower_token_auth::oauth::AuthorizationEndpoint) checks the request and builds
 //! the redirects; this module adds the login (the dashboard's) and the
 //! consent page.
 //!
@@ -8,7 +8,7 @@
 //!   redirect URI it did not register is shown as an error (400), never
 //!   redirected; other errors go back to the client. A good request shows
 //!   the consent page: the client's name, its `client_id` and redirect URI,
-//!   one checked box per requested scope with the seed's description, and
+//!   one checked box per requested scope with its description, and
 //!   `Allow` / `Deny`.
 //! - `POST /oauth/authorize` (the page's form: the original query, the
 //!   ticked scopes, the CSRF token): the request is checked again, then 303
@@ -27,36 +27,42 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_token_auth::oauth::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
+use tower_token_auth::oauth::{AuthorizationError, PendingAuthorization};
+use tower_token_auth::store::TokenBackend;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
-use super::super::{manage, AppState};
-use super::form::Fields;
-use super::login::LoggedIn;
-use super::views::{self, Problem};
-use super::CSP;
-
-/// The path of the authorization endpoint.
-pub(super) const AUTHORIZE_PATH: &str = "/oauth/authorize";
+use crate::form::Fields;
+use crate::login::LoggedIn;
+use crate::views::{self, Consent, Problem};
+use crate::{days, Dashboard, AUTHORIZE_PATH, CSP};
 
 /// The hidden field that carries the authorization request's query.
-pub(super) const REQUEST_FIELD: &str = "request";
+const REQUEST_FIELD: &str = "request";
 
 /// `GET` and `POST /oauth/authorize`.
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route(AUTHORIZE_PATH, get(ask).post(decide))
-}
-
-fn endpoint(state: &AppState) -> AuthorizationEndpoint<super::super::Backend> {
-    AuthorizationEndpoint::new(state.tokens.clone(), &*state.base_url)
+pub(crate) fn router<B: TokenBackend<Scopes = S>>() -> Router<Dashboard<B>> {
+    Router::new().route(AUTHORIZE_PATH, get(ask::<B>).post(decide::<B>))
 }
 
 /// `GET`: the consent page for a good request.
-async fn ask(State(state): State<AppState>, user: LoggedIn, RawQuery(query): RawQuery) -> Response {
+async fn ask<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
+    user: LoggedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
-    match manage::validate(&endpoint(&state), query.clone()).await {
+    match state.inner.authorize.validate(&query).await {
         Ok(pending) => {
-            let page = views::consent(&user.csrf, &query, &pending);
+            let lifetimes = state.inner.tokens.policy().get_lifetimes();
+            let access = days(lifetimes.access);
+            let refresh = days(lifetimes.refresh);
+            let consent = Consent {
+                csrf: &user.csrf,
+                query: &query,
+                access_lifetime: &access,
+                refresh_lifetime: &refresh,
+            };
+            let page = views::consent(state.brand(), &consent, &pending);
             with_form_action((StatusCode::OK, page).into_response(), &pending)
         }
         Err(refusal) => refused(refusal),
@@ -64,8 +70,8 @@ async fn ask(State(state): State<AppState>, user: LoggedIn, RawQuery(query): Raw
 }
 
 /// `POST`: the user's decision.
-async fn decide(
-    State(state): State<AppState>,
+async fn decide<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -77,8 +83,8 @@ async fn decide(
         return problem.into_response();
     }
     let query = fields.one(REQUEST_FIELD).unwrap_or_default().to_owned();
-    let endpoint = endpoint(&state);
-    let pending = match manage::validate(&endpoint, query).await {
+    let endpoint = &state.inner.authorize;
+    let pending = match endpoint.validate(&query).await {
         Ok(pending) => pending,
         Err(refusal) => return refused(refusal),
     };
@@ -90,9 +96,9 @@ async fn decide(
         .all("scope")
         .filter_map(|name| S::SCOPES.iter().find(|(known, _)| *known == name))
         .fold(S::empty(), |set, (_, flags)| set | *flags);
-    match manage::approve(&endpoint, pending, &user.owner, granted).await {
+    match endpoint.approve(&pending, &user.owner, granted).await {
         Ok(url) => see_other(&url),
-        Err(error) => super::tokens::token_failed(error).into_response(),
+        Err(error) => crate::tokens::token_failed(error).into_response(),
     }
 }
 
@@ -101,7 +107,7 @@ fn refused(refusal: AuthorizationError) -> Response {
     match refusal {
         AuthorizationError::Invalid(why) => Problem::BadAuthorization(why).into_response(),
         AuthorizationError::Redirect(url) => see_other(&url),
-        AuthorizationError::Store(error) => super::tokens::store_failed(&error).into_response(),
+        AuthorizationError::Store(error) => crate::tokens::store_failed(&error).into_response(),
         _ => Problem::ServerError.into_response(),
     }
 }

@@ -5,12 +5,12 @@
 use subtle::ConstantTimeEq;
 
 /// The fields of a posted form, in order.
-pub(super) struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     /// Parses a form body. Never fails: malformed percent-escapes decode
     /// lossily, and a missing field is for the handler to refuse.
-    pub(super) fn parse(body: &[u8]) -> Self {
+    pub(crate) fn parse(body: &[u8]) -> Self {
         Self(
             form_urlencoded::parse(body)
                 .map(|(name, value)| (name.into_owned(), value.into_owned()))
@@ -19,7 +19,7 @@ impl Fields {
     }
 
     /// The first value of `name`.
-    pub(super) fn one(&self, name: &str) -> Option<&str> {
+    pub(crate) fn one(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
@@ -27,7 +27,7 @@ impl Fields {
     }
 
     /// Every value of `name`, in order.
-    pub(super) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
             .filter(move |(n, _)| n == name)
@@ -36,10 +36,10 @@ impl Fields {
 }
 
 /// The name of the hidden field that carries the CSRF token.
-pub(super) const CSRF_FIELD: &str = "csrf";
+pub(crate) const CSRF_FIELD: &str = "csrf";
 
 /// A new CSRF token: 256 bits from the OS, as 64 hex digits.
-pub(super) fn new_csrf_token() -> Result<String, getrandom::Error> {
+pub(crate) fn new_csrf_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -47,7 +47,7 @@ pub(super) fn new_csrf_token() -> Result<String, getrandom::Error> {
 
 /// Whether the form carries `expected` as its CSRF token, compared in
 /// constant time.
-pub(super) fn csrf_matches(fields: &Fields, expected: &str) -> bool {
+pub(crate) fn csrf_matches(fields: &Fields, expected: &str) -> bool {
     fields
         .one(CSRF_FIELD)
         .is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
@@ -61,7 +61,7 @@ const MAX_NEXT: usize = 2048;
 /// host), holds printable ASCII only (no `\`, no control characters or
 /// spaces that could split or bend a header), and is not too long.
 /// Anything else is refused, so the login never redirects off the site.
-pub(super) fn same_site_path(next: &str) -> Option<&str> {
+pub(crate) fn same_site_path(next: &str) -> Option<&str> {
     let mut bytes = next.bytes();
     let well_formed = next.len() <= MAX_NEXT
         && bytes.next() == Some(b'/')

@@ -1,8 +1,8 @@
 //! The dashboard login: the form, the session it starts, the CSRF token of
 //! that session, and the extractor every page behind the login uses.
 //!
-//! The demo has one user, the demo file's `dashboard` credentials: a
-//! stand-in for the host application's own login.
+//! There is one user, the dashboard's [`Login`]: a stand-in for the host
+//! application's own login.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,16 +13,14 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 use tower_token_auth::error::FailedAuthentication;
+use tower_token_auth::store::TokenBackend;
+use tower_token_auth::PayRequestScopes as S;
 
-use super::super::demo::{DashboardLogin, DEMO_OWNER};
-use super::super::AppState;
-use super::form::{csrf_matches, new_csrf_token, same_site_path, Fields};
-use super::views::{self, LoginForm, Problem};
-use super::{LOGIN_PATH, TOKENS_PATH};
+use crate::form::{csrf_matches, new_csrf_token, same_site_path, Fields};
+use crate::views::{self, LoginForm, Problem};
+use crate::{Dashboard, Login, LOGIN_PATH, TOKENS_PATH};
 
 /// The session's user (the token owner whose tokens the pages manage).
 const USER_KEY: &str = "dashboard.user";
@@ -34,9 +32,9 @@ const CSRF_KEY: &str = "dashboard.csrf";
 const LOGIN_CSRF_COOKIE: &str = "dashboard_login_csrf";
 
 /// `/dashboard/login` and `/dashboard/logout`.
-pub(super) fn router() -> Router<AppState> {
+pub(crate) fn router<B: TokenBackend<Scopes = S>>() -> Router<Dashboard<B>> {
     Router::new()
-        .route(LOGIN_PATH, get(login_form).post(log_in))
+        .route(LOGIN_PATH, get(login_form::<B>).post(log_in::<B>))
         .route("/dashboard/logout", post(log_out))
 }
 
@@ -46,19 +44,19 @@ pub(super) fn router() -> Router<AppState> {
 /// Without a session, a `GET` is sent to the login form and comes back
 /// afterwards (`?next=`); any other request is sent to the login form
 /// without doing anything.
-pub(super) struct LoggedIn {
+pub(crate) struct LoggedIn {
     /// The owner of the tokens the user manages.
-    pub(super) owner: String,
+    pub(crate) owner: String,
     /// The session's CSRF token.
-    pub(super) csrf: String,
+    pub(crate) csrf: String,
     /// The session, for the values a page carries to the next one.
-    pub(super) session: Session,
+    pub(crate) session: Session,
 }
 
-impl FromRequestParts<AppState> for LoggedIn {
+impl<St: Send + Sync> FromRequestParts<St> for LoggedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| Problem::SessionFailed.into_response())?;
@@ -86,7 +84,7 @@ impl FromRequestParts<AppState> for LoggedIn {
 impl LoggedIn {
     /// `Ok` when the form carries the session's CSRF token; a 403 page
     /// otherwise.
-    pub(super) fn check_csrf(&self, fields: &Fields) -> Result<(), Problem> {
+    pub(crate) fn check_csrf(&self, fields: &Fields) -> Result<(), Problem> {
         if csrf_matches(fields, &self.csrf) {
             Ok(())
         } else {
@@ -96,7 +94,7 @@ impl LoggedIn {
 }
 
 /// A redirect to the login form that comes back to `next` afterwards.
-pub(super) fn to_login(next: Option<&str>) -> Redirect {
+pub(crate) fn to_login(next: Option<&str>) -> Redirect {
     match next.and_then(same_site_path) {
         Some(next) => {
             let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
@@ -108,8 +106,8 @@ pub(super) fn to_login(next: Option<&str>) -> Redirect {
 
 /// `GET /dashboard/login`: the form, or straight on to `next` for a user
 /// who is logged in already.
-async fn login_form(
-    State(state): State<AppState>,
+async fn login_form<B>(
+    State(dashboard): State<Dashboard<B>>,
     session: Session,
     headers: HeaderMap,
     uri: Uri,
@@ -129,14 +127,21 @@ async fn login_form(
             Err(_) => return Problem::RandomnessFailed.into_response(),
         },
     };
-    let page = views::login(&LoginForm {
-        csrf: &csrf,
-        next,
-        username: "",
-        failed: false,
-    });
+    let page = views::login(
+        dashboard.brand(),
+        &LoginForm {
+            csrf: &csrf,
+            next,
+            username: "",
+            failed: false,
+            note: dashboard.inner.login_note.as_deref(),
+        },
+    );
     (
-        [(SET_COOKIE, login_csrf_cookie(&csrf, state.https_required))],
+        [(
+            SET_COOKIE,
+            login_csrf_cookie(&csrf, dashboard.inner.secure_cookies),
+        )],
         page,
     )
         .into_response()
@@ -151,8 +156,8 @@ fn query_next(query: &str) -> Option<String> {
 }
 
 /// `POST /dashboard/login`.
-async fn log_in(
-    State(state): State<AppState>,
+async fn log_in<B>(
+    State(dashboard): State<Dashboard<B>>,
     session: Session,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -172,14 +177,19 @@ async fn log_in(
         .unwrap_or(TOKENS_PATH);
     let username = fields.one("username").unwrap_or_default();
     let password = fields.one("password").unwrap_or_default();
-    if !credentials_match(&state.dashboard, username, password) {
+    let login: &Login = &dashboard.inner.login;
+    if !login.matches(username, password) {
         // 401, marked for the throttle, which counts it against the client.
-        let page = views::login(&LoginForm {
-            csrf,
-            next,
-            username,
-            failed: true,
-        });
+        let page = views::login(
+            dashboard.brand(),
+            &LoginForm {
+                csrf,
+                next,
+                username,
+                failed: true,
+                note: dashboard.inner.login_note.as_deref(),
+            },
+        );
         return (
             StatusCode::UNAUTHORIZED,
             Extension(FailedAuthentication),
@@ -193,14 +203,17 @@ async fn log_in(
     // A new session id at login: an id planted before it is worth nothing.
     let started = async {
         session.cycle_id().await?;
-        session.insert(USER_KEY, DEMO_OWNER).await?;
+        session.insert(USER_KEY, login.owner()).await?;
         session.insert(CSRF_KEY, session_csrf).await
     };
     if started.await.is_err() {
         return Problem::SessionFailed.into_response();
     }
     (
-        [(SET_COOKIE, expired_login_csrf_cookie(state.https_required))],
+        [(
+            SET_COOKIE,
+            expired_login_csrf_cookie(dashboard.inner.secure_cookies),
+        )],
         Redirect::to(next),
     )
         .into_response()
@@ -219,16 +232,6 @@ async fn log_out(user: LoggedIn, body: Result<Bytes, BytesRejection>) -> Respons
         return Problem::SessionFailed.into_response();
     }
     Redirect::to(LOGIN_PATH).into_response()
-}
-
-/// Whether `username` and `password` are the dashboard login's, in time
-/// that does not depend on where they differ: both sides are hashed to a
-/// fixed length first, and both comparisons always run.
-fn credentials_match(login: &DashboardLogin, username: &str, password: &str) -> bool {
-    let digest = |text: &str| Sha256::digest(text.as_bytes());
-    let user = digest(username).ct_eq(&digest(&login.username));
-    let pass = digest(password).ct_eq(&digest(&login.password));
-    bool::from(user & pass)
 }
 
 /// The login form's CSRF token from its cookie, when it has the shape of

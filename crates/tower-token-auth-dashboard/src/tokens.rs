@@ -15,15 +15,14 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use tower_token_auth::error::StoreError;
 use tower_token_auth::manager::{IssueRequest, TokenError};
-use tower_token_auth::token::{FamilyId, TokenInfo, TokenStatus};
-use tower_token_auth::token::TokenKind;
+use tower_token_auth::store::TokenBackend;
+use tower_token_auth::token::{FamilyId, TokenId, TokenInfo, TokenKind, TokenStatus};
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
-use super::super::{manage, AppState};
-use super::form::Fields;
-use super::login::LoggedIn;
-use super::views::{self, Problem, Row, TokensPage};
-use super::TOKENS_PATH;
+use crate::form::Fields;
+use crate::login::LoggedIn;
+use crate::views::{self, Problem, Row, TokensPage};
+use crate::{Dashboard, TOKENS_PATH};
 
 /// The session key of the token to show once.
 const NEW_TOKEN_KEY: &str = "dashboard.new_token";
@@ -31,37 +30,40 @@ const NEW_TOKEN_KEY: &str = "dashboard.new_token";
 const NOTICE_KEY: &str = "dashboard.notice";
 
 /// The token page and the actions on its rows.
-pub(super) fn router() -> Router<AppState> {
+pub(crate) fn router<B: TokenBackend<Scopes = S>>() -> Router<Dashboard<B>> {
     Router::new()
-        .route(TOKENS_PATH, get(page).post(create))
+        .route(TOKENS_PATH, get(page::<B>).post(create::<B>))
         .route(
             "/dashboard/settings/api-tokens/{id}/edit",
-            get(edit_form).post(save_scopes),
+            get(edit_form::<B>).post(save_scopes::<B>),
         )
         .route(
             "/dashboard/settings/api-tokens/{id}/regenerate",
-            post(regenerate),
+            post(regenerate::<B>),
         )
         .route(
             "/dashboard/settings/api-tokens/{id}/delete",
-            get(confirm_delete).post(delete),
+            get(confirm_delete::<B>).post(delete::<B>),
         )
 }
 
 /// A token on its way from the POST that made it to the one page that
 /// shows it. No `Debug`: it holds the plaintext.
 #[derive(Serialize, Deserialize)]
-pub(super) struct NewToken {
+pub(crate) struct NewToken {
     /// The token's name.
-    pub(super) name: String,
+    pub(crate) name: String,
     /// The token itself.
-    pub(super) token: String,
+    pub(crate) token: String,
 }
 
 /// `GET /dashboard/settings/api-tokens`: the token carried from the POST
 /// before (taken out of the session: a reload does not show it again), the
 /// create form, the list.
-async fn page(State(state): State<AppState>, user: LoggedIn) -> Response {
+async fn page<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
+    user: LoggedIn,
+) -> Response {
     let new_token = match user.session.remove::<NewToken>(NEW_TOKEN_KEY).await {
         Ok(new_token) => new_token,
         Err(_) => return Problem::SessionFailed.into_response(),
@@ -90,13 +92,13 @@ struct Extras<'a> {
 }
 
 /// The token page, with `status`.
-async fn render_page(
-    state: &AppState,
+async fn render_page<B: TokenBackend<Scopes = S>>(
+    state: &Dashboard<B>,
     user: &LoggedIn,
     status: StatusCode,
     extras: Extras<'_>,
 ) -> Response {
-    let tokens = match manage::list(&state.tokens, &user.owner).await {
+    let tokens = match state.inner.tokens.list(&user.owner).await {
         Ok(tokens) => tokens,
         Err(error) => return store_failed(&error).into_response(),
     };
@@ -111,13 +113,13 @@ async fn render_page(
         name: extras.name,
         checked: extras.checked.unwrap_or_else(S::empty),
     };
-    (status, views::tokens(&page)).into_response()
+    (status, views::tokens(state.brand(), &page)).into_response()
 }
 
 /// `POST /dashboard/settings/api-tokens`: `name`, `scope` (repeated), the
 /// CSRF token. No scope means `billing.read`.
-async fn create(
-    State(state): State<AppState>,
+async fn create<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -140,10 +142,10 @@ async fn create(
     };
     let request =
         IssueRequest::new(TokenKind::PersonalAccess, name, user.owner.as_str()).scopes(scopes);
-    match manage::issue(&state.tokens, request).await {
+    match state.inner.tokens.issue(request).await {
         Ok(issued) => {
             let shown = NewToken {
-                name: issued.record.name.as_str().to_owned(),
+                name: issued.record.name().to_owned(),
                 token: issued.secret.expose_secret().to_owned(),
             };
             carry(&user.session, NEW_TOKEN_KEY, shown).await
@@ -156,8 +158,8 @@ async fn create(
 }
 
 /// The page again, 422, with `message` and the form as it was sent.
-async fn invalid(
-    state: &AppState,
+async fn invalid<B: TokenBackend<Scopes = S>>(
+    state: &Dashboard<B>,
     user: &LoggedIn,
     name: &str,
     scopes: S,
@@ -174,21 +176,23 @@ async fn invalid(
 
 /// `GET …/{id}/edit`: the scope checkboxes of an active personal access
 /// token, its scopes checked, and `Save`.
-async fn edit_form(
-    State(state): State<AppState>,
+async fn edit_form<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     Path(id): Path<String>,
 ) -> Response {
     match editable(&state, &user, &id).await {
-        Ok(info) => views::edit(&user.csrf, &info, info.scopes, None).into_response(),
+        Ok(info) => {
+            views::edit(state.brand(), &user.csrf, &info, info.scopes, None).into_response()
+        }
         Err(refused) => refused.into_response(),
     }
 }
 
 /// `POST …/{id}/edit`: the checked scopes become the token's, from its
 /// next request on. At least one is needed.
-async fn save_scopes(
-    State(state): State<AppState>,
+async fn save_scopes<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -204,16 +208,22 @@ async fn save_scopes(
     let scopes = match checked_scopes(&fields) {
         Ok(scopes) if scopes.is_empty() => {
             let message = "Check at least one scope.";
-            let page = views::edit(&user.csrf, &info, scopes, Some(message));
+            let page = views::edit(state.brand(), &user.csrf, &info, scopes, Some(message));
             return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
         }
         Ok(scopes) => scopes,
         Err(message) => {
-            let page = views::edit(&user.csrf, &info, info.scopes, Some(&message));
+            let page = views::edit(
+                state.brand(),
+                &user.csrf,
+                &info,
+                info.scopes,
+                Some(&message),
+            );
             return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
         }
     };
-    match manage::set_scopes(&state.tokens, info.id, scopes).await {
+    match state.inner.tokens.set_scopes(info.id, scopes).await {
         Ok(Some(updated)) => {
             let notice = format!(
                 "The scopes of “{}” are now: {}.",
@@ -230,8 +240,8 @@ async fn save_scopes(
 
 /// `POST …/{id}/regenerate`: a new secret for an active personal access
 /// token, shown once; the old one stops working at once.
-async fn regenerate(
-    State(state): State<AppState>,
+async fn regenerate<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -243,10 +253,10 @@ async fn regenerate(
         Ok(info) => info,
         Err(refused) => return refused.into_response(),
     };
-    match manage::regenerate(&state.tokens, info.id).await {
+    match state.inner.tokens.regenerate(info.id).await {
         Ok(Some(issued)) => {
             let shown = NewToken {
-                name: issued.record.name.as_str().to_owned(),
+                name: issued.record.name().to_owned(),
                 token: issued.secret.expose_secret().to_owned(),
             };
             carry(&user.session, NEW_TOKEN_KEY, shown).await
@@ -260,20 +270,20 @@ async fn regenerate(
 /// `GET …/{id}/delete`: the confirmation as a page of its own, for a
 /// browser without JavaScript (with it, `Delete` opens the same `<dialog>`
 /// on the list page).
-async fn confirm_delete(
-    State(state): State<AppState>,
+async fn confirm_delete<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     Path(id): Path<String>,
 ) -> Response {
     match deletable(&state, &user, &id).await {
-        Ok(info) => views::confirm_delete(&user.csrf, &info).into_response(),
+        Ok(info) => views::confirm_delete(state.brand(), &user.csrf, &info).into_response(),
         Err(refused) => refused.into_response(),
     }
 }
 
 /// `POST …/{id}/delete`: revokes the token (a grant: all of its tokens).
-async fn delete(
-    State(state): State<AppState>,
+async fn delete<B: TokenBackend<Scopes = S>>(
+    State(state): State<Dashboard<B>>,
     user: LoggedIn,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -285,7 +295,7 @@ async fn delete(
         Ok(info) => info,
         Err(refused) => return refused.into_response(),
     };
-    match manage::revoke(&state.tokens, info.id).await {
+    match state.inner.tokens.revoke(info.id).await {
         Ok(_) => {
             let notice = format!(
                 "“{}” is deleted: requests made with it are refused from now on.",
@@ -321,7 +331,11 @@ fn checked_scopes(fields: &Fields) -> Result<S, String> {
 
 /// The user's token `id`, when it is an active personal access token:
 /// the ones whose scopes can change and that can be regenerated.
-async fn editable(state: &AppState, user: &LoggedIn, id: &str) -> Result<TokenInfo<S>, Problem> {
+async fn editable<B: TokenBackend<Scopes = S>>(
+    state: &Dashboard<B>,
+    user: &LoggedIn,
+    id: &str,
+) -> Result<TokenInfo<S>, Problem> {
     let info = owned(state, user, id).await?;
     if info.kind != TokenKind::PersonalAccess || info.status != TokenStatus::Active {
         return Err(Problem::Conflict(
@@ -334,7 +348,11 @@ async fn editable(state: &AppState, user: &LoggedIn, id: &str) -> Result<TokenIn
 /// The user's token `id`, when deleting it changes something: an active
 /// token, or any token of a grant (revoking one revokes the grant, whose
 /// other tokens may still be active while this one is spent).
-async fn deletable(state: &AppState, user: &LoggedIn, id: &str) -> Result<TokenInfo<S>, Problem> {
+async fn deletable<B: TokenBackend<Scopes = S>>(
+    state: &Dashboard<B>,
+    user: &LoggedIn,
+    id: &str,
+) -> Result<TokenInfo<S>, Problem> {
     let info = owned(state, user, id).await?;
     if info.status != TokenStatus::Active && info.family.is_none() {
         return Err(Problem::Conflict("This token is no longer active."));
@@ -344,10 +362,19 @@ async fn deletable(state: &AppState, user: &LoggedIn, id: &str) -> Result<TokenI
 
 /// The user's token `id`; a 404 page for an id that is malformed, unknown
 /// or someone else's.
-async fn owned(state: &AppState, user: &LoggedIn, id: &str) -> Result<TokenInfo<S>, Problem> {
-    match manage::owned(&state.tokens, &user.owner, id).await {
-        Ok(Some(info)) => Ok(info),
-        Ok(None) => Err(Problem::NotFound),
+async fn owned<B: TokenBackend<Scopes = S>>(
+    state: &Dashboard<B>,
+    user: &LoggedIn,
+    id: &str,
+) -> Result<TokenInfo<S>, Problem> {
+    // A malformed id, an unknown one and someone else's answer alike, so
+    // that the ids of other users' tokens cannot be probed.
+    let Ok(id) = id.parse::<TokenId>() else {
+        return Err(Problem::NotFound);
+    };
+    match state.inner.tokens.get(id).await {
+        Ok(Some(info)) if info.owner == user.owner => Ok(info),
+        Ok(_) => Err(Problem::NotFound),
         Err(error) => Err(store_failed(&error)),
     }
 }
@@ -362,7 +389,7 @@ async fn carry(session: &Session, key: &str, value: impl Serialize) -> Response 
 }
 
 /// The page of a token operation that was refused or failed.
-pub(super) fn token_failed(error: TokenError) -> Problem {
+pub(crate) fn token_failed(error: TokenError) -> Problem {
     match error {
         TokenError::Conflict(message) => Problem::Conflict(message),
         TokenError::Store(error) => store_failed(&error),
@@ -371,7 +398,7 @@ pub(super) fn token_failed(error: TokenError) -> Problem {
 }
 
 /// The page of a store that failed.
-pub(super) fn store_failed(error: &StoreError) -> Problem {
+pub(crate) fn store_failed(error: &StoreError) -> Problem {
     match error {
         StoreError::Unavailable(_) => {
             tracing::error!(%error, "token store unavailable");

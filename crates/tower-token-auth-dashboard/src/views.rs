@@ -2,8 +2,8 @@
 //! interpolated value escaped, no inline script or style (the CSP allows
 //! none).
 //!
-//! The words and ids a user (and the browser test) goes by are fixed by
-//! DESIGN §7: `Username`, `Password`, `Log in`, `Log out`, `Name`, one
+//! The words and ids a user (and a browser test) goes by are part of the
+//! crate's documented behaviour: `Username`, `Password`, `Log in`, `Log out`, `Name`, one
 //! checkbox per scope, `Create`, `#new-token`, `Edit`, `Save`,
 //! `Regenerate`, `Delete`, `Confirm`, `Cancel`.
 
@@ -11,18 +11,17 @@ use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use maud::{html, Markup, DOCTYPE};
 use tower_token_auth::oauth::PendingAuthorization;
-use tower_token_auth::token::{TokenId, TokenInfo, TokenStatus};
-use tower_token_auth::token::TokenKind;
+use tower_token_auth::token::{TokenId, TokenInfo, TokenKind, TokenStatus};
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
-use super::super::api::rfc3339;
-use super::form::CSRF_FIELD;
-use super::tokens::NewToken;
-use super::{LOGIN_PATH, TOKENS_PATH};
+use crate::form::CSRF_FIELD;
+use crate::tokens::NewToken;
+use crate::{AUTHORIZE_PATH, LOGIN_PATH, TOKENS_PATH};
 
-/// Each scope's description, from the seed's table.
+/// Each scope's description, from the PayRequest API's documentation.
 const SCOPE_DESCRIPTIONS: &[(&str, &str)] = &[
     ("billing.read", "Read invoices, subscriptions, transactions"),
     (
@@ -42,9 +41,18 @@ const SCOPE_DESCRIPTIONS: &[(&str, &str)] = &[
 /// A token expiring sooner than this is flagged on its row.
 const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// The words of the frame of every page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Brand<'a> {
+    /// The product, in every title and the header.
+    pub(crate) product: &'a str,
+    /// What follows the product in the header.
+    pub(crate) subtitle: &'a str,
+}
+
 /// The frame of every page; `logout` is the session's CSRF token, for the
 /// `Log out` button of a logged-in page.
-fn layout(title: &str, logout: Option<&str>, main: Markup) -> Markup {
+fn layout(brand: Brand<'_>, title: &str, logout: Option<&str>, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -52,13 +60,13 @@ fn layout(title: &str, logout: Option<&str>, main: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
-                title { (title) " · PayRequest dashboard" }
+                title { (title) " · " (brand.product) " dashboard" }
                 link rel="stylesheet" href="/dashboard/static/dashboard.css";
                 script src="/dashboard/static/dashboard.js" defer {}
             }
             body {
                 header.top {
-                    p.brand { "PayRequest " span.muted { "dashboard (billing_api example)" } }
+                    p.brand { (brand.product) " " span.muted { (brand.subtitle) } }
                     @if let Some(csrf) = logout {
                         form.logout method="post" action="/dashboard/logout" {
                             (csrf_field(csrf))
@@ -79,20 +87,23 @@ fn csrf_field(csrf: &str) -> Markup {
 // ---- login ----
 
 /// What the login form shows.
-pub(super) struct LoginForm<'a> {
+pub(crate) struct LoginForm<'a> {
     /// The form's CSRF token.
-    pub(super) csrf: &'a str,
+    pub(crate) csrf: &'a str,
     /// Where to go after the login (a path of this site).
-    pub(super) next: &'a str,
+    pub(crate) next: &'a str,
     /// The user name to fill in again after a failed login.
-    pub(super) username: &'a str,
+    pub(crate) username: &'a str,
     /// Whether the last try failed.
-    pub(super) failed: bool,
+    pub(crate) failed: bool,
+    /// A line of help under the form.
+    pub(crate) note: Option<&'a str>,
 }
 
 /// `GET /dashboard/login`.
-pub(super) fn login(form: &LoginForm<'_>) -> Markup {
+pub(crate) fn login(brand: Brand<'_>, form: &LoginForm<'_>) -> Markup {
     layout(
+        brand,
         "Log in",
         None,
         html! {
@@ -115,11 +126,8 @@ pub(super) fn login(form: &LoginForm<'_>) -> Markup {
                 }
                 p { button.primary type="submit" { "Log in" } }
             }
-            p.muted {
-                "The demo's login is in the file that "
-                code { "--demo-tokens" }
-                " wrote: "
-                code { "jq '.[] | select(.label == \"dashboard\")' /tmp/tokens.json" }
+            @if let Some(note) = form.note {
+                p.muted { (note) }
             }
         },
     )
@@ -128,28 +136,29 @@ pub(super) fn login(form: &LoginForm<'_>) -> Markup {
 // ---- the token page ----
 
 /// What the token page shows.
-pub(super) struct TokensPage<'a> {
+pub(crate) struct TokensPage<'a> {
     /// The session's CSRF token, for every form.
-    pub(super) csrf: &'a str,
+    pub(crate) csrf: &'a str,
     /// The time the rows' expiry warnings are judged at.
-    pub(super) now: SystemTime,
+    pub(crate) now: SystemTime,
     /// The list.
-    pub(super) rows: &'a [Row],
+    pub(crate) rows: &'a [Row],
     /// A token just made, shown this once.
-    pub(super) new_token: Option<&'a NewToken>,
+    pub(crate) new_token: Option<&'a NewToken>,
     /// What the last action did.
-    pub(super) notice: Option<&'a str>,
+    pub(crate) notice: Option<&'a str>,
     /// Why the create form was refused.
-    pub(super) error: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
     /// The create form's name, shown again after an error.
-    pub(super) name: &'a str,
+    pub(crate) name: &'a str,
     /// The create form's scopes, checked again after an error.
-    pub(super) checked: S,
+    pub(crate) checked: S,
 }
 
 /// `GET /dashboard/settings/api-tokens`.
-pub(super) fn tokens(page: &TokensPage<'_>) -> Markup {
+pub(crate) fn tokens(brand: Brand<'_>, page: &TokensPage<'_>) -> Markup {
     layout(
+        brand,
         "API Tokens",
         Some(page.csrf),
         html! {
@@ -229,7 +238,7 @@ fn scope_fieldset(checked: S, hint: &str) -> Markup {
 }
 
 /// One scope's checkbox (its `value` the scope's name), labelled with the
-/// name and the seed's description.
+/// name and its description.
 fn scope_item(name: &str, checked: bool) -> Markup {
     html! {
         li {
@@ -378,10 +387,11 @@ fn delete_question(csrf: &str, id: &str, name: &str, base: &str, own_page: bool)
 }
 
 /// `GET …/{id}/delete`: the confirmation for a browser without JavaScript.
-pub(super) fn confirm_delete(csrf: &str, info: &TokenInfo<S>) -> Markup {
+pub(crate) fn confirm_delete(brand: Brand<'_>, csrf: &str, info: &TokenInfo<S>) -> Markup {
     let base = format!("{TOKENS_PATH}/{}", info.id);
     let dialog = format!("delete-{}", info.id);
     layout(
+        brand,
         "Delete a token",
         Some(csrf),
         html! {
@@ -394,8 +404,15 @@ pub(super) fn confirm_delete(csrf: &str, info: &TokenInfo<S>) -> Markup {
 }
 
 /// `GET …/{id}/edit`: the scopes of one token.
-pub(super) fn edit(csrf: &str, info: &TokenInfo<S>, checked: S, error: Option<&str>) -> Markup {
+pub(crate) fn edit(
+    brand: Brand<'_>,
+    csrf: &str,
+    info: &TokenInfo<S>,
+    checked: S,
+    error: Option<&str>,
+) -> Markup {
     layout(
+        brand,
         "Edit a token",
         Some(csrf),
         html! {
@@ -423,7 +440,7 @@ pub(super) fn edit(csrf: &str, info: &TokenInfo<S>, checked: S, error: Option<&s
 
 /// What a row of the list is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RowKind {
+pub(crate) enum RowKind {
     PersonalAccess,
     /// An OAuth grant: an access and a refresh token and their rotations.
     Grant,
@@ -444,26 +461,26 @@ impl RowKind {
 }
 
 /// One row of the list: a token, or a grant summed up.
-pub(super) struct Row {
+pub(crate) struct Row {
     /// The token the row's buttons act on: for a grant, its newest active
     /// token (deleting any token of a grant deletes the grant).
-    pub(super) action_id: TokenId,
-    pub(super) name: String,
-    pub(super) kind: RowKind,
+    pub(crate) action_id: TokenId,
+    pub(crate) name: String,
+    pub(crate) kind: RowKind,
     /// Prefix and last four characters of each token shown.
-    pub(super) hints: Vec<String>,
-    pub(super) scopes: S,
-    pub(super) status: TokenStatus,
-    pub(super) created_at: SystemTime,
-    pub(super) expires_at: SystemTime,
-    pub(super) last_used_at: Option<SystemTime>,
+    pub(crate) hints: Vec<String>,
+    pub(crate) scopes: S,
+    pub(crate) status: TokenStatus,
+    pub(crate) created_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) last_used_at: Option<SystemTime>,
     /// A grant's members: (id, status, created, hint).
     members: Vec<(TokenId, TokenStatus, SystemTime, String)>,
 }
 
 impl Row {
     /// The row of one token.
-    pub(super) fn of(info: &TokenInfo<S>) -> Self {
+    pub(crate) fn of(info: &TokenInfo<S>) -> Self {
         Self {
             action_id: info.id,
             name: info.name.clone(),
@@ -482,7 +499,7 @@ impl Row {
     }
 
     /// The row of a grant, from its first token.
-    pub(super) fn grant(info: &TokenInfo<S>) -> Self {
+    pub(crate) fn grant(info: &TokenInfo<S>) -> Self {
         let mut row = Self::of(info);
         row.kind = RowKind::Grant;
         row.members = vec![(info.id, info.status, info.created_at, info.hint.clone())];
@@ -494,7 +511,7 @@ impl Row {
     /// spent (only spent refresh tokens left); it began with its first,
     /// lasts until its last expires, and shows the hints of its active
     /// tokens.
-    pub(super) fn add_to_grant(&mut self, info: &TokenInfo<S>) {
+    pub(crate) fn add_to_grant(&mut self, info: &TokenInfo<S>) {
         self.members
             .push((info.id, info.status, info.created_at, info.hint.clone()));
         self.scopes |= info.scopes;
@@ -556,6 +573,11 @@ fn when(time: SystemTime) -> Markup {
     html! { time datetime=(full) { (shown) } }
 }
 
+/// RFC 3339 in UTC, to the second.
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
 /// "in 3 days", "in less than a day".
 fn in_days(now: SystemTime, at: SystemTime) -> String {
     let days = at.duration_since(now).unwrap_or_default().as_secs() / 86_400;
@@ -568,20 +590,39 @@ fn in_days(now: SystemTime, at: SystemTime) -> String {
 
 // ---- consent ----
 
+/// What the consent page says besides the request.
+pub(crate) struct Consent<'a> {
+    /// The session's CSRF token.
+    pub(crate) csrf: &'a str,
+    /// The authorization request's query, carried by the form.
+    pub(crate) query: &'a str,
+    /// The access token's lifetime, in words ("15 days").
+    pub(crate) access_lifetime: &'a str,
+    /// The refresh token's lifetime, in words.
+    pub(crate) refresh_lifetime: &'a str,
+}
+
 /// The consent page of an OAuth client's authorization request: who asks,
 /// where the answer goes, one checked box per requested scope, `Allow` and
 /// `Deny`. The form carries the request's query (checked again on POST).
-pub(super) fn consent(csrf: &str, query: &str, pending: &PendingAuthorization<S>) -> Markup {
+pub(crate) fn consent(
+    brand: Brand<'_>,
+    page: &Consent<'_>,
+    pending: &PendingAuthorization<S>,
+) -> Markup {
     let client = &pending.client;
+    let csrf = page.csrf;
     layout(
+        brand,
         "Authorize an application",
         Some(csrf),
         html! {
             h1 { "Authorize " (client.name) }
             p {
                 strong id="client-name" { (client.name) }
-                " asks for access to your PayRequest account. It will get an access token \
-                 (15 days) and a refresh token (30 days) with the scopes you allow."
+                " asks for access to your " (brand.product) " account. It will get an access token ("
+                (page.access_lifetime) ") and a refresh token (" (page.refresh_lifetime)
+                ") with the scopes you allow."
             }
             dl.client {
                 dt { "Client ID" }
@@ -594,9 +635,9 @@ pub(super) fn consent(csrf: &str, query: &str, pending: &PendingAuthorization<S>
                 }
             }
             p.muted { "The name is what the application says it is. Allow only applications you started yourself." }
-            form id="consent" method="post" action="/oauth/authorize" {
+            form id="consent" method="post" action=(AUTHORIZE_PATH) {
                 (csrf_field(csrf))
-                input type="hidden" name="request" value=(query);
+                input type="hidden" name="request" value=(page.query);
                 fieldset.scopes {
                     legend { "Requested scopes" }
                     p.muted { "Untick any scope you do not want to grant." }
@@ -622,7 +663,7 @@ pub(super) fn consent(csrf: &str, query: &str, pending: &PendingAuthorization<S>
 /// What went wrong with a request, as a page that says so, with its status
 /// and a way back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Problem {
+pub(crate) enum Problem {
     /// 403: a state-changing request without the session's CSRF token.
     CsrfRefused,
     /// 400 (or the body's status): a form that cannot be read.
@@ -644,51 +685,62 @@ pub(super) enum Problem {
     BadAuthorization(&'static str),
 }
 
+/// A problem as a response: its status, and the problem itself for
+/// [`render_problems`](crate::render_problems) to write the page of, in the
+/// dashboard's frame.
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let (status, title, message) = match self {
+        (self.status(), Extension(self)).into_response()
+    }
+}
+
+impl Problem {
+    /// The status of the problem's page.
+    fn status(self) -> StatusCode {
+        match self {
+            Self::CsrfRefused => StatusCode::FORBIDDEN,
+            Self::BadForm(status) => status,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServerError | Self::SessionFailed | Self::RandomnessFailed => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::BadAuthorization(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The page that says what went wrong, with a way back.
+    pub(crate) fn page(self, brand: Brand<'_>) -> Markup {
+        let (title, message) = match self {
             Self::CsrfRefused => (
-                StatusCode::FORBIDDEN,
                 "Request refused",
                 "This form was not sent from this page of your session (its security token is \
                  missing or out of date). Reload the page and try again.",
             ),
-            Self::BadForm(status) => (status, "Bad request", "The form could not be read."),
-            Self::NotFound => (
-                StatusCode::NOT_FOUND,
-                "No such token",
-                "There is no such token among yours.",
-            ),
-            Self::Conflict(message) => {
-                (StatusCode::CONFLICT, "Not possible for this token", message)
-            }
+            Self::BadForm(_) => ("Bad request", "The form could not be read."),
+            Self::NotFound => ("No such token", "There is no such token among yours."),
+            Self::Conflict(message) => ("Not possible for this token", message),
             Self::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
                 "The token store cannot be reached. Try again in a moment.",
             ),
             Self::ServerError => (
-                StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "The request could not be completed.",
             ),
             Self::SessionFailed => (
-                StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "Your session could not be read or saved. Log in again.",
             ),
             Self::RandomnessFailed => (
-                StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "A security token could not be generated. Try again.",
             ),
-            Self::BadAuthorization(message) => (
-                StatusCode::BAD_REQUEST,
-                "Authorization request refused",
-                message,
-            ),
+            Self::BadAuthorization(message) => ("Authorization request refused", message),
         };
-        let page = layout(
+        layout(
+            brand,
             title,
             None,
             html! {
@@ -696,8 +748,7 @@ impl IntoResponse for Problem {
                 p.error role="alert" { (message) }
                 p { a href=(TOKENS_PATH) { "Back to Settings → API Tokens" } }
             },
-        );
-        (status, page).into_response()
+        )
     }
 }
 
@@ -706,7 +757,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_scope_has_the_seed_description() {
+    fn every_scope_has_its_documented_description() {
         for (name, _) in S::SCOPES {
             assert!(!description(name).is_empty(), "{name}");
         }

@@ -34,3 +34,8 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 pub use sqlx;
+
+/// The package README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "sqlite", feature = "postgres"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

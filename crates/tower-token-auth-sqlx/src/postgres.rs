@@ -2,7 +2,7 @@
 //!
 //! [`PgStore`] keeps tokens in one table. It is a [`TokenStore`] (the
 //! middleware's lookup: one indexed `SELECT` by digest) and a
-//! [`TokenBackend`]: put a [`TokenManager`](crate::manager::TokenManager)
+//! [`TokenBackend`]: put a [`TokenManager`]
 //! over it, and tokens are issued, rotated, revoked and purged by the same
 //! rules as over any other backend. The store itself holds no policy and
 //! emits no audit event; it stores rows, and makes each change atomic as
@@ -10,11 +10,11 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use sqlx::postgres::PgPoolOptions;
 //! use tower_token_auth::manager::{IssueRequest, TokenManager};
-//! use tower_token_auth::store::PgStore;
 //! use tower_token_auth::token::TokenKind;
 //! use tower_token_auth::TokenAuthLayer;
+//! use tower_token_auth_sqlx::sqlx::postgres::PgPoolOptions;
+//! use tower_token_auth_sqlx::PgStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,8 +43,8 @@
 //!
 //! # Schema and migrations
 //!
-//! The schema ships with the crate in `migrations/` (in the crate's source,
-//! next to `Cargo.toml`): `0001_tokens.sql` creates the table,
+//! The schema ships with this crate in `migrations/` (in the crate's
+//! source, next to `Cargo.toml`, and compiled into the library): `0001_tokens.sql` creates the table,
 //! `0002_purge_indexes.sql` the indexes of [`TokenBackend::purge`],
 //! `0003_audience.sql` the `audience` column, `0004_oauth_kinds.sql` lets
 //! the table hold authorization codes and client registrations,
@@ -68,7 +68,7 @@
 //! | `scopes` | `bigint` | the scope set's bits (the source of truth) |
 //! | `scope_names` | `text[]` | the same scopes spelled out, for SQL readers |
 //! | `created_at`, `expires_at`, `revoked_at`, `spent_at`, `last_used_at` | `timestamptz` | |
-//! | `family_id`, `family_started_at` | `bigint`, `timestamptz` | [`Family`](crate::token::Family) |
+//! | `family_id`, `family_started_at` | `bigint`, `timestamptz` | [`Family`](tower_token_auth::token::Family) |
 //! | `audience` | `text[]` | the RFC 8707 resources, in order (empty for none) |
 //! | `client_id` | `text` (nullable) | the OAuth client the token was issued to |
 //!
@@ -85,7 +85,7 @@
 //! columns hold the same 64 bits read as signed, so ids of 2⁶³ and above
 //! show as negative numbers in SQL (`tok_…` in the application is the hex of
 //! the unsigned value). `timestamptz` keeps microseconds, and the
-//! [`TokenManager`](crate::manager::TokenManager) rounds every time down to
+//! [`TokenManager`] rounds every time down to
 //! the microsecond before it reaches the store, so a record read back equals
 //! the record that was inserted. Scope bits that the scope set no longer
 //! defines are dropped when a row is read.
@@ -108,7 +108,7 @@
 //!   other within a family. An `exchange` is one transaction: the lock, then
 //!   `SELECT … FOR UPDATE` of the family's rows and the presented one, the
 //!   decision, the spending, the new pair and the deletion of what the pair
-//!   supersedes.
+//!   supersedes ([`Exchange::superseded`] of the locked family).
 //! - Every statement that locks several rows locks them in `id` order
 //!   (`revoke_family`, `exchange`, `record_use`, `purge`), so no two of them
 //!   can deadlock.
@@ -124,9 +124,8 @@
 //! before. Those are revocations (of a token or of a family), scope
 //! changes, the spending of a refresh token in an exchange and the tokens
 //! an exchange deletes. New tokens are not announced (no cache can hold
-//! them), nor are purged ones (dead already). With the `cache` feature, a
-//! [`RevocationListener`] evicts the announced tokens from a
-//! [`CachedStore`](crate::store::CachedStore) on every instance; any other
+//! them), nor are purged ones (dead already). A [`RevocationListener`]
+//! evicts the announced tokens from a [`CachedStore`] on every instance; any other
 //! payload on the channel (for example `all`, sent by an operator after
 //! editing the table by hand) flushes the whole cache.
 //!
@@ -142,16 +141,12 @@
 //! Nothing is cached here, so when the database comes back the pool
 //! reconnects and requests succeed again.
 
-#[cfg(feature = "cache")]
 mod listener;
 mod queries;
 mod row;
 
-#[cfg(feature = "cache")]
-#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use listener::{ListenerHandle, RevocationListener};
 
-use std::cmp::Reverse;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -161,45 +156,46 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Executor as _, Postgres, Transaction};
 
+use tower_token_auth::error::StoreError;
+#[cfg(doc)]
+use tower_token_auth::manager::TokenManager;
+use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
+use tower_token_auth::store::{
+    CachedStore, Exchange, ExchangeOutcome, FindResult, SharedRecord, TokenBackend, TokenStore,
+};
+use tower_token_auth::token::{FamilyId, Lookup, TokenDigest, TokenId, TokenRecord};
+
 use self::queries::Queries;
 use self::row::{id_to_db, record_from_row, scope_names, store_error, time_to_db, InsertColumns};
-use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
-use super::{FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
-use crate::scope::{PayRequestScopes, ScopeSet};
-use crate::token::{TokenDigest, TokenKind};
 
 /// The migrations shipped with the crate: version, description, SQL (with
 /// the default prefix).
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "tokens",
-        include_str!("../../migrations/0001_tokens.sql"),
-    ),
+    (1, "tokens", include_str!("../migrations/0001_tokens.sql")),
     (
         2,
         "purge indexes",
-        include_str!("../../migrations/0002_purge_indexes.sql"),
+        include_str!("../migrations/0002_purge_indexes.sql"),
     ),
     (
         3,
         "audience",
-        include_str!("../../migrations/0003_audience.sql"),
+        include_str!("../migrations/0003_audience.sql"),
     ),
     (
         4,
         "oauth kinds",
-        include_str!("../../migrations/0004_oauth_kinds.sql"),
+        include_str!("../migrations/0004_oauth_kinds.sql"),
     ),
     (
         5,
         "client_id",
-        include_str!("../../migrations/0005_client_id.sql"),
+        include_str!("../migrations/0005_client_id.sql"),
     ),
 ];
 
 /// Tokens in PostgreSQL: a [`TokenBackend`] for a
-/// [`TokenManager`](crate::manager::TokenManager). See the
+/// [`TokenManager`]. See the
 /// [module docs](self).
 ///
 /// Cloning is cheap and every clone shares the pool. Build it from the
@@ -267,10 +263,11 @@ impl<S: ScopeSet> PgStore<S> {
     /// else is [`StoreError::Misconfigured`].
     ///
     /// ```
-    /// # use tower_token_auth::store::PgStore;
+    /// # use tower_token_auth_sqlx::PgStore;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/app")?;
+    /// # let pool = tower_token_auth_sqlx::sqlx::postgres::PgPoolOptions::new()
+    /// #     .connect_lazy("postgres://localhost/app")?;
     /// let store = PgStore::new(pool.clone()).table_prefix("billing_")?;
     /// assert_eq!(store.table(), "billing_tokens");
     /// assert_eq!(store.channel(), "billing_revoked");
@@ -356,10 +353,8 @@ impl<S: ScopeSet> PgStore<S> {
     }
 
     /// A listener that evicts the tokens changed through any store on this
-    /// table (on any instance) from a [`CachedStore`](crate::store::CachedStore).
+    /// table (on any instance) from a [`CachedStore`].
     /// See [`RevocationListener`].
-    #[cfg(feature = "cache")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn revocation_listener(&self) -> RevocationListener {
         RevocationListener::new(self.inner.pool.clone(), self.inner.queries.channel.clone())
     }
@@ -370,11 +365,9 @@ impl<S: ScopeSet> PgStore<S> {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    #[cfg(feature = "cache")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn spawn_revocation_listener<St: TokenStore>(
         &self,
-        cache: crate::store::CachedStore<St>,
+        cache: CachedStore<St>,
     ) -> ListenerHandle {
         self.revocation_listener().spawn(cache)
     }
@@ -422,43 +415,18 @@ fn shared_records<S: ScopeSet>(rows: &[PgRow]) -> Result<Vec<SharedRecord<S>>, S
     rows.iter().map(shared_record).collect()
 }
 
-/// The ids of the records an exchange's new pair supersedes, among
-/// `family` (the family's records after the exchange, the new pair
-/// included): its access tokens but the newest `retain_access` (by
-/// `created_at`, then id), and its spent refresh tokens but the newest
-/// `retain_spent` (by `spent_at`, then id). Ids compare as the unsigned
-/// numbers they are, as every backend compares them.
-fn superseded<S>(
-    family: &[&TokenRecord<S>],
-    retain_access: usize,
-    retain_spent: usize,
-) -> Vec<TokenId> {
-    let mut access: Vec<(SystemTime, TokenId)> = family
-        .iter()
-        .filter(|r| r.kind == TokenKind::Access)
-        .map(|r| (r.created_at, r.id))
-        .collect();
-    access.sort_unstable_by_key(|key| Reverse(*key));
-    let mut spent: Vec<(SystemTime, TokenId)> = family
-        .iter()
-        .filter_map(|r| r.spent_at.map(|at| (at, r.id)))
-        .collect();
-    spent.sort_unstable_by_key(|key| Reverse(*key));
-    access
-        .into_iter()
-        .skip(retain_access)
-        .chain(spent.into_iter().skip(retain_spent))
-        .map(|(_, id)| id)
-        .collect()
-}
-
 #[async_trait]
 impl<S: ScopeSet> TokenStore for PgStore<S> {
     type Scopes = S;
 
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<SharedRecord<S>>, StoreError> {
-        let query = sqlx::query(&self.q().find).bind(digest.as_bytes().to_vec());
+    async fn find(&self, key: Lookup<'_>) -> FindResult<S> {
+        let query = sqlx::query(&self.q().find).bind(key.digest().as_bytes().to_vec());
         self.fetch_one(query).await
+    }
+
+    /// Always `None`: every lookup is a query.
+    fn find_now(&self, _digest: &TokenDigest) -> Option<FindResult<S>> {
+        None
     }
 }
 
@@ -588,12 +556,12 @@ impl<S: ScopeSet> TokenBackend for PgStore<S> {
                 record.spent_at = Some(x.at);
             }
         }
-        let family: Vec<&TokenRecord<S>> = locked
+        let family = locked
             .iter()
             .filter(|r| r.family.map(|f| f.id) == Some(x.family))
-            .chain([&x.access, &x.refresh])
-            .collect();
-        let gone: Vec<i64> = superseded(&family, x.retain_access, x.retain_spent)
+            .chain([&x.access, &x.refresh]);
+        let gone: Vec<i64> = x
+            .superseded(family)
             .into_iter()
             .map(|id| id_to_db(id.as_u64()))
             .collect();
@@ -639,60 +607,72 @@ impl<S: ScopeSet> TokenBackend for PgStore<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
     use super::*;
-    use crate::token::Family;
 
     fn assert_send<T: Send>(_: &T) {}
 
     /// Every future of the store can be spawned.
     #[allow(dead_code)]
-    fn futures_are_send(store: PgStore<crate::PayRequestScopes>, x: Exchange<PayRequestScopes>) {
+    fn futures_are_send(store: PgStore<PayRequestScopes>, x: Exchange<PayRequestScopes>) {
         let now = SystemTime::now();
         let id = TokenId::from_u64(1);
         assert_send(&store.migrate());
-        assert_send(&store.find(&x.presented));
+        assert_send(&store.find(x.presented.into()));
         assert_send(&store.insert(&[]));
         assert_send(&store.exchange(&x));
         assert_send(&store.revoke_family(x.family, now));
         assert_send(&store.update_scopes(id, PayRequestScopes::BILLING_READ, now));
+        assert_send(&store.record_use(&[]));
         assert_send(&store.purge(now));
     }
 
+    /// A record of family 7, created at `created` (seconds after the
+    /// epoch) and spent at `spent`.
     fn record(
         id: u64,
-        kind: TokenKind,
+        kind: tower_token_auth::token::TokenKind,
         created: u64,
         spent: Option<u64>,
     ) -> TokenRecord<PayRequestScopes> {
+        use std::time::{Duration, UNIX_EPOCH};
         let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
-        TokenRecord {
-            id: TokenId::from_u64(id),
-            digest: TokenDigest::of(&format!("pr_x_{id}")),
-            name: "n".into(),
-            owner: "o".into(),
+        let mut record = TokenRecord::new(
+            TokenId::from_u64(id),
+            TokenDigest::of(&format!("pr_x_{id}")),
             kind,
-            scopes: PayRequestScopes::BILLING_READ,
-            created_at: at(created),
-            expires_at: at(1_000),
-            revoked_at: None,
-            hint: "h".into(),
-            family: Some(Family {
-                id: FamilyId::from_u64(7),
-                started_at: at(0),
-            }),
-            spent_at: spent.map(at),
-            last_used_at: None,
-            audience: Vec::new(),
-            client_id: None,
-        }
+            PayRequestScopes::BILLING_READ,
+            at(created),
+            at(1_000),
+        );
+        record.family = Some(tower_token_auth::token::Family {
+            id: FamilyId::from_u64(7),
+            started_at: at(0),
+        });
+        record.spent_at = spent.map(at);
+        record
     }
 
+    /// The exchange of `presented`, keeping `retain_access` access tokens
+    /// and `retain_spent` spent refresh tokens (the new pair is not looked
+    /// at: the family given to `superseded` holds it).
+    fn keeping(retain_access: usize, retain_spent: usize) -> Exchange<PayRequestScopes> {
+        use tower_token_auth::token::TokenKind::{Access, Refresh};
+        Exchange::new(
+            TokenDigest::of("pr_x_presented"),
+            FamilyId::from_u64(7),
+            SystemTime::UNIX_EPOCH,
+            [record(100, Access, 0, None), record(101, Refresh, 0, None)],
+            retain_access,
+            retain_spent,
+        )
+    }
+
+    /// What the exchange deletes, from the family as the store reads it
+    /// (decoded rows, ids back to unsigned).
     #[test]
     fn an_exchange_supersedes_old_access_tokens_and_old_spent_ones() {
-        use TokenKind::{Access, Refresh};
-        let records = [
+        use tower_token_auth::token::TokenKind::{Access, Refresh};
+        let family = [
             record(1, Access, 10, None),
             record(2, Refresh, 10, Some(20)),
             record(3, Access, 20, None),
@@ -700,22 +680,21 @@ mod tests {
             record(5, Access, 30, None),
             record(6, Refresh, 30, None),
         ];
-        let family: Vec<_> = records.iter().collect();
-        let gone = superseded(&family, 2, 1);
+        let gone = keeping(2, 1).superseded(&family);
         assert_eq!(gone, [TokenId::from_u64(1), TokenId::from_u64(2)]);
-        assert!(superseded(&family, 3, 2).is_empty());
+        assert!(keeping(3, 2).superseded(&family).is_empty());
     }
 
     #[test]
     fn ties_are_broken_by_the_unsigned_id() {
-        use TokenKind::Access;
-        // Signed, `u64::MAX` would be -1 and the oldest; unsigned, it is
-        // the newest of the tie and stays.
-        let records = [
-            record(u64::MAX, Access, 10, None),
+        use tower_token_auth::token::TokenKind::Access;
+        // Stored signed, `u64::MAX` is -1 and would be the oldest; read
+        // back unsigned, it is the newest of the tie and stays.
+        let stored = row::id_to_db(u64::MAX);
+        let family = [
+            record(row::id_from_db(stored), Access, 10, None),
             record(1, Access, 10, None),
         ];
-        let family: Vec<_> = records.iter().collect();
-        assert_eq!(superseded(&family, 1, 1), [TokenId::from_u64(1)]);
+        assert_eq!(keeping(1, 1).superseded(&family), [TokenId::from_u64(1)]);
     }
 }

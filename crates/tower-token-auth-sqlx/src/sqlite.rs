@@ -3,8 +3,9 @@
 //!
 //! ```
 //! use tower_token_auth::manager::{IssueRequest, TokenManager};
-//! use tower_token_auth::store::{SqliteStore, TokenStore};
+//! use tower_token_auth::store::TokenStore;
 //! use tower_token_auth::token::TokenKind;
+//! use tower_token_auth_sqlx::SqliteStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_token_auth::manager::TokenError> {
@@ -16,11 +17,11 @@
 //!     .await?;
 //!
 //! // The middleware's lookup: one indexed SELECT by digest.
-//! let found = tokens.find(&issued.secret.digest()).await?;
+//! let found = tokens.find(issued.secret.lookup()).await?;
 //! assert_eq!(found.as_deref(), Some(&*issued.record));
 //!
 //! assert!(tokens.revoke(issued.record.id).await?);
-//! assert!(tokens.find(&issued.secret.digest()).await?.unwrap().is_revoked());
+//! assert!(tokens.find(issued.secret.lookup()).await?.unwrap().is_revoked());
 //! # Ok(())
 //! # }
 //! ```
@@ -28,8 +29,8 @@
 //! # Schema
 //!
 //! [`SqliteStore::connect`] and [`SqliteStore::migrate`] apply the
-//! migrations shipped in the crate's `migrations/sqlite/` (next to
-//! `Cargo.toml`) in one transaction and record them in
+//! migrations shipped in this crate's `migrations/sqlite/` (compiled into
+//! the library) in one transaction and record them in
 //! `tower_token_auth_migrations`; running them again does nothing. The
 //! tokens live in one `STRICT, WITHOUT ROWID` table,
 //! `tower_token_auth_tokens`:
@@ -49,7 +50,7 @@
 //!
 //! Ids are unsigned 64-bit numbers stored bit for bit, so those of 2⁶³ and
 //! above read as negative in SQL. Times keep whole microseconds, as the
-//! [`TokenManager`](super::TokenManager) rounds them: a record reads back
+//! [`TokenManager`] rounds them: a record reads back
 //! exactly as it was inserted. Scope bits the scope set no longer defines
 //! are dropped when a row is read.
 //!
@@ -66,7 +67,8 @@
 //!   RETURNING`: of concurrent revocations of one token, exactly one
 //!   returns it;
 //! - `exchange` is one write transaction (check the refresh token, spend
-//!   it, store the pair, delete what it supersedes), and `revoke_family` one
+//!   it, store the pair, read the family and delete what
+//!   [`Exchange::superseded`] names), and `revoke_family` one
 //!   statement: they never interleave, and neither do two exchanges;
 //! - `insert` and a `record_use` batch are one transaction each: all or
 //!   nothing, and batches never deadlock (the lock is taken up front).
@@ -104,10 +106,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{query::Query, Row, Sqlite, Transaction};
 
-use super::backend::{Exchange, ExchangeOutcome, SharedRecord, TokenBackend};
-use super::{CompactString, Family, FamilyId, StoreError, TokenId, TokenRecord, TokenStore};
-use crate::scope::{PayRequestScopes, ScopeSet};
-use crate::token::{TokenDigest, TokenKind};
+use tower_token_auth::error::StoreError;
+#[cfg(doc)]
+use tower_token_auth::manager::TokenManager;
+use tower_token_auth::scope::{PayRequestScopes, ScopeSet};
+use tower_token_auth::store::{
+    Exchange, ExchangeOutcome, FindResult, SharedRecord, TokenBackend, TokenStore,
+};
+use tower_token_auth::token::{
+    Family, FamilyId, Lookup, TokenDigest, TokenId, TokenKind, TokenRecord,
+};
 
 /// How long a write waits for the database's write lock, and a call for a
 /// connection of the pool, before the store is [`StoreError::Unavailable`].
@@ -118,12 +126,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "tokens",
-        include_str!("../../migrations/sqlite/0001_tokens.sql"),
+        include_str!("../migrations/sqlite/0001_tokens.sql"),
     ),
     (
         2,
         "client_id",
-        include_str!("../../migrations/sqlite/0002_client_id.sql"),
+        include_str!("../migrations/sqlite/0002_client_id.sql"),
     ),
 ];
 
@@ -173,16 +181,8 @@ const REVOKE_FAMILY: &str = concat!(
 const PRESENTED: &str =
     "SELECT family_id, revoked_at, spent_at FROM tower_token_auth_tokens WHERE digest = ?1";
 const SPEND: &str = "UPDATE tower_token_auth_tokens SET spent_at = ?2 WHERE digest = ?1";
-// Newest first is by time, then by id as the unsigned number it is: ids
-// stored as negative INTEGERs are the larger ones.
-const DELETE_OLD_ACCESS: &str = "DELETE FROM tower_token_auth_tokens \
-     WHERE family_id = ?1 AND kind = 'access' AND id NOT IN (\
-         SELECT id FROM tower_token_auth_tokens WHERE family_id = ?1 AND kind = 'access' \
-         ORDER BY created_at DESC, id < 0 DESC, id DESC LIMIT ?2)";
-const DELETE_OLD_SPENT: &str = "DELETE FROM tower_token_auth_tokens \
-     WHERE family_id = ?1 AND spent_at IS NOT NULL AND id NOT IN (\
-         SELECT id FROM tower_token_auth_tokens WHERE family_id = ?1 AND spent_at IS NOT NULL \
-         ORDER BY spent_at DESC, id < 0 DESC, id DESC LIMIT ?2)";
+const FAMILY: &str = select!("family_id = ?1");
+const DELETE: &str = "DELETE FROM tower_token_auth_tokens WHERE id = ?1";
 const RECORD_USE: &str = "UPDATE tower_token_auth_tokens SET last_used_at = ?2 \
      WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)";
 const PURGE: &str = "DELETE FROM tower_token_auth_tokens WHERE revoked_at < ?1 OR expires_at < ?1";
@@ -268,9 +268,9 @@ impl<S: ScopeSet> SqliteStore<S> {
     /// database one connection that is never closed.
     ///
     /// ```
-    /// use sqlx::sqlite::SqlitePoolOptions;
-    /// use tower_token_auth::store::SqliteStore;
-    /// use tower_token_auth::PayRequestScopes;
+    /// use tower_token_auth::scope::PayRequestScopes;
+    /// use tower_token_auth_sqlx::sqlx::sqlite::SqlitePoolOptions;
+    /// use tower_token_auth_sqlx::SqliteStore;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -373,9 +373,15 @@ impl<S: ScopeSet> SqliteStore<S> {
 impl<S: ScopeSet> TokenStore for SqliteStore<S> {
     type Scopes = S;
 
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<SharedRecord<S>>, StoreError> {
+    async fn find(&self, key: Lookup<'_>) -> FindResult<S> {
+        let digest = key.digest();
         self.fetch_one_record(sqlx::query(FIND).bind(&digest.as_bytes()[..]))
             .await
+    }
+
+    /// Always `None`: every lookup is a query.
+    fn find_now(&self, _digest: &TokenDigest) -> Option<FindResult<S>> {
+        None
     }
 }
 
@@ -451,7 +457,6 @@ impl<S: ScopeSet> TokenBackend for SqliteStore<S> {
             }
             _ => return Ok(ExchangeOutcome::NotLive),
         }
-        let retained = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query(SPEND)
             .bind(digest)
             .bind(micros(x.at)?)
@@ -460,13 +465,20 @@ impl<S: ScopeSet> TokenBackend for SqliteStore<S> {
             .map_err(store_error)?;
         insert(&mut tx, &x.access).await?;
         insert(&mut tx, &x.refresh).await?;
-        for (sql, keep) in [
-            (DELETE_OLD_ACCESS, x.retain_access),
-            (DELETE_OLD_SPENT, x.retain_spent),
-        ] {
-            sqlx::query(sql)
-                .bind(family)
-                .bind(retained(keep))
+        // The family as it now stands, read under the write lock: nothing
+        // else changes it before this transaction commits.
+        let rows = sqlx::query(FAMILY)
+            .bind(family)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let members = rows
+            .iter()
+            .map(record::<S>)
+            .collect::<Result<Vec<_>, _>>()?;
+        for id in x.superseded(&members) {
+            sqlx::query(DELETE)
+                .bind(id.as_u64() as i64)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
@@ -507,20 +519,20 @@ async fn insert<S: ScopeSet>(
     sqlx::query(INSERT)
         .bind(r.id.as_u64() as i64)
         .bind(&r.digest.as_bytes()[..])
-        .bind(r.name.as_str())
-        .bind(r.owner.as_str())
+        .bind(r.name())
+        .bind(r.owner())
         .bind(r.kind.as_str())
         .bind(r.scopes.bits() as i64)
         .bind(micros(r.created_at)?)
         .bind(micros(r.expires_at)?)
         .bind(optional(r.revoked_at)?)
-        .bind(r.hint.as_str())
+        .bind(r.hint())
         .bind(r.family.map(|f| f.id.as_u64() as i64))
         .bind(optional(r.family.map(|f| f.started_at))?)
         .bind(optional(r.spent_at)?)
         .bind(optional(r.last_used_at)?)
         .bind(serde_json::to_string(&r.audience).map_err(|e| StoreError::Backend(e.into()))?)
-        .bind(r.client_id.as_deref())
+        .bind(r.client_id())
         .bind(scope_names(r.scopes))
         .execute(conn)
         .await
@@ -532,10 +544,9 @@ async fn insert<S: ScopeSet>(
 fn record<S: ScopeSet>(row: &SqliteRow) -> Result<TokenRecord<S>, StoreError> {
     let get_i64 = |column: &str| row.try_get::<i64, _>(column).map_err(store_error);
     let get_opt = |column: &str| row.try_get::<Option<i64>, _>(column).map_err(store_error);
-    let get_text = |column: &str| row.try_get::<String, _>(column).map_err(store_error);
-    let get_compact = |column: &str| row.try_get::<CompactString, _>(column).map_err(store_error);
+    let get_text = |column: &str| row.try_get::<&str, _>(column).map_err(store_error);
     let corrupt = |what: &str| StoreError::Backend(format!("a stored {what} is invalid").into());
-    let digest: Vec<u8> = row.try_get("digest").map_err(store_error)?;
+    let digest: &[u8] = row.try_get("digest").map_err(store_error)?;
     let digest: [u8; 32] = digest.try_into().map_err(|_| corrupt("digest"))?;
     let family = match (get_opt("family_id")?, get_opt("family_started_at")?) {
         (Some(id), Some(started_at)) => Some(Family {
@@ -544,26 +555,29 @@ fn record<S: ScopeSet>(row: &SqliteRow) -> Result<TokenRecord<S>, StoreError> {
         }),
         _ => None,
     };
-    Ok(TokenRecord {
-        id: TokenId::from_u64(get_i64("id")? as u64),
-        digest: TokenDigest::from_bytes(digest),
-        name: get_compact("name")?,
-        owner: get_compact("owner")?,
-        kind: TokenKind::from_name(&get_text("kind")?).ok_or_else(|| corrupt("kind"))?,
+    let mut record = TokenRecord::new(
+        TokenId::from_u64(get_i64("id")? as u64),
+        TokenDigest::from_bytes(digest),
+        TokenKind::from_name(get_text("kind")?).ok_or_else(|| corrupt("kind"))?,
         // A token never gains a scope by being read back.
-        scopes: S::from_bits_truncate(get_i64("scopes")? as u64),
-        created_at: from_micros(get_i64("created_at")?),
-        expires_at: from_micros(get_i64("expires_at")?),
-        revoked_at: get_opt("revoked_at")?.map(from_micros),
-        hint: get_compact("hint")?,
-        family,
-        spent_at: get_opt("spent_at")?.map(from_micros),
-        last_used_at: get_opt("last_used_at")?.map(from_micros),
-        audience: serde_json::from_str(&get_text("audience")?).map_err(|_| corrupt("audience"))?,
-        client_id: row
-            .try_get::<Option<CompactString>, _>("client_id")
+        S::from_bits_truncate(get_i64("scopes")? as u64),
+        from_micros(get_i64("created_at")?),
+        from_micros(get_i64("expires_at")?),
+    )
+    .with_name(get_text("name")?)
+    .with_owner(get_text("owner")?)
+    .with_hint(get_text("hint")?)
+    .with_client_id(
+        row.try_get::<Option<&str>, _>("client_id")
             .map_err(store_error)?,
-    })
+    );
+    record.revoked_at = get_opt("revoked_at")?.map(from_micros);
+    record.family = family;
+    record.spent_at = get_opt("spent_at")?.map(from_micros);
+    record.last_used_at = get_opt("last_used_at")?.map(from_micros);
+    record.audience =
+        serde_json::from_str(get_text("audience")?).map_err(|_| corrupt("audience"))?;
+    Ok(record)
 }
 
 /// The `scope_names` column: the scopes spelled out, space-separated.

@@ -1,42 +1,34 @@
-//! The billing API: state, router and demo credentials, without `main`.
+//! The billing API example: the PayRequest demo service as a library, the
+//! router, its state and the demo credentials, without `main`.
 //!
-//! [`app`] builds the whole service from an [`AppState`]; `main.rs` serves
-//! it on a socket and tests drive it in memory:
+//! [`app`] builds the whole service from an [`AppState`]; the binary
+//! (`src/main.rs`) serves it on a socket, and the tests under `tests/`
+//! drive it in memory:
 //!
-//! ```ignore
-//! #[path = "../examples/billing_api/app.rs"]
-//! mod app;
-//!
-//! let state = app::AppState::new()?;
-//! let demo = app::demo::issue(&state).await?;
-//! let router = app::app(state);
+//! ```no_run
+//! # async fn run() -> Result<(), billing_api::demo::DemoError> {
+//! let state = billing_api::AppState::new()?;
+//! let demo = billing_api::demo::issue(&state).await?;
+//! let router = billing_api::app(state);
+//! # drop((demo, router));
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Every route group is its own module returning a `Router<AppState>`;
-//! [`app`] merges them. A new group (a token endpoint, a dashboard) is one
-//! more module and one more `merge`.
+//! [`app`] merges them, the dashboard pages of
+//! [`tower_token_auth_dashboard`] among them.
 
-// Child modules are loaded by explicit path so that this file works both as
-// `mod app;` of `main.rs` and as `#[path = "…/app.rs"] mod app;` of a test.
-#[path = "api.rs"]
 mod api;
-#[path = "dashboard/mod.rs"]
-mod dashboard;
-#[path = "demo.rs"]
 pub mod demo;
-#[path = "manage.rs"]
 mod manage;
-#[path = "oauth.rs"]
 mod oauth;
-#[path = "public.rs"]
 mod public;
-#[path = "settings.rs"]
 mod settings;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::num::NonZeroU32;
 
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
@@ -44,16 +36,16 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_token_auth::manager::{IssuePolicy, TokenManager, UsageTracker};
 use tower_token_auth::peer::Peers;
 use tower_token_auth::require_https::RequireHttpsLayer;
-use tower_token_auth::throttle::ThrottleLayer;
-use tower_token_auth::manager::{IssuePolicy, TokenManager};
 use tower_token_auth::store::{TokenBackend, TokenStore};
-use tower_token_auth::manager::UsageTracker;
+use tower_token_auth::throttle::ThrottleLayer;
 use tower_token_auth::{MemoryStore, PayRequestScopes, Rejections, TokenAuthLayer};
+use tower_token_auth_dashboard::{Dashboard, Login};
 use tracing::Level;
 
-use demo::DashboardLogin;
+use demo::{DashboardLogin, DEMO_OWNER};
 
 /// Where the service's tokens are stored: in memory by default, SQLite or
 /// PostgreSQL when `DATABASE_URL` is set (features `sqlite`, `postgres`).
@@ -131,14 +123,12 @@ fn challenge(base_url: &str) -> Rejections {
         .resource_metadata(&oauth::metadata_url(base_url))
 }
 
-/// The default public URL, for tests that serve no socket.
-#[allow(dead_code)] // used by the tests that include this file
+/// The default public URL, of a state that serves no socket.
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:3000";
 
 impl AppState {
     /// Tokens in a fresh in-memory store and a random dashboard password,
     /// served at the default URL.
-    #[allow(dead_code)] // used by the tests that include this file
     pub fn new() -> Result<Self, demo::DemoError> {
         Ok(Self::with_store(
             tokens_for(Arc::new(MemoryStore::new()), DEFAULT_BASE_URL),
@@ -162,8 +152,13 @@ impl AppState {
             .map(|r| r.as_str().into());
         let resource = bound.clone().unwrap_or_else(|| Arc::clone(&base_url));
         let challenge = challenge(&base_url);
+        // The manager's format and clock: tokens are checked as they were
+        // minted.
+        let policy = tokens.policy();
         let lookup: Lookup = Arc::new(tokens.clone());
-        let mut auth = TokenAuthLayer::new(lookup).rejections(challenge.clone());
+        let mut auth = TokenAuthLayer::over(lookup, Some(policy.get_format().clone()))
+            .clock(Arc::clone(policy.get_clock()))
+            .rejections(challenge.clone());
         if let Some(bound) = &bound {
             auth = auth.resource(&**bound);
         }
@@ -195,7 +190,6 @@ impl AppState {
     /// Trusts the forwarding headers of the proxies `peers` names: for the
     /// HTTPS rule, and for the throttle to tell the clients behind them
     /// apart.
-    #[allow(dead_code)] // not every test that includes this file needs it
     pub fn peers(mut self, peers: Peers) -> Self {
         self.throttle = self.throttle.peers(peers.clone());
         self.peers = peers;
@@ -205,7 +199,6 @@ impl AppState {
     /// The production profile: every route but `/health` refuses requests
     /// not known to arrive over TLS (403 `https_required`), before any token
     /// is read.
-    #[allow(dead_code)] // not every test that includes this file needs it
     pub fn require_https(mut self) -> Self {
         self.https_required = true;
         self
@@ -217,11 +210,12 @@ impl AppState {
     /// Its RFC 9728 document names `issuer`, so that a client discovering
     /// it gets its tokens where they can be validated. Audience and
     /// challenge stay the same.
-    #[allow(dead_code)] // not every test that includes this file needs it
     pub fn validate_remotely(mut self, remote: Lookup, issuer: &str) -> Self {
         self.authorization_server = issuer.trim_end_matches('/').into();
         let challenge = challenge(&self.base_url);
-        self.auth = TokenAuthLayer::new(remote)
+        // The remote server's tokens are opaque here: every well-formed
+        // bearer token is asked about.
+        self.auth = TokenAuthLayer::over(remote, None)
             .rejections(challenge)
             .resource(&*self.resource);
         self
@@ -230,7 +224,6 @@ impl AppState {
     /// Records when tokens are used, at most once per token per `interval`,
     /// written by a task spawned on the current tokio runtime; listings show
     /// it as `last_used_at`.
-    #[allow(dead_code)] // not every test that includes this file tracks usage
     pub fn track_usage(mut self, interval: Duration) -> Self {
         let (tracker, worker) = UsageTracker::new(self.tokens.clone(), interval);
         tokio::spawn(worker.run());
@@ -261,7 +254,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router(&state.auth))
         .merge(oauth::router(&state))
         .merge(settings::router())
-        .merge(dashboard::router(&state))
+        .merge(dashboard(&state).router())
         .route_layer(state.throttle.clone());
     if state.https_required {
         let https = RequireHttpsLayer::new(state.peers.clone()).rejections(Rejections::new(REALM));
@@ -277,6 +270,20 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+/// The dashboard pages (Settings → API Tokens, the consent page of
+/// `/oauth/authorize`) over the service's tokens, for the demo login.
+fn dashboard(state: &AppState) -> Dashboard<Backend> {
+    let login =
+        Login::new(&state.dashboard.username, &state.dashboard.password).for_owner(DEMO_OWNER);
+    Dashboard::new(state.tokens.clone(), &*state.base_url, login)
+        .secure_cookies(state.https_required)
+        .subtitle("dashboard (billing_api example)")
+        .login_note(
+            "The demo's login is in the file that --demo-tokens wrote: \
+             jq '.[] | select(.label == \"dashboard\")' /tmp/tokens.json",
+        )
 }
 
 /// The span of one request: method and matched route only.

@@ -2,7 +2,7 @@
 //! protected by bearer tokens and per-route OAuth scopes.
 //!
 //! ```text
-//! cargo run --example billing_api -- [--addr 127.0.0.1:3000] [--demo-tokens FILE]
+//! cargo run -p billing_api -- [--addr 127.0.0.1:3000] [--demo-tokens FILE]
 //! ```
 //!
 //! With `--demo-tokens FILE` it issues one token per situation worth trying
@@ -21,7 +21,7 @@
 //! Logs go to stderr, filtered by `RUST_LOG` (default
 //! `info,tower_token_auth=debug`); they never contain a token.
 
-mod app;
+use billing_api as app;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -44,7 +44,7 @@ Environment:
   RUST_LOG                 log filter (default info,tower_token_auth=debug)
   DATABASE_URL             where tokens live: unset = in memory; sqlite:PATH (build with
                            --features sqlite; the file is created when missing) or
-                           postgres://… (build with --features postgres; add cache for a
+                           postgres://… (build with --features postgres: with a
                            revocation-aware cache)
   RESOURCE                 this server's resource identifier (RFC 8707 / RFC 9728);
                            default http://ADDR. Tokens issued here are for it; tokens
@@ -217,7 +217,7 @@ fn remote_lookup() -> Result<Option<(app::Lookup, String)>, String> {
     {
         Err(format!(
             "INTROSPECTION_URL={url} needs a build with introspection support: \
-             cargo run --example billing_api --features introspection"
+             cargo run -p billing_api --features introspection"
         ))
     }
 }
@@ -274,7 +274,7 @@ fn parse_profile(profile: &str, proxies: &str) -> Result<Profile, String> {
 
 /// The in-memory store, or the database `DATABASE_URL` names: SQLite
 /// (`sqlite:PATH`, feature `sqlite`) or PostgreSQL (`postgres://…`, feature
-/// `postgres`, with a revocation-aware cache under `cache`). A URL this
+/// `postgres`, with a revocation-aware cache). A URL this
 /// build cannot serve is an error, never a silent fallback to memory.
 async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
     let Some(url) = env("DATABASE_URL") else {
@@ -284,7 +284,7 @@ async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
         {
-            let store = tower_token_auth::store::SqliteStore::connect(&url)
+            let store = tower_token_auth_sqlx::SqliteStore::connect(&url)
                 .await
                 .map_err(|e| format!("cannot open DATABASE_URL: {e}"))?;
             tracing::info!("token store: SQLite");
@@ -292,7 +292,7 @@ async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
         }
         #[cfg(not(feature = "sqlite"))]
         return Err("DATABASE_URL=sqlite:… needs a build with SQLite support: \
-                    cargo run --example billing_api --features sqlite"
+                    cargo run -p billing_api --features sqlite"
             .into());
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -301,7 +301,7 @@ async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
         #[cfg(not(feature = "postgres"))]
         return Err(
             "DATABASE_URL=postgres://… needs a build with PostgreSQL support: \
-                    cargo run --example billing_api --features postgres,cache"
+                    cargo run -p billing_api --features postgres"
                 .into(),
         );
     }
@@ -310,11 +310,11 @@ async fn open_store() -> Result<app::Backend, app::demo::DemoError> {
 
 #[cfg(feature = "postgres")]
 async fn postgres_store(url: &str) -> Result<app::Backend, app::demo::DemoError> {
-    use tower_token_auth::store::PgStore;
+    use tower_token_auth_sqlx::PgStore;
 
     // A short acquire timeout: when the database is down, requests answer
     // 503 quickly instead of hanging.
-    let pool = sqlx::postgres::PgPoolOptions::new()
+    let pool = tower_token_auth_sqlx::sqlx::postgres::PgPoolOptions::new()
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(2))
         .connect(url)
@@ -325,22 +325,16 @@ async fn postgres_store(url: &str) -> Result<app::Backend, app::demo::DemoError>
     Ok(with_cache(store))
 }
 
-/// With `cache`: a revocation-aware cache in front of PostgreSQL.
-#[cfg(all(feature = "postgres", feature = "cache"))]
+/// A revocation-aware cache in front of PostgreSQL.
+#[cfg(feature = "postgres")]
 fn with_cache(
-    store: tower_token_auth::store::PgStore<tower_token_auth::PayRequestScopes>,
+    store: tower_token_auth_sqlx::PgStore<tower_token_auth::PayRequestScopes>,
 ) -> app::Backend {
     let cache = tower_token_auth::store::CachedStore::new(store.clone());
     // Revocations on any instance evict this instance's cache.
     let _listener = store.spawn_revocation_listener(cache.clone());
     tracing::info!("token store: PostgreSQL with a revocation-aware cache");
     Arc::new(cache)
-}
-
-#[cfg(all(feature = "postgres", not(feature = "cache")))]
-fn with_cache(store: tower_token_auth::store::PgStore) -> app::Backend {
-    tracing::info!("token store: PostgreSQL");
-    Arc::new(store)
 }
 
 /// Resolves on Ctrl-C (or SIGTERM on Unix); in-flight requests finish.
@@ -383,8 +377,7 @@ mod tests {
         days: u64,
     ) -> tower_token_auth::token::TokenRecord<tower_token_auth::PayRequestScopes> {
         use tower_token_auth::manager::IssueRequest;
-        use tower_token_auth::token::{TokenId, TokenRecord};
-        use tower_token_auth::token::{TokenDigest, TokenKind};
+        use tower_token_auth::token::{TokenDigest, TokenId, TokenKind};
         let issued = tokens
             .issue(IssueRequest::new(
                 TokenKind::PersonalAccess,
@@ -394,12 +387,11 @@ mod tests {
             .await
             .unwrap();
         let long_ago = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
-        TokenRecord {
-            id: TokenId::random().unwrap(),
-            digest: TokenDigest::of(&format!("pr_pat_dead_{days}_{}", issued.record.id)),
-            revoked_at: Some(long_ago),
-            ..(*issued.record).clone()
-        }
+        let mut record = (*issued.record).clone();
+        record.id = TokenId::random().unwrap();
+        record.digest = TokenDigest::of(&format!("pr_pat_dead_{days}_{}", issued.record.id));
+        record.revoked_at = Some(long_ago);
+        record
     }
 
     /// The example purges dead records at start-up and then every hour:
@@ -422,7 +414,7 @@ mod tests {
         tokio::spawn(purge_periodically(tokens.clone()));
         settle().await;
         assert!(
-            store.find(&first.digest).await.unwrap().is_none(),
+            store.find((&first.digest).into()).await.unwrap().is_none(),
             "purged at start-up"
         );
 
@@ -435,17 +427,17 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3600 - 60)).await;
         settle().await;
         assert!(
-            store.find(&second.digest).await.unwrap().is_some(),
+            store.find((&second.digest).into()).await.unwrap().is_some(),
             "not yet an hour"
         );
         tokio::time::advance(Duration::from_secs(60)).await;
         settle().await;
         assert!(
-            store.find(&second.digest).await.unwrap().is_none(),
+            store.find((&second.digest).into()).await.unwrap().is_none(),
             "purged after an hour"
         );
         assert!(
-            store.find(&recent.digest).await.unwrap().is_some(),
+            store.find((&recent.digest).into()).await.unwrap().is_some(),
             "dead for less than the retention: kept"
         );
     }

@@ -1,6 +1,5 @@
-//! The token manager's calls that the management routes make (the JSON
-//! `/settings/api-tokens` API and the dashboard page), as boxed `Send`
-//! futures.
+//! The token manager's calls that the JSON `/settings/api-tokens` routes
+//! make, as boxed `Send` futures.
 //!
 //! rustc (1.95) cannot prove that the future of a borrowing
 //! `TokenManager` method is `Send` when the backend is a trait object: it
@@ -8,37 +7,18 @@
 //! `TokenStore: 'static` then no longer holds (rust-lang/rust#110338). A
 //! handler that awaits such a future directly is no axum `Handler`. Boxed
 //! here, in code generic over the backend, the proof is made once for any
-//! backend, and the box is `Send` by its type.
+//! backend, and the box is `Send` by its type. (The dashboard crate's
+//! handlers are generic over the backend themselves, and need no box.)
 
 use std::future::Future;
 use std::pin::Pin;
 
-use tower_token_auth::oauth::{AuthorizationEndpoint, AuthorizationError, PendingAuthorization};
 use tower_token_auth::error::StoreError;
 use tower_token_auth::manager::{IssueRequest, IssuedToken, TokenError, TokenManager};
 use tower_token_auth::store::TokenBackend;
 use tower_token_auth::token::{TokenId, TokenInfo};
 
 type Boxed<T, E = StoreError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
-
-pub(super) fn validate<B: TokenBackend>(
-    endpoint: &AuthorizationEndpoint<B>,
-    query: String,
-) -> Boxed<PendingAuthorization<B::Scopes>, AuthorizationError> {
-    let endpoint = endpoint.clone();
-    Box::pin(async move { endpoint.validate(&query).await })
-}
-
-pub(super) fn approve<B: TokenBackend>(
-    endpoint: &AuthorizationEndpoint<B>,
-    pending: PendingAuthorization<B::Scopes>,
-    owner: &str,
-    granted: B::Scopes,
-) -> Boxed<String, TokenError> {
-    let endpoint = endpoint.clone();
-    let owner = owner.to_owned();
-    Box::pin(async move { endpoint.approve(&pending, &owner, granted).await })
-}
 
 pub(super) fn issue<B: TokenBackend>(
     tokens: &TokenManager<B>,

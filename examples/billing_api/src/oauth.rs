@@ -4,7 +4,7 @@
 //! 7662), protected resource metadata (RFC 9728) and authorization server
 //! metadata (RFC 8414), all provided by the library over the service's
 //! tokens. The authorization endpoint, which needs the user's login and
-//! consent, is the dashboard's (`dashboard/consent.rs`).
+//! consent, is the dashboard's ([`tower_token_auth_dashboard`]).
 //!
 //! | route | needs |
 //! |---|---|

@@ -10,7 +10,8 @@
 //! | `DELETE /settings/api-tokens/{id}` | 204; the token (a grant: all of its tokens) stops working at once |
 //! | `POST /settings/api-tokens/{id}/regenerate` | 201 with a new token; the old one is revoked |
 //!
-//! The web page over the same tokens is the [dashboard](super::dashboard).
+//! The web page over the same tokens is the dashboard's
+//! ([`tower_token_auth_dashboard`]).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
@@ -235,11 +236,11 @@ fn shown_once(issued: &IssuedToken<S>) -> Response {
     let record = &issued.record;
     let body = json!({
         "id": record.id.to_string(),
-        "name": record.name.as_str(),
+        "name": record.name(),
         "kind": record.kind.as_str(),
         "scopes": record.scopes.scope_string(),
         "token": issued.secret.expose_secret(),
-        "hint": record.hint.as_str(),
+        "hint": record.hint(),
         "created_at": rfc3339(record.created_at),
         "expires_at": rfc3339(record.expires_at),
         "note": "Store this token now: it is not shown again.",

@@ -9,8 +9,8 @@ use sqlx::Executor as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::{CachedStore, TokenStore};
-use crate::token::TokenDigest;
+use tower_token_auth::store::{CachedStore, TokenStore};
+use tower_token_auth::token::TokenDigest;
 
 /// The first wait before reconnecting.
 const DEFAULT_MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -56,10 +56,11 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 ///
 /// ```no_run
 /// use tower_token_auth::manager::TokenManager;
-/// use tower_token_auth::store::{CachedStore, PgStore};
+/// use tower_token_auth::store::CachedStore;
 /// use tower_token_auth::TokenAuthLayer;
+/// use tower_token_auth_sqlx::PgStore;
 ///
-/// # async fn run(pool: sqlx::PgPool) {
+/// # async fn run(pool: tower_token_auth_sqlx::sqlx::PgPool) {
 /// let store = PgStore::new(pool);
 /// let cache = CachedStore::new(store.clone());
 /// let mut listener = store.revocation_listener().spawn(cache.clone());
@@ -140,7 +141,7 @@ impl RevocationListener {
                 Ok(listener) => listener,
                 Err(error) => {
                     tracing::warn!(
-                        target: "tower_token_auth::store::postgres",
+                        target: "tower_token_auth_sqlx::postgres",
                         %error,
                         retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
                         "revocation listener cannot connect; token cache bypassed"
@@ -156,7 +157,7 @@ impl RevocationListener {
             state.send_replace(true);
             backoff = self.min_backoff;
             tracing::debug!(
-                target: "tower_token_auth::store::postgres",
+                target: "tower_token_auth_sqlx::postgres",
                 channel = %self.channel,
                 "revocation listener listening"
             );
@@ -180,7 +181,7 @@ impl RevocationListener {
             state.send_replace(false);
             drop(listener);
             tracing::warn!(
-                target: "tower_token_auth::store::postgres",
+                target: "tower_token_auth_sqlx::postgres",
                 error = %lost,
                 "revocation listener lost its connection; token cache bypassed until it reconnects"
             );
@@ -199,7 +200,7 @@ impl RevocationListener {
         // socket the settings do nothing, and a pooler may refuse them.
         if let Err(error) = listener.execute(&*keepalive_settings(self.heartbeat)).await {
             tracing::warn!(
-                target: "tower_token_auth::store::postgres",
+                target: "tower_token_auth_sqlx::postgres",
                 %error,
                 "revocation listener cannot set TCP keepalive on its connection"
             );

@@ -1,7 +1,7 @@
 //! The SQL of [`PgStore`](super::PgStore), built once per store from its
 //! validated table prefix.
 
-use crate::error::StoreError;
+use tower_token_auth::error::StoreError;
 
 /// The prefix of every name the store uses when none is configured.
 pub(super) const DEFAULT_PREFIX: &str = "tower_token_auth_";

@@ -8,11 +8,9 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
-use crate::scope::ScopeSet;
-use crate::error::StoreError;
-use crate::store::CompactString;
-use crate::token::{Family, FamilyId, TokenId, TokenRecord};
-use crate::token::{TokenDigest, TokenKind};
+use tower_token_auth::error::StoreError;
+use tower_token_auth::scope::ScopeSet;
+use tower_token_auth::token::{Family, FamilyId, TokenDigest, TokenId, TokenKind, TokenRecord};
 
 /// A `u64` identifier as the `bigint` column stores it: the same 64 bits,
 /// read as signed.
@@ -48,7 +46,7 @@ fn from_micros(micros: i64) -> SystemTime {
 }
 
 /// `t` for a `timestamptz` parameter, rounded down to the microsecond
-/// (times from the [`TokenManager`](crate::manager::TokenManager) already
+/// (times from the [`TokenManager`](tower_token_auth::manager::TokenManager) already
 /// are, so they are stored exactly).
 pub(super) fn time_to_db(t: SystemTime) -> Result<DateTime<Utc>, StoreError> {
     micros_since_epoch(t)
@@ -61,67 +59,71 @@ fn time_from_db(t: DateTime<Utc>) -> SystemTime {
 }
 
 /// Records as the columns of the insert statement: one array per column,
-/// in the order of its `unnest` parameters.
+/// in the order of its `unnest` parameters. The strings are borrowed from
+/// the records.
 #[derive(Default)]
-pub(super) struct InsertColumns {
+pub(super) struct InsertColumns<'a> {
     ids: Vec<i64>,
-    digests: Vec<Vec<u8>>,
-    names: Vec<CompactString>,
-    owners: Vec<CompactString>,
+    digests: Vec<&'a [u8]>,
+    names: Vec<&'a str>,
+    owners: Vec<&'a str>,
     kinds: Vec<&'static str>,
     scopes: Vec<i64>,
     created_at: Vec<DateTime<Utc>>,
     expires_at: Vec<DateTime<Utc>>,
     revoked_at: Vec<Option<DateTime<Utc>>>,
-    hints: Vec<CompactString>,
+    hints: Vec<&'a str>,
     family_ids: Vec<Option<i64>>,
     family_started_at: Vec<Option<DateTime<Utc>>>,
     spent_at: Vec<Option<DateTime<Utc>>>,
     last_used_at: Vec<Option<DateTime<Utc>>>,
-    client_ids: Vec<Option<CompactString>>,
+    client_ids: Vec<Option<&'a str>>,
     scope_names: Vec<String>,
     audience_lens: Vec<i32>,
-    audiences: Vec<String>,
+    audiences: Vec<&'a str>,
 }
 
-impl InsertColumns {
+impl<'a> InsertColumns<'a> {
     /// The columns of `records`.
-    pub(super) fn of<'a, S: ScopeSet>(
+    pub(super) fn of<S: ScopeSet + 'a>(
         records: impl IntoIterator<Item = &'a TokenRecord<S>>,
     ) -> Result<Self, StoreError> {
         let optional = |t: Option<SystemTime>| t.map(time_to_db).transpose();
         let mut c = Self::default();
         for r in records {
             c.ids.push(id_to_db(r.id.as_u64()));
-            c.digests.push(r.digest.as_bytes().to_vec());
-            c.names.push(r.name.clone());
-            c.owners.push(r.owner.clone());
+            c.digests.push(&r.digest.as_bytes()[..]);
+            c.names.push(r.name());
+            c.owners.push(r.owner());
             c.kinds.push(r.kind.as_str());
             c.scopes.push(id_to_db(r.scopes.bits()));
             c.created_at.push(time_to_db(r.created_at)?);
             c.expires_at.push(time_to_db(r.expires_at)?);
             c.revoked_at.push(optional(r.revoked_at)?);
-            c.hints.push(r.hint.clone());
+            c.hints.push(r.hint());
             c.family_ids.push(r.family.map(|f| id_to_db(f.id.as_u64())));
             c.family_started_at
                 .push(optional(r.family.map(|f| f.started_at))?);
             c.spent_at.push(optional(r.spent_at)?);
             c.last_used_at.push(optional(r.last_used_at)?);
-            c.client_ids.push(r.client_id.clone());
+            c.client_ids.push(r.client_id());
             c.scope_names.push(scope_names(r.scopes).join(" "));
             let len = i32::try_from(r.audience.len())
                 .map_err(|_| StoreError::Backend("a token has too many resources".into()))?;
             c.audience_lens.push(len);
-            c.audiences.extend(r.audience.iter().cloned());
+            c.audiences.extend(r.audience.iter().map(String::as_str));
         }
         Ok(c)
     }
 
     /// Binds the columns to the insert statement.
-    pub(super) fn bind(
+    pub(super) fn bind<'q>(
         self,
-        query: Query<'_, Postgres, PgArguments>,
-    ) -> Query<'_, Postgres, PgArguments> {
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments>
+    where
+        'a: 'q,
+    {
         query
             .bind(self.ids)
             .bind(self.digests)
@@ -152,12 +154,12 @@ pub(super) fn scope_names<S: ScopeSet>(scopes: S) -> Vec<String> {
 
 /// Decodes a row of the store's columns (see `COLUMNS` in `queries`).
 pub(super) fn record_from_row<S: ScopeSet>(row: &PgRow) -> Result<TokenRecord<S>, StoreError> {
-    let digest: Vec<u8> = row.try_get("digest").map_err(backend)?;
+    let digest: &[u8] = row.try_get("digest").map_err(backend)?;
     let digest: [u8; 32] = digest
         .try_into()
         .map_err(|_| corrupt("a stored digest is not 32 bytes"))?;
-    let kind: String = row.try_get("kind").map_err(backend)?;
-    let kind = TokenKind::from_name(&kind).ok_or_else(|| corrupt("unknown token kind"))?;
+    let kind: &str = row.try_get("kind").map_err(backend)?;
+    let kind = TokenKind::from_name(kind).ok_or_else(|| corrupt("unknown token kind"))?;
     let scopes: i64 = row.try_get("scopes").map_err(backend)?;
     let family_id: Option<i64> = row.try_get("family_id").map_err(backend)?;
     let family_started_at: Option<DateTime<Utc>> =
@@ -172,31 +174,36 @@ pub(super) fn record_from_row<S: ScopeSet>(row: &PgRow) -> Result<TokenRecord<S>
             .map(|t| t.map(time_from_db))
             .map_err(backend)
     };
-    Ok(TokenRecord {
-        id: TokenId::from_u64(id_from_db(row.try_get("id").map_err(backend)?)),
-        digest: TokenDigest::from_bytes(digest),
-        name: row.try_get("name").map_err(backend)?,
-        owner: row.try_get("owner").map_err(backend)?,
+    let text = |column: &str| row.try_get::<&str, _>(column).map_err(backend);
+    let mut record = TokenRecord::new(
+        TokenId::from_u64(id_from_db(row.try_get("id").map_err(backend)?)),
+        TokenDigest::from_bytes(digest),
         kind,
         // Bits the scope set does not define are dropped: a token never
         // gains a scope by being read back.
-        scopes: S::from_bits_truncate(id_from_db(scopes)),
-        created_at: time("created_at")?,
-        expires_at: time("expires_at")?,
-        revoked_at: optional_time("revoked_at")?,
-        hint: row.try_get("hint").map_err(backend)?,
-        family: match (family_id, family_started_at) {
-            (Some(id), Some(started_at)) => Some(Family {
-                id: FamilyId::from_u64(id_from_db(id)),
-                started_at: time_from_db(started_at),
-            }),
-            _ => None,
-        },
-        spent_at: optional_time("spent_at")?,
-        last_used_at: optional_time("last_used_at")?,
-        audience: row.try_get("audience").map_err(backend)?,
-        client_id: row.try_get("client_id").map_err(backend)?,
-    })
+        S::from_bits_truncate(id_from_db(scopes)),
+        time("created_at")?,
+        time("expires_at")?,
+    )
+    .with_name(text("name")?)
+    .with_owner(text("owner")?)
+    .with_hint(text("hint")?)
+    .with_client_id(
+        row.try_get::<Option<&str>, _>("client_id")
+            .map_err(backend)?,
+    );
+    record.revoked_at = optional_time("revoked_at")?;
+    record.family = match (family_id, family_started_at) {
+        (Some(id), Some(started_at)) => Some(Family {
+            id: FamilyId::from_u64(id_from_db(id)),
+            started_at: time_from_db(started_at),
+        }),
+        _ => None,
+    };
+    record.spent_at = optional_time("spent_at")?;
+    record.last_used_at = optional_time("last_used_at")?;
+    record.audience = row.try_get("audience").map_err(backend)?;
+    Ok(record)
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -239,7 +246,18 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::to_micros;
+
+    /// `t` rounded down to a whole microsecond, as the manager rounds
+    /// every time it hands a backend.
+    fn to_micros(t: SystemTime) -> SystemTime {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(after) => t - Duration::from_nanos(u64::from(after.subsec_nanos() % 1_000)),
+            Err(before) => match before.duration().subsec_nanos() % 1_000 {
+                0 => t,
+                n => t - Duration::from_nanos(u64::from(1_000 - n)),
+            },
+        }
+    }
 
     #[test]
     fn ids_keep_all_64_bits() {
@@ -284,33 +302,26 @@ mod tests {
 
     #[test]
     fn insert_columns_have_one_entry_per_record() {
-        use crate::scope::PayRequestScopes as S;
+        use tower_token_auth::scope::PayRequestScopes as S;
         let at = to_micros(SystemTime::now());
-        let record = TokenRecord {
-            id: TokenId::from_u64(u64::MAX),
-            digest: TokenDigest::of("pr_pat_x"),
-            name: "n".into(),
-            owner: "o".into(),
-            kind: TokenKind::Access,
-            scopes: S::BILLING_AGENT,
-            created_at: at,
-            expires_at: at,
-            revoked_at: None,
-            hint: "h".into(),
-            family: Some(Family {
-                id: FamilyId::from_u64(1 << 63),
-                started_at: at,
-            }),
-            spent_at: Some(at),
-            last_used_at: None,
-            audience: vec!["https://a.example/".into(), "https://b.example/".into()],
-            client_id: Some("client".into()),
-        };
-        let bare = TokenRecord {
-            audience: Vec::new(),
-            client_id: None,
-            ..record.clone()
-        };
+        let mut bare = TokenRecord::new(
+            TokenId::from_u64(u64::MAX),
+            TokenDigest::of("pr_pat_x"),
+            TokenKind::Access,
+            S::BILLING_AGENT,
+            at,
+            at,
+        )
+        .with_name("n")
+        .with_owner("o")
+        .with_hint("h");
+        bare.family = Some(Family {
+            id: FamilyId::from_u64(1 << 63),
+            started_at: at,
+        });
+        bare.spent_at = Some(at);
+        let mut record = bare.clone().with_client_id(Some("client"));
+        record.audience = vec!["https://a.example/".into(), "https://b.example/".into()];
         let c = InsertColumns::of([&record, &bare, &record]).unwrap();
         assert_eq!(c.ids, [-1, -1, -1]);
         assert_eq!(c.family_ids, [Some(i64::MIN); 3]);
@@ -318,10 +329,8 @@ mod tests {
         assert_eq!(c.revoked_at, [None, None, None]);
         assert_eq!(c.last_used_at.len(), 3);
         assert_eq!(c.audience_lens, [2, 0, 2]);
-        assert_eq!(
-            c.client_ids,
-            [Some("client".into()), None, Some("client".into())]
-        );
+        assert_eq!(c.client_ids, [Some("client"), None, Some("client")]);
+        assert_eq!(c.names, ["n"; 3]);
         assert_eq!(c.audiences.len(), 4);
     }
 

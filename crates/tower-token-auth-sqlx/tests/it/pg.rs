@@ -23,6 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
+use tower_token_auth::scope::PayRequestScopes;
+use tower_token_auth::store::CachedStore;
+use tower_token_auth_sqlx::postgres::ListenerHandle;
+use tower_token_auth_sqlx::{sqlx, PgStore};
 
 /// What to do when there is no PostgreSQL to test against.
 const HOW_TO_GET_POSTGRES: &str = "\
@@ -430,29 +434,23 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 /// Two instances of a service over one database, as two processes run
 /// them: each a `PgStore` with a `CachedStore` of its own (entries kept up
 /// to `ttl`) that its revocation listener keeps current.
-#[cfg(feature = "cache")]
 pub struct TwoInstances {
     /// Instance A's store (it migrated the schema).
-    pub store_a: tower_token_auth::store::PgStore<tower_token_auth::PayRequestScopes>,
+    pub store_a: PgStore<PayRequestScopes>,
     /// Instance A's cache.
     pub cache_a: InstanceCache,
     /// Instance B's cache.
     pub cache_b: InstanceCache,
     /// The two listeners, A's then B's.
-    pub listeners: [tower_token_auth::store::postgres::ListenerHandle; 2],
+    pub listeners: [ListenerHandle; 2],
 }
 
 /// The cache of one of [`TwoInstances`].
-#[cfg(feature = "cache")]
-pub type InstanceCache = tower_token_auth::store::CachedStore<
-    tower_token_auth::store::PgStore<tower_token_auth::PayRequestScopes>,
->;
+pub type InstanceCache = CachedStore<PgStore<PayRequestScopes>>;
 
 /// [`TwoInstances`] on `db`, once both listeners are listening (at most
 /// 5 s).
-#[cfg(feature = "cache")]
 pub async fn two_instances(db: &TestDb, ttl: Duration) -> TwoInstances {
-    use tower_token_auth::store::{CachedStore, PgStore};
     let store_a = PgStore::new(db.pool().await);
     store_a.migrate().await.unwrap();
     let store_b = PgStore::new(db.pool().await);

@@ -3,8 +3,8 @@
 //! recovery after it, concurrent refresh exchanges on two pools, the schema
 //! and its identifiers.
 //!
-//! The store behaviours shared with every backend are in the crate's
-//! conformance kit.
+//! The store behaviours shared with every backend are checked by the
+//! conformance kit (`conformance.rs`).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -14,19 +14,23 @@ use bytes::Bytes;
 use http::header::WWW_AUTHENTICATE;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::Row;
 use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_token_auth::audit::{Audit, AuditEvent, AuditObserver};
 use tower_token_auth::body::ResponseBody;
 use tower_token_auth::error::StoreError;
-use tower_token_auth::manager::{GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, TokenError, TokenManager};
-use tower_token_auth::store::{CachedStore, PgStore, TokenStore};
-use tower_token_auth::token::TokenKind;
-use tower_token_auth::{PayRequestScopes as S, TokenAuthLayer};
+use tower_token_auth::manager::{
+    GrantError, InvalidGrantReason, IssuePolicy, IssueRequest, TokenError, TokenManager,
+};
+use tower_token_auth::scope::PayRequestScopes as S;
+use tower_token_auth::store::{CachedStore, TokenStore};
+use tower_token_auth::token::{TokenDigest, TokenFormat, TokenKind};
+use tower_token_auth::TokenAuthLayer;
+use tower_token_auth_sqlx::sqlx::postgres::{PgListener, PgPoolOptions};
+use tower_token_auth_sqlx::sqlx::{self, Row};
+use tower_token_auth_sqlx::PgStore;
 
-use crate::support::pg;
+use crate::pg;
 
 /// How long a revocation may take to reach another instance.
 const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
@@ -37,11 +41,13 @@ const LONG_TTL: Duration = Duration::from_secs(600);
 
 type App = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
 
-/// A service behind `TokenAuthLayer` over `store`, built once per instance.
+/// A service behind `TokenAuthLayer` over `store` (a store, a cache or a
+/// manager: the lookup of one instance, for `pr_…` tokens), built once per
+/// instance.
 fn app<St: TokenStore<Scopes = S> + Clone>(store: St) -> App {
     BoxCloneService::new(
         ServiceBuilder::new()
-            .layer(TokenAuthLayer::new(store))
+            .layer(TokenAuthLayer::over(store, Some(TokenFormat::default())))
             .service(service_fn(|_req: Request<Full<Bytes>>| async {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("invoices"))))
             })),
@@ -197,7 +203,7 @@ async fn a_scope_change_on_one_instance_holds_on_another_within_a_second() {
     let digest = issued.record.digest;
     // Instance B looks the token up once: from now on it answers from its
     // cache, without the database.
-    let warm = cache_b.find(&digest).await.unwrap().unwrap();
+    let warm = cache_b.find(digest.into()).await.unwrap().unwrap();
     assert_eq!(warm.scopes, S::BILLING_READ);
     let cached = cache_b
         .find_now(&digest)
@@ -211,7 +217,7 @@ async fn a_scope_change_on_one_instance_holds_on_another_within_a_second() {
         .unwrap()
         .unwrap();
     loop {
-        let seen = cache_b.find(&digest).await.unwrap().unwrap().scopes;
+        let seen = cache_b.find(digest.into()).await.unwrap().unwrap().scopes;
         if seen == S::CUSTOMERS_READ {
             break;
         }
@@ -314,15 +320,11 @@ async fn database_outage_answers_503_then_recovers_by_itself() {
         assert!(!outcome.challenged, "a 503 carries no challenge");
     }
     assert!(matches!(
-        store_a
-            .find(&tower_token_auth::token::TokenDigest::of(first))
-            .await,
+        store_a.find(TokenDigest::of(first).into()).await,
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        tokens_a
-            .refresh(&tower_token_auth::token::TokenDigest::of(first), None)
-            .await,
+        tokens_a.refresh(&TokenDigest::of(first), None).await,
         Err(GrantError::Store(StoreError::Unavailable(_)))
     ));
 
@@ -352,7 +354,7 @@ async fn database_outage_answers_503_then_recovers_by_itself() {
     // instance B's cache.
     let started = Instant::now();
     assert!(tokens_a
-        .revoke_by_digest(&tower_token_auth::token::TokenDigest::of(first))
+        .revoke_by_digest(&TokenDigest::of(first))
         .await
         .unwrap());
     until_status(&app_b, first, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND).await;
@@ -406,7 +408,7 @@ async fn concurrent_refresh_on_two_instances_has_exactly_one_winner() {
         assert_eq!(events.count("refresh_rotated") - before, 1);
         // The losers were replays: the winner's tokens went with the family.
         let won = tokens_b
-            .find(&winners[0].access.secret.digest())
+            .find(winners[0].access.secret.lookup())
             .await
             .unwrap()
             .unwrap();
@@ -497,7 +499,7 @@ async fn a_table_prefix_is_validated_and_names_table_and_channel() {
         .issue(IssueRequest::new(TokenKind::PersonalAccess, "CI", "user-1"))
         .await
         .unwrap();
-    assert!(store.find(&issued.secret.digest()).await.unwrap().is_some());
+    assert!(store.find(issued.secret.lookup()).await.unwrap().is_some());
     let tables: Vec<String> = sqlx::query(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
     )
@@ -519,7 +521,7 @@ async fn a_table_prefix_is_validated_and_names_table_and_channel() {
 #[tokio::test]
 async fn migrate_is_idempotent_and_safe_to_run_at_once() {
     let db = pg::database().await;
-    let stores: Vec<PgStore<tower_token_auth::PayRequestScopes>> = stores_on(&db, 3).await;
+    let stores: Vec<PgStore<S>> = stores_on(&db, 3).await;
     let runs: Vec<_> = stores
         .iter()
         .cloned()
@@ -548,7 +550,7 @@ async fn migrate_is_idempotent_and_safe_to_run_at_once() {
     db.finish().await;
 }
 
-async fn stores_on(db: &pg::TestDb, n: usize) -> Vec<PgStore<tower_token_auth::PayRequestScopes>> {
+async fn stores_on(db: &pg::TestDb, n: usize) -> Vec<PgStore<S>> {
     let mut stores = Vec::new();
     for _ in 0..n {
         stores.push(PgStore::new(db.pool().await));
@@ -647,7 +649,12 @@ async fn family_revocations_publish_every_digest_and_other_payloads_flush_caches
         .await
         .unwrap();
     let digest = pat.secret.digest();
-    assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
+    assert!(!cache
+        .find(digest.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked());
     sqlx::query(&format!(
         "UPDATE {} SET revoked_at = now() WHERE digest = $1",
         store.table()
@@ -656,14 +663,25 @@ async fn family_revocations_publish_every_digest_and_other_payloads_flush_caches
     .execute(store.pool())
     .await
     .unwrap();
-    assert!(!cache.find(&digest).await.unwrap().unwrap().is_revoked());
+    assert!(!cache
+        .find(digest.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked());
     sqlx::query("SELECT pg_notify($1, 'all')")
         .bind(store.channel())
         .execute(store.pool())
         .await
         .unwrap();
     let started = Instant::now();
-    while !cache.find(&digest).await.unwrap().unwrap().is_revoked() {
+    while !cache
+        .find(digest.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked()
+    {
         assert!(started.elapsed() < PROPAGATION_BOUND, "cache not flushed");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -683,9 +701,9 @@ async fn an_unreachable_database_is_unavailable_never_unknown() {
         .connect_lazy("postgres://postgres@127.0.0.1:1/none")
         .unwrap();
     let store = PgStore::new(pool);
-    let digest = tower_token_auth::token::TokenDigest::of("pr_pat_x");
+    let digest = TokenDigest::of("pr_pat_x");
     assert!(matches!(
-        store.find(&digest).await,
+        store.find(digest.into()).await,
         Err(StoreError::Unavailable(_))
     ));
     let tokens = TokenManager::new(store.clone());
@@ -701,7 +719,7 @@ async fn an_unreachable_database_is_unavailable_never_unknown() {
     let cache = CachedStore::new(store);
     for _ in 0..2 {
         assert!(matches!(
-            cache.find(&digest).await,
+            cache.find(digest.into()).await,
             Err(StoreError::Unavailable(_))
         ));
     }
@@ -823,7 +841,7 @@ async fn a_stopped_listener_leaves_the_cache_bypassed_whatever_stopped_it() {
     let cache = CachedStore::builder(store.clone()).ttl(LONG_TTL).build();
     let app = app(cache.clone());
     // Revoked behind the store's back: only a bypassed cache sees it.
-    let revoke_silently = |digest: tower_token_auth::token::TokenDigest, revoked: bool| {
+    let revoke_silently = |digest: TokenDigest, revoked: bool| {
         let (store, value) = (store.clone(), if revoked { "now()" } else { "NULL" });
         async move {
             sqlx::query(&format!(

@@ -11,8 +11,9 @@
 //! revoked must be accepted throughout, and everything must finish in time
 //! (no deadlock).
 //!
-//! `cargo test --all-features --test it revocation_stress -- --nocapture`
-//! prints the counts.
+//! `cargo test -p tower-token-auth-sqlx --all-features --test it
+//! revocation_stress -- --nocapture` prints the counts. The in-memory
+//! store runs the same scenario first, as the baseline of one instance.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -25,12 +26,12 @@ use http_body_util::Full;
 use tower::util::BoxCloneService;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_token_auth::body::ResponseBody;
-use tower_token_auth::oauth::RevocationEndpoint;
 use tower_token_auth::manager::{IssueRequest, TokenManager};
-use tower_token_auth::store::{TokenBackend, TokenStore};
-use tower_token_auth::token::TokenId;
-use tower_token_auth::token::TokenKind;
-use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
+use tower_token_auth::oauth::RevocationEndpoint;
+use tower_token_auth::scope::PayRequestScopes as S;
+use tower_token_auth::store::{MemoryStore, TokenBackend};
+use tower_token_auth::token::{TokenId, TokenKind};
+use tower_token_auth::TokenAuthLayer;
 
 /// How long the request tasks run.
 const RUN_FOR: Duration = Duration::from_secs(2);
@@ -44,11 +45,11 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 type App = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
 
-/// A service behind `TokenAuthLayer` over `store`: one instance.
-fn app<St: TokenStore<Scopes = S> + Clone>(store: St) -> App {
+/// A service behind `TokenAuthLayer` over the manager of one instance.
+fn app<B: TokenBackend<Scopes = S>>(tokens: TokenManager<B>) -> App {
     BoxCloneService::new(
         ServiceBuilder::new()
-            .layer(TokenAuthLayer::new(store))
+            .layer(TokenAuthLayer::new(tokens))
             .service(service_fn(|_req: Request<Full<Bytes>>| async {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("invoices"))))
             })),
@@ -386,10 +387,10 @@ async fn no_request_starting_after_revoke_returned_is_accepted_memory_store() {
 
 /// Two instances over one PostgreSQL database, each with a cache that its
 /// revocation listener keeps current.
-#[cfg(all(feature = "postgres", feature = "cache"))]
+#[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use crate::support::pg;
+    use crate::pg;
 
     /// How late another instance may still accept a revoked token.
     const PROPAGATION_BOUND: Duration = Duration::from_secs(1);

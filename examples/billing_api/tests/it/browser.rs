@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower_token_auth::MemoryStore;
 
-use crate::app;
+use billing_api as app;
 
 /// chromedriver, started on a free port, stopped when dropped.
 pub(crate) struct Chromedriver {
@@ -369,9 +369,10 @@ impl Page<'_> {
             .unwrap_or_else(|e| panic!("cannot grant {name}: {e}"));
     }
 
-    /// Saves a screenshot of the whole page at `path`, relative to the
-    /// crate: the window is made as tall as the page first.
-    pub(crate) async fn screenshot(&self, path: &str) {
+    /// Saves a screenshot of the whole page as `name` in the tests'
+    /// directory under `target/` (never into the source tree), and returns
+    /// its path: the window is made as tall as the page first.
+    pub(crate) async fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let size = self
             .browser
             .execute(
@@ -389,9 +390,12 @@ impl Page<'_> {
                 .unwrap();
         }
         let png = self.browser.screenshot().await.unwrap();
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("billing_api")
+            .join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, png).unwrap();
+        path
     }
 }
 

@@ -5,9 +5,9 @@
 //! chromedriver (WebDriver), by the words and ids of DESIGN §7.
 //!
 //! The browser test needs `chromium` and `chromedriver` on the `PATH`
-//! (see `support/browser.rs`, which drives them). It never skips: without
-//! them it fails and says how to get them. It saves a screenshot of the
-//! page to `docs/dashboard.png`, which the README shows.
+//! (see `browser.rs`, which drives them). It never skips: without them it
+//! fails and says how to get them. It saves a screenshot of the page as
+//! `dashboard.png` under `target/tmp/billing_api/`, and prints its path.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,16 +21,16 @@ use base64::Engine as _;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use tower_token_auth::peer::{PeerAddr, Peers};
 use tower_token_auth::manager::{IssuePolicy, IssueRequest, TokenManager};
+use tower_token_auth::peer::{PeerAddr, Peers};
 use tower_token_auth::store::MemoryStore;
 use tower_token_auth::token::{ManualClock, TokenDigest, TokenKind, TokenSecret};
 use tower_token_auth::PayRequestScopes as S;
 use tracing::Instrument;
 
-use crate::app;
-use crate::support::browser::{browser, serve, start_chromedriver, Http, Page};
+use crate::browser::{browser, serve, start_chromedriver, Http, Page};
 use crate::support::{assert_redacted, logs, test_span};
+use billing_api as app;
 
 const TOKENS: &str = "/dashboard/settings/api-tokens";
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
@@ -1185,7 +1185,7 @@ async fn the_list_shows_all_four_statuses_and_a_grants_spent_refresh_token() {
     let grant = row_of(&page, "demo: access");
     assert!(grant.starts_with(r#""active""#), "{grant}");
     assert!(grant.contains(&spent), "{grant}");
-    assert!(grant.contains(pair.refresh.record.hint.as_str()), "{grant}");
+    assert!(grant.contains(pair.refresh.record.hint()), "{grant}");
     for status in ["active", "expired", "revoked", "spent"] {
         assert!(
             page.contains(&format!(r#"<span class="status {status}">{status}</span>"#)),
@@ -1503,7 +1503,8 @@ async fn journey(browser: fantoccini::Client, addr: SocketAddr, state: app::AppS
     assert!(warning.contains("you will not see it again"), "{warning}");
     let (status, invoice) = http.create_invoice(&token).await;
     assert_eq!(status, StatusCode::CREATED, "{invoice}");
-    page.screenshot("docs/dashboard.png").await;
+    let shot = page.screenshot("dashboard.png").await;
+    println!("screenshot of the token page: {}", shot.display());
 
     // The copy button, which the script shows, puts #new-token on the
     // clipboard (read back with the page's permission to read it).

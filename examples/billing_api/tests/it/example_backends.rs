@@ -13,11 +13,11 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::app;
 use crate::example_billing_api::{
     dead_and_foreign_tokens_are_invalid_tokens, deleting_a_rotated_refresh_token_ends_the_grant,
     every_route_checks_its_scope, Demo,
 };
+use billing_api as app;
 
 const BASE_URL: &str = "http://127.0.0.1:3000";
 
@@ -218,10 +218,10 @@ mod sqlite {
     use std::sync::Arc;
 
     use axum::http::{Method, StatusCode};
-    use tower_token_auth::store::SqliteStore;
+    use tower_token_auth_sqlx::SqliteStore;
 
     use super::{bearer, call, contract, state};
-    use crate::app;
+    use billing_api as app;
 
     /// A database file in a directory of its own.
     fn database_url() -> (std::path::PathBuf, String) {
@@ -274,7 +274,7 @@ mod sqlite {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_keeps_its_contract_on_postgres() {
-    use tower_token_auth::store::PgStore;
+    use tower_token_auth_sqlx::PgStore;
 
     let db = crate::support::pg::database().await;
     let store = PgStore::new(db.pool().await);

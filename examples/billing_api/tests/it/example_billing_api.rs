@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use tower_token_auth::manager::TokenManager;
 use tower_token_auth::{MemoryStore, PayRequestScopes as S, TokenAuthLayer};
 
-use crate::app;
+use billing_api as app;
 
 /// The router and the demo credentials, keyed by label.
 pub(crate) struct Demo {

@@ -4,15 +4,14 @@
 //! `INTROSPECTION_URL` with its login makes a second instance validate the
 //! first one's tokens.
 //!
-//! The binary is built once per test run, with every feature, by the same
-//! `cargo` into the same target directory as this test binary.
+//! The binary is the package's own, which Cargo builds for its integration
+//! tests with the same features as this test binary.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -41,64 +40,11 @@ const EXAMPLE_ENV: [&str; 8] = [
     "RUST_LOG",
 ];
 
-/// What Cargo sets for a test run (besides `CARGO_PKG_*`), none of which is
-/// meant for a build.
-const CARGO_TEST_ENV: [&str; 9] = [
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_MANIFEST_LINKS",
-    "CARGO_CRATE_NAME",
-    "CARGO_BIN_NAME",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_TMPDIR",
-    "CARGO_RUSTC_CURRENT_DIR",
-    "OUT_DIR",
-];
-
-/// The example binary, built with every feature on first use.
+/// The example binary: Cargo builds the package's binaries for its
+/// integration tests, with the features of the test build (every one: this
+/// module is compiled only with them).
 fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // This test binary is `<target>/<profile dir>/deps/it-…`.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-        let target_dir = profile_dir.parent().unwrap();
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        let mut cargo = Command::new(env!("CARGO"));
-        // The variables Cargo sets for this test would reach the build
-        // scripts that watch them, and rebuild their crates for nothing.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CARGO_PKG_") || CARGO_TEST_ENV.contains(&name.as_ref()) {
-                cargo.env_remove(&*name);
-            }
-        }
-        let output = cargo
-            .args(["build", "--example", "billing_api", "--all-features"])
-            .args(["--profile", profile, "--message-format=json"])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cannot run cargo to build the billing_api example");
-        assert!(
-            output.status.success(),
-            "building the billing_api example failed ({})",
-            output.status
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|message| message["target"]["name"] == "billing_api")
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .expect("cargo named the billing_api executable")
-    })
+    Path::new(env!("CARGO_BIN_EXE_billing_api"))
 }
 
 /// A directory of one test's own for files the example writes (its demo
@@ -339,10 +285,11 @@ async fn postgres_url_keeps_tokens_across_a_restart() {
     tokens_survive_a_restart(&dir, &url).await;
     // The tokens are in that database, not in memory.
     let pool = db.pool().await;
-    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM tower_token_auth_tokens")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (count,): (i64,) =
+        tower_token_auth_sqlx::sqlx::query_as("SELECT count(*) FROM tower_token_auth_tokens")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(count > 0, "the tokens are rows of the database");
     pool.close().await;
     db.finish().await;

@@ -12,8 +12,8 @@ use http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use tower_token_auth::MemoryStore;
 
-use crate::app;
 use crate::support::socket::{send, Reply};
+use billing_api as app;
 
 /// A running example server and its demo credentials.
 struct Server {

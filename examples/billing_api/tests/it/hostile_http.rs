@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_token_auth::token::{TokenFormat, TokenKind};
 
-use crate::app;
+use billing_api as app;
 
 /// How long one exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);

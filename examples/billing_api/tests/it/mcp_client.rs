@@ -21,12 +21,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tower_token_auth::token::TokenStatus;
 use tower_token_auth::token::TokenKind;
+use tower_token_auth::token::TokenStatus;
 use tower_token_auth::PayRequestScopes as S;
 
-use crate::app;
-use crate::support::browser::serve;
+use crate::browser::serve;
+use billing_api as app;
 
 /// How to get Node.js and npm, for the failure messages.
 const GET_NODE: &str = "install Node.js 20 or later with npm (Debian/Ubuntu: `apt-get install \

@@ -25,7 +25,7 @@
 //! verifier, a refresh that widens the scope, a revoked token.
 //!
 //! The browser test needs Chromium and chromedriver (see
-//! `support/browser.rs`); without them it fails and says how to get them.
+//! `browser.rs`); without them it fails and says how to get them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,8 +41,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tower_token_auth::oauth::s256_challenge;
 
-use crate::app;
-use crate::support::browser::{browser, serve, start_chromedriver, Http, Page};
+use crate::browser::{browser, serve, start_chromedriver, Http, Page};
+use billing_api as app;
 
 /// The name the client registers with, shown on the consent page and the
 /// token page.

@@ -15,8 +15,8 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tower_token_auth::MemoryStore;
 
-use crate::app;
 use crate::support::socket::{self, Reply};
+use billing_api as app;
 
 /// A running example instance and its demo credentials.
 struct Instance {

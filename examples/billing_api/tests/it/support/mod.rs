@@ -7,10 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tower_token_auth::token::TokenSecret;
 
-/// One HTTP/1.1 request on a socket of its own: the core's test helper,
-/// shared as it is.
-#[allow(dead_code)] // not every helper is used here
-#[path = "../../../../../tests/it/support/socket.rs"]
+/// One HTTP/1.1 request on a socket of its own.
 pub mod socket;
 
 /// PostgreSQL for the tests: a real server (`DATABASE_URL`, or a throwaway

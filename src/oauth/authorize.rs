@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bitflags::Flags as _;
 
 use super::form::Form;
+use super::grant::distinct_resources;
 use crate::error::StoreError;
 use crate::manager::{TokenError, TokenManager};
 use crate::oauth::{is_s256_challenge, CodeRequest, OAuthClient};
@@ -279,7 +280,9 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
                 "A requested scope is not one this application registered for.",
             ));
         }
-        let resources = form.all("resource");
+        let Some(resources) = distinct_resources(form.all("resource")) else {
+            return Err(back("invalid_target", "Too many resources are requested."));
+        };
         let allowed = self.tokens.policy().get_default_audience();
         let acceptable = |r: &String| {
             r.contains("://")

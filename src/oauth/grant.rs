@@ -28,6 +28,23 @@ use crate::token::{TokenDigest, TokenKind, TokenSecret};
 const MAX_REDIRECT_URIS: usize = 10;
 /// At most this many bytes per redirect URI or resource.
 const MAX_URI_LEN: usize = 2048;
+/// At most this many distinct resources (RFC 8707) in one request.
+pub(crate) const MAX_RESOURCES: usize = 16;
+
+/// `resources` without repetitions, in their first order; `None` when more
+/// than [`MAX_RESOURCES`] distinct ones remain.
+pub(crate) fn distinct_resources(resources: Vec<String>) -> Option<Vec<String>> {
+    let mut distinct: Vec<String> = Vec::new();
+    for resource in resources {
+        if !distinct.contains(&resource) {
+            if distinct.len() == MAX_RESOURCES {
+                return None;
+            }
+            distinct.push(resource);
+        }
+    }
+    Some(distinct)
+}
 
 /// A public OAuth client registered by RFC 7591 dynamic client
 /// registration (an MCP client, a CLI): it has a `client_id` and redirect
@@ -522,6 +539,15 @@ impl<B: TokenBackend> TokenManager<B> {
                 "code_challenge must be an S256 challenge (43 base64url characters)".into(),
             ));
         }
+        let Some(resources) = distinct_resources(request.resources.clone()) else {
+            return Err(TokenError::InvalidInput(format!(
+                "at most {MAX_RESOURCES} distinct resources"
+            )));
+        };
+        let request = CodeRequest {
+            resources,
+            ..request
+        };
         if request.resources.iter().any(|r| r.len() > MAX_URI_LEN) {
             return Err(TokenError::InvalidInput("a resource is too long".into()));
         }

@@ -10,6 +10,7 @@ use http_body::Body;
 use http_body_util::Full;
 
 use super::form::{endpoint_service, json_response, oauth_error, read_form, store_error, Form};
+use super::grant::distinct_resources;
 use crate::error::{BoxError, FailedAuthentication};
 use crate::json::escape_into;
 use crate::manager::{GrantError, InvalidGrantReason, TokenManager, TokenPair};
@@ -101,7 +102,13 @@ impl<B: TokenBackend> TokenEndpoint<B> {
     /// RFC 8707 §2: `resource` may be repeated; each must be an absolute URI
     /// without a fragment (else the 400 `invalid_target` answer).
     fn resources(form: &Form) -> Result<Vec<String>, Box<Response<Full<Bytes>>>> {
-        let resources = form.all("resource");
+        let Some(resources) = distinct_resources(form.all("resource")) else {
+            return Err(Box::new(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                "Too many resources are requested.",
+            )));
+        };
         if resources
             .iter()
             .any(|r| r.contains('#') || !r.contains("://"))

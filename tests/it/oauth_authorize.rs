@@ -319,6 +319,100 @@ async fn rfc_8707_2_a_resource_this_server_does_not_serve_is_invalid_target() {
     assert_eq!(pending.resources, [RESOURCE]);
 }
 
+/// Issue 23, row 8: a resource named 1 400 times is one resource of the
+/// grant (one audience entry, not 1 400), and more than 16 distinct ones
+/// are `invalid_target`, at the authorization and the token endpoint.
+#[tokio::test]
+async fn repeated_resources_count_once_and_too_many_distinct_ones_are_invalid_target() {
+    let s = Server::new().await;
+    let repeated = "&resource=https%3A%2F%2Fbilling.example%2Fv1".repeat(1_400);
+    let pending = s
+        .authorize
+        .validate(&format!("{}{repeated}", s.query(&[])))
+        .await
+        .unwrap();
+    assert_eq!(pending.resources, [RESOURCE]);
+    let url = s
+        .authorize
+        .approve(&pending, "user-1", S::BILLING_READ)
+        .await
+        .unwrap();
+    let (status, granted) = s.exchange(&param(&url, "code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    let access = s
+        .tokens
+        .find(TokenDigest::of(granted["access_token"].as_str().unwrap()).into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(access.audience, [RESOURCE]);
+    let mut refresh: Vec<(&str, &str)> = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", granted["refresh_token"].as_str().unwrap()),
+    ];
+    // As many as fit in the endpoint's 8 KiB body.
+    refresh.extend(std::iter::repeat_n(("resource", RESOURCE), 100));
+    let (status, json) = s.token(&refresh).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let rotated = s
+        .tokens
+        .find(TokenDigest::of(json["access_token"].as_str().unwrap()).into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.audience, [RESOURCE]);
+
+    // A server that serves any resource still takes at most 16 per request.
+    let open = TokenManager::new(MemoryStore::<S>::new());
+    let client = open
+        .register_client(ClientRegistration::new(vec![REDIRECT.into()], "127.0.0.1"))
+        .await
+        .unwrap();
+    let endpoint = AuthorizationEndpoint::new(open.clone(), ISSUER);
+    let challenge = s256_challenge(VERIFIER);
+    let query = |n: usize| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs([
+            ("response_type", "code"),
+            ("client_id", client.client_id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("state", "st@te 1/2&x"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]);
+        for i in 0..n {
+            query.append_pair("resource", &format!("https://r{i}.example/"));
+        }
+        query.finish()
+    };
+    assert!(endpoint.validate(&query(16)).await.is_ok());
+    match endpoint.validate(&query(17)).await {
+        Err(AuthorizationError::Redirect(url)) => {
+            assert_eq!(
+                param(&url, "error").as_deref(),
+                Some("invalid_target"),
+                "{url}"
+            )
+        }
+        other => panic!("17 resources: {other:?}"),
+    }
+    let mut refresh: Vec<(String, String)> = vec![
+        ("grant_type".into(), "refresh_token".into()),
+        (
+            "refresh_token".into(),
+            granted["refresh_token"].as_str().unwrap().into(),
+        ),
+    ];
+    refresh.extend((0..17).map(|i| ("resource".into(), format!("https://r{i}.example/"))));
+    let pairs: Vec<(&str, &str)> = refresh
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, json) = s.token(&pairs).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["error"], "invalid_target");
+}
+
 #[tokio::test]
 async fn a_repeated_parameter_is_invalid_request() {
     let s = Server::new().await;

@@ -14,6 +14,7 @@ use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use tower_service::Service;
 
@@ -111,9 +112,9 @@ impl<B: TokenBackend> IntrospectionEndpoint<B> {
     /// An endpoint over `tokens` whose callers authenticate with HTTP Basic
     /// as `username` and `password`.
     pub fn new(tokens: TokenManager<B>, username: &str, password: &str) -> Self {
-        let expected = format!("{username}:{password}").into_bytes();
+        let expected = credential_digest(format!("{username}:{password}").as_bytes());
         Self::with_caller_check(tokens, move |headers| {
-            basic_credentials(headers).is_some_and(|given| bool::from(given.ct_eq(&expected)))
+            basic_credentials(headers).is_some_and(|given| credentials_match(&given, &expected))
         })
     }
 
@@ -217,6 +218,21 @@ fn active<S: ScopeSet>(record: &TokenRecord<S>) -> Response<Full<Bytes>> {
     json_response(StatusCode::OK, body)
 }
 
+/// The SHA-256 of a `user:password`: what the caller's credentials are
+/// compared by.
+fn credential_digest(credentials: &[u8]) -> [u8; 32] {
+    Sha256::digest(credentials).into()
+}
+
+/// Whether `given` is the credential whose digest is `expected`. Both
+/// sides are hashed first, so the constant-time comparison runs over two
+/// 32-byte digests whatever the lengths: neither the length of the
+/// expected credential nor how much of it a guess got right shows in the
+/// time it takes.
+fn credentials_match(given: &[u8], expected: &[u8; 32]) -> bool {
+    bool::from(credential_digest(given).ct_eq(expected))
+}
+
 /// The decoded `user:password` of an HTTP Basic `Authorization` header.
 fn basic_credentials(headers: &HeaderMap) -> Option<Vec<u8>> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
@@ -267,6 +283,25 @@ mod tests {
     use crate::scope::PayRequestScopes as S;
     use crate::store::MemoryStore;
     use crate::token::{ManualClock, TokenKind};
+
+    /// Issue 23, row 11: the caller's credentials are compared as digests
+    /// (equal lengths whatever was sent), and still exactly.
+    #[test]
+    fn credentials_are_compared_as_digests_and_exactly() {
+        let expected = credential_digest(b"caller:s3cret");
+        assert_eq!(expected.len(), 32);
+        assert!(credentials_match(b"caller:s3cret", &expected));
+        for wrong in [
+            &b""[..],
+            b"caller:s3cre",
+            b"caller:s3cret ",
+            b"caller:s3cres",
+            b"Caller:s3cret",
+            b"caller:s3cretcaller:s3cret",
+        ] {
+            assert!(!credentials_match(wrong, &expected), "{wrong:?}");
+        }
+    }
 
     const CALLER: &str = "Basic Z2F0ZXdheTpzM2NyZXQ="; // gateway:s3cret
 

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
@@ -289,6 +289,7 @@ impl<B> Service<Request<B>> for MetadataDocument {
         let headers = response.headers_mut();
         if request.method() == Method::GET || request.method() == Method::HEAD {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
         } else {
             *response.body_mut() = Full::default();

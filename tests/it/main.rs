@@ -22,7 +22,10 @@ mod axum_extract;
 #[cfg(any())] // TEMP-KIT
 mod conformance;
 mod header_fuzz;
+// Every JSON answer of the library says nosniff.
 mod https_throttle;
+#[cfg(feature = "registration")]
+mod json_headers;
 mod logs;
 // The authorization code grant on the library's endpoints, paragraph by paragraph.
 #[cfg(feature = "registration")]

@@ -106,6 +106,17 @@ type KeyFn = dyn Fn(&Extensions, &HeaderMap) -> Option<ClientKey> + Send + Sync;
 /// spent, such clients are refused. Clients already in the table keep their
 /// own budgets.
 ///
+/// What that costs: while the table is full and the shared budget is
+/// spent (a flood of failures from more distinct clients than
+/// [`max_clients`](Self::max_clients), which takes a distributed attack),
+/// a client the table has never seen is refused with 429 *even with a
+/// valid token*: the throttle answers before the credentials are looked
+/// at, so that the flood costs no store lookups. Clients seen before keep
+/// working. Size [`max_clients`](Self::max_clients) for the distinct
+/// clients you expect to fail in one replenish interval (the default holds
+/// 100 000); a deployment that prefers to let unknown clients through under
+/// such a flood must put its own limit in front instead.
+///
 /// Every clone (and every service it builds) shares the counts, so one
 /// layer on several routes is one budget per client across them.
 /// [`max_clients`](Self::max_clients) and [`clock`](Self::clock) start the

@@ -15,9 +15,12 @@
 //!   to the client's redirect URI with `code`, `state` and `iss`, or with
 //!   `error=access_denied`.
 //!
-//! The page's `Content-Security-Policy` lets its form lead to the client's
-//! redirect URI (`form-action` covers the redirect after the POST), and
-//! nowhere else.
+//! The page's `Content-Security-Policy` lets its form lead to the origin
+//! of the client's redirect URI (`form-action` covers the redirect after
+//! the POST), and nowhere else. Only the origin goes into the header,
+//! rebuilt from a scheme, a host and a port of their plain characters; a
+//! redirect URI with no such origin is shown as an error (400), and its
+//! path and query, which may hold `;` or `,`, never reach the header.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -27,7 +30,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_token_auth::oauth::{AuthorizationError, PendingAuthorization};
+use tower_token_auth::oauth::AuthorizationError;
 use tower_token_auth::store::TokenBackend;
 use tower_token_auth::{PayRequestScopes as S, ScopeSet};
 
@@ -62,8 +65,19 @@ async fn ask<B: TokenBackend<Scopes = S>>(
                 access_lifetime: &access,
                 refresh_lifetime: &refresh,
             };
+            let Some(policy) = consent_policy(&pending.redirect_uri) else {
+                return Problem::BadAuthorization(
+                    "The client's redirect URI has no plain origin (scheme, host and port) \
+                     this page could send the answer to.",
+                )
+                .into_response();
+            };
             let page = views::consent(state.brand(), &consent, &pending);
-            with_form_action((StatusCode::OK, page).into_response(), &pending)
+            let mut response = (StatusCode::OK, page).into_response();
+            response
+                .headers_mut()
+                .insert(CONTENT_SECURITY_POLICY, policy);
+            response
         }
         Err(refusal) => refused(refusal),
     }
@@ -120,41 +134,124 @@ fn see_other(url: &str) -> Response {
     }
 }
 
-/// The dashboard's policy, with the client's redirect URI as a second
-/// form target: the browser follows the POST's 303 there.
-fn with_form_action(mut response: Response, pending: &PendingAuthorization<S>) -> Response {
-    let Some(origin) = origin(&pending.redirect_uri) else {
-        return response;
-    };
+/// The dashboard's policy, with the origin of the client's redirect URI
+/// as a second form target: the browser follows the POST's 303 there.
+/// `None` when the URI has no plain origin.
+fn consent_policy(redirect_uri: &str) -> Option<HeaderValue> {
+    let origin = origin(redirect_uri)?;
     let policy = CSP.replace(
         "form-action 'self'",
         &format!("form-action 'self' {origin}"),
     );
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        response
-            .headers_mut()
-            .insert(CONTENT_SECURITY_POLICY, value);
-    }
-    response
+    HeaderValue::from_str(&policy).ok()
 }
 
-/// `scheme://authority` of an absolute URI.
+/// `scheme://host[:port]` of an absolute URI, rebuilt from its parts, when
+/// each is plain: the scheme a letter and then letters, digits, `+`, `-`
+/// or `.`; the host letters, digits, `.` and `-`, or a bracketed IPv6
+/// literal (hex digits, `:` and `.`); the port 1 to 65535. No user
+/// information, nothing else in the authority. The path and query are left
+/// out, whatever they hold.
 fn origin(uri: &str) -> Option<String> {
     let parsed: axum::http::Uri = uri.parse().ok()?;
-    let authority = parsed.authority()?;
-    Some(format!("{}://{authority}", parsed.scheme_str()?))
+    let scheme = parsed.scheme_str()?;
+    let mut letters = scheme.bytes();
+    let scheme_ok = letters.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && letters.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return None;
+    }
+    let authority = parsed.authority()?.as_str();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (ipv6, rest) = bracketed.split_once(']')?;
+            let ipv6_ok = !ipv6.is_empty()
+                && ipv6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+            if !ipv6_ok {
+                return None;
+            }
+            let port = match rest {
+                "" => None,
+                rest => Some(rest.strip_prefix(':')?),
+            };
+            (&authority[..ipv6.len() + 2], port)
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            let host_ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+            if !host_ok {
+                return None;
+            }
+            (host, port)
+        }
+    };
+    match port {
+        None => Some(format!("{scheme}://{host}")),
+        Some(port) => {
+            let plain = !port.is_empty()
+                && port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && port.parse::<u32>().is_ok_and(|p| (1..=65_535).contains(&p));
+            plain.then(|| format!("{scheme}://{host}:{port}"))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Issue 23, row 3: only a plain origin reaches the header; the path
+    /// and query are dropped whatever they hold, and an authority with
+    /// anything but host characters and a port is no origin at all.
     #[test]
     fn the_form_may_lead_to_the_redirect_origin_only() {
-        assert_eq!(
-            origin("http://127.0.0.1:8123/cb?x=1").as_deref(),
-            Some("http://127.0.0.1:8123")
-        );
-        assert_eq!(origin("/relative"), None);
+        for (uri, expected) in [
+            ("http://127.0.0.1:8123/cb?x=1", "http://127.0.0.1:8123"),
+            (
+                "https://app.example/cb;script-src%20*",
+                "https://app.example",
+            ),
+            ("https://app.example/a,b?c=d;e,f", "https://app.example"),
+            ("https://App-1.example:8443/", "https://App-1.example:8443"),
+            ("http://[::1]:9000/cb", "http://[::1]:9000"),
+            ("http://[::1]/cb", "http://[::1]"),
+        ] {
+            assert_eq!(origin(uri).as_deref(), Some(expected), "{uri}");
+        }
+        for uri in [
+            "/relative",
+            "https://a;b.example/cb",
+            "https://a,b.example/cb",
+            "https://a.example;report-uri=x/cb",
+            "https://user@a.example/cb",
+            "https://user:pw@a.example/cb",
+            "https://a.example:99999/cb",
+            "https://a.example:0/cb",
+            "https://a.example:/cb",
+            "https://a.example:80:81/cb",
+            "https://a_b.example/cb",
+            "https://a!b.example/cb",
+            "https://a$b.example/cb",
+            "http://[::1;x]/cb",
+            "http://[::1]x/cb",
+            "http://[::1]:x/cb",
+        ] {
+            assert_eq!(origin(uri), None, "{uri}");
+            assert!(consent_policy(uri).is_none(), "{uri}");
+        }
+        let policy = consent_policy("https://app.example/cb;script-src%20*").unwrap();
+        let directives: Vec<&str> = policy.to_str().unwrap().split(';').map(str::trim).collect();
+        assert_eq!(directives.len(), CSP.split(';').count());
+        assert!(directives.contains(&"form-action 'self' https://app.example"));
+        assert!(directives.contains(&"script-src 'self'"));
     }
 }

@@ -59,9 +59,15 @@
 //! - The session is a [`tower_sessions`] cookie (`HttpOnly`,
 //!   `SameSite=Strict`, `Secure` with [`Dashboard::secure_cookies`]) over an
 //!   in-memory store; the id changes at login, and logging out deletes it.
+//!   A session ends after an hour without a request, and expired sessions
+//!   are deleted from the store (every minute, by a task the router spawns
+//!   on its first request, on the tokio runtime serving it), not only
+//!   ignored.
 //! - Every state-changing request carries a CSRF token in a hidden field,
 //!   compared in constant time with the session's (the login form's with a
-//!   cookie of its own, as there is no session yet); without it: 403.
+//!   cookie of its own, as there is no session yet); without it: 403. The
+//!   token is checked before anything else is done with the form, and a
+//!   form body is at most 16 KiB (413 beyond).
 //! - A new token travels from the POST to the page in the session, for
 //!   exactly one render (post-redirect-get): never in a URL, never again
 //!   after a reload.
@@ -85,19 +91,20 @@
 mod consent;
 mod form;
 mod login;
+mod sessions;
 mod tokens;
 mod views;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Duration as StdDuration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::HeaderValue;
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -105,7 +112,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_sessions::cookie::time::Duration;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
+use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_token_auth::manager::TokenManager;
 use tower_token_auth::oauth::AuthorizationEndpoint;
 use tower_token_auth::store::TokenBackend;
@@ -127,6 +134,10 @@ const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-
 
 /// A session ends after this long without a request.
 const SESSION_IDLE: Duration = Duration::hours(1);
+
+/// The largest form body the pages read (413 beyond): a form of the
+/// dashboard is a few hundred bytes.
+const FORM_LIMIT: usize = 16 * 1024;
 
 /// The dashboard: the token page and the consent page over a
 /// [`TokenManager`], for the one [`Login`] that may use them.
@@ -245,8 +256,26 @@ impl<B: TokenBackend<Scopes = PayRequestScopes>> Dashboard<B> {
     where
         S: Clone + Send + Sync + 'static,
     {
+        self.router_over(sessions::Sessions::default())
+    }
+
+    /// [`router`](Self::router) over the session store `store`.
+    fn router_over<S>(&self, store: sessions::Sessions) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
         let secure = self.inner.secure_cookies;
-        let sessions = SessionManagerLayer::new(MemoryStore::default())
+        // The task that deletes expired sessions starts with the first
+        // request, on the runtime that serves it.
+        let sweeper = Arc::new(Once::new());
+        let first_request = {
+            let store = store.clone();
+            move |request: Request, next: Next| {
+                sweeper.call_once(|| store.spawn_sweeper(sessions::SWEEP_PERIOD));
+                next.run(request)
+            }
+        };
+        let sessions = SessionManagerLayer::new(store)
             .with_name(session_cookie_name(secure))
             .with_secure(secure)
             .with_http_only(true)
@@ -260,11 +289,13 @@ impl<B: TokenBackend<Scopes = PayRequestScopes>> Dashboard<B> {
             .merge(login::router())
             .merge(tokens::router())
             .merge(consent::router())
+            .layer(DefaultBodyLimit::max(FORM_LIMIT))
             .layer(middleware::map_response_with_state(
                 self.clone(),
                 render_problems::<B>,
             ))
             .layer(sessions)
+            .layer(middleware::from_fn(first_request))
             .layer(middleware::map_response(security_headers))
             .with_state(self.clone())
     }
@@ -421,17 +452,63 @@ fn days(lifetime: StdDuration) -> String {
 mod tests {
     use super::*;
 
+    /// Issue 23, row 5: both sides are hashed before the constant-time
+    /// comparison, and the answer is still exact for equal, different,
+    /// longer, shorter and empty inputs.
     #[test]
     fn a_login_matches_its_own_credentials_only() {
         let login = Login::new("demo", "secret").for_owner("demo-user");
         assert!(login.matches("demo", "secret"));
-        assert!(!login.matches("demo", "secreT"));
-        assert!(!login.matches("demo2", "secret"));
-        assert!(!login.matches("", ""));
+        for (user, password) in [
+            ("demo", "secreT"),
+            ("demo", "secret0"),
+            ("demo", "secre"),
+            ("demo", ""),
+            ("demo2", "secret"),
+            ("dem", "secret"),
+            ("", "secret"),
+            ("demosecret", ""),
+            ("demo:secret", ""),
+            ("", ""),
+        ] {
+            assert!(!login.matches(user, password), "{user:?} {password:?}");
+        }
         assert_eq!(login.owner(), "demo-user");
         assert!(!format!("{login:?}").contains("secret"));
         let open = Login::new("demo", "");
         assert!(!open.matches("demo", ""), "an empty password admits nobody");
+    }
+
+    /// The router's first request starts the task that deletes expired
+    /// sessions from its store.
+    #[tokio::test(start_paused = true)]
+    async fn the_router_deletes_expired_sessions_once_it_serves() {
+        use tower::ServiceExt as _;
+        use tower_sessions::session::{Id, Record};
+        use tower_sessions::SessionStore as _;
+
+        let tokens = TokenManager::new(tower_token_auth::MemoryStore::<PayRequestScopes>::new());
+        let dashboard = Dashboard::new(tokens, "http://127.0.0.1:3000", Login::new("a", "b"));
+        let store = sessions::Sessions::default();
+        let router: Router = dashboard.router_over(store.clone());
+        let mut expired = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
+                - Duration::seconds(1),
+        };
+        store.create(&mut expired).await.unwrap();
+        let request = axum::http::Request::get(LOGIN_PATH)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        assert_eq!(store.len(), 1);
+        tokio::time::advance(sessions::SWEEP_PERIOD).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(store.len(), 0, "the expired session is deleted");
     }
 
     #[test]

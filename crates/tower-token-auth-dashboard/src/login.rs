@@ -155,11 +155,27 @@ fn query_next(query: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// `POST /dashboard/login`.
+/// The login form's CSRF token, from its cookie: without one, a login is
+/// refused (403) before its body is read.
+struct LoginCsrf(String);
+
+impl<St: Send + Sync> FromRequestParts<St> for LoginCsrf {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Response> {
+        match login_csrf(&parts.headers) {
+            Some(csrf) => Ok(Self(csrf.to_owned())),
+            None => Err(Problem::CsrfRefused.into_response()),
+        }
+    }
+}
+
+/// `POST /dashboard/login`: the CSRF token first (the cookie before the
+/// body is read, then the field), then the credentials.
 async fn log_in<B>(
     State(dashboard): State<Dashboard<B>>,
+    LoginCsrf(csrf): LoginCsrf,
     session: Session,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -168,9 +184,10 @@ async fn log_in<B>(
     };
     let fields = Fields::parse(&body);
     // The login form's own CSRF token: the cookie's value in the field.
-    let Some(csrf) = login_csrf(&headers).filter(|csrf| csrf_matches(&fields, csrf)) else {
+    if !csrf_matches(&fields, &csrf) {
         return Problem::CsrfRefused.into_response();
-    };
+    }
+    let csrf = csrf.as_str();
     let next = fields
         .one("next")
         .and_then(same_site_path)

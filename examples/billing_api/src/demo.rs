@@ -28,6 +28,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tower_token_auth::manager::IssueRequest;
 use tower_token_auth::token::TokenRecord;
 use tower_token_auth::token::{TokenKind, TokenSecret};
@@ -63,6 +65,18 @@ impl DashboardLogin {
             username: "demo".to_owned(),
             password,
         })
+    }
+
+    /// Whether `presented` (the decoded HTTP Basic credentials,
+    /// `user:password`) is this login, in time that does not depend on
+    /// either side: both are hashed to a SHA-256 digest, and the two 32-byte
+    /// digests are compared in constant time, so neither where they differ
+    /// nor their lengths show. An empty password admits nobody.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let expected = format!("{}:{}", self.username, self.password);
+        let presented: [u8; 32] = Sha256::digest(presented).into();
+        let expected: [u8; 32] = Sha256::digest(expected.as_bytes()).into();
+        bool::from(presented.ct_eq(&expected)) && !self.password.is_empty()
     }
 }
 
@@ -259,4 +273,45 @@ fn create_private(path: &Path) -> io::Result<File> {
         options.mode(0o600);
     }
     options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23, row 5: the HTTP Basic login is compared as two SHA-256
+    /// digests, and is still exactly right for equal, different, longer,
+    /// shorter and empty credentials.
+    #[test]
+    fn the_basic_login_matches_its_own_credentials_only() {
+        let login = DashboardLogin {
+            username: "demo".to_owned(),
+            password: "0123456789abcdef".to_owned(),
+        };
+        assert!(login.matches(b"demo:0123456789abcdef"));
+        for wrong in [
+            &b"demo:0123456789abcdeF"[..],
+            b"demo:0123456789abcdef0",
+            b"demo:0123456789abcdef:",
+            b"demo:0123456789abcde",
+            b"demo:",
+            b"demo",
+            b"demo0123456789abcdef",
+            b"Demo:0123456789abcdef",
+            b":0123456789abcdef",
+            b"",
+            &[0xff; 21],
+        ] {
+            assert!(
+                !login.matches(wrong),
+                "{:?}",
+                String::from_utf8_lossy(wrong)
+            );
+        }
+        let open = DashboardLogin {
+            username: "demo".to_owned(),
+            password: String::new(),
+        };
+        assert!(!open.matches(b"demo:"), "an empty password admits nobody");
+    }
 }

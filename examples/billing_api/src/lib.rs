@@ -24,6 +24,7 @@ pub mod demo;
 mod manage;
 mod oauth;
 mod public;
+pub mod serve;
 mod settings;
 
 use std::num::NonZeroU32;
@@ -31,10 +32,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use axum::http::{Request, StatusCode};
+use axum::http::header::X_CONTENT_TYPE_OPTIONS;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_token_auth::manager::{IssuePolicy, TokenManager, UsageTracker};
 use tower_token_auth::peer::Peers;
@@ -72,6 +76,12 @@ pub const REALM: &str = "billing";
 /// per minute, in bursts of as many; then one more every 6 s. Bad bearer
 /// tokens, refused refresh grants and wrong dashboard passwords all count.
 pub const FAILURES_PER_MINUTE: u32 = 10;
+
+/// The largest request body any route reads: 64 KiB (413 beyond). A JSON
+/// object of the management API or the `/v1` routes is far smaller; the
+/// OAuth endpoints and the dashboard's forms have smaller limits of their
+/// own.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the handlers share: the tokens, the authentication layer built over
 /// them, the dashboard login and the public URL of the service.
@@ -221,6 +231,16 @@ impl AppState {
         self
     }
 
+    /// Allows each client `failures` failed authentications per minute
+    /// (`FAILED_AUTH_PER_MINUTE`) instead of [`FAILURES_PER_MINUTE`]; counts
+    /// start afresh.
+    pub fn failed_auth_per_minute(mut self, failures: NonZeroU32) -> Self {
+        self.throttle = ThrottleLayer::per_minute(failures)
+            .rejections(challenge(&self.base_url))
+            .peers(self.peers.clone());
+        self
+    }
+
     /// Records when tokens are used, at most once per token per `interval`,
     /// written by a task spawned on the current tokio runtime; listings show
     /// it as `last_used_at`.
@@ -231,6 +251,12 @@ impl AppState {
         self
     }
 }
+
+/// `docs/serving.md`, the guide to serving the middleware within limits:
+/// its example is compiled as a test of this package.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/serving.md")]
+pub struct ServingGuide;
 
 /// The service's token manager over `backend`: tokens it issues (the
 /// dashboard's, the demo's, the grants') are for `resource` (RFC 8707).
@@ -244,6 +270,11 @@ pub fn tokens_for(backend: Backend, resource: &str) -> Tokens {
 /// The whole service: public routes, the bearer-protected `/v1` API, the
 /// token endpoints and the dashboard (JSON API and web page), a JSON 404
 /// for everything else, and request logging.
+///
+/// Every body is limited to [`BODY_LIMIT`] (413 beyond, before any
+/// credential is looked at when the `Content-Length` says so), and every
+/// answer carries `X-Content-Type-Options: nosniff`. Serve it with
+/// [`serve::serve`], which bounds the connections.
 ///
 /// Every route but `/health` is throttled (failed authentications per
 /// client) and, in production, requires HTTPS. The layers are added with
@@ -264,6 +295,8 @@ pub fn app(state: AppState) -> Router {
         .merge(public::router())
         .merge(guarded)
         .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::map_response(nosniff))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -296,6 +329,15 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("<no route>", MatchedPath::as_str);
     tracing::info_span!("request", method = %request.method(), route)
+}
+
+/// No answer of the service is to be read as anything but its declared
+/// type.
+async fn nosniff(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 async fn not_found() -> Response {

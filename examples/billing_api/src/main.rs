@@ -25,6 +25,7 @@ use billing_api as app;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,10 +60,26 @@ Environment:
                            /health (403 https_required)
   TRUSTED_PROXIES          comma-separated IP addresses of the TLS-terminating proxies
                            whose forwarding headers are believed
+  FAILED_AUTH_PER_MINUTE   failed authentications (bad tokens, refused grants, wrong
+                           dashboard and introspection passwords) a client (an IPv4
+                           address, an IPv6 /64) may make per minute, in both
+                           profiles; then 429 with Retry-After (default 10). Other
+                           clients are not affected, with one exception: the
+                           throttle tracks at most 100 000 clients, and under a
+                           flood of failures from more distinct clients than that,
+                           the clients it has no room for share one budget of the
+                           same size. While that shared budget is spent, a client
+                           the throttle has not seen before is refused with 429
+                           even with a valid token (the throttle answers before
+                           any credential is looked at); clients it already tracks
+                           keep their own budgets.
 
-Failed authentications (bad tokens, refused grants, wrong dashboard and
-introspection passwords) are throttled per client (IPv6 per /64) in both
-profiles: 10 a minute, then 429 with Retry-After."
+Serving limits: a client has 10 s to send a request's headers (a kept-alive
+connection waiting for its next request too), a connection on which nothing
+moves for 60 s is closed, a request has 30 s (then 408), at most 4096
+connections are open at once (fewer when the open-file limit, ulimit -n, is
+lower; further clients wait to be accepted), and a request body is at most
+64 KiB (413 beyond)."
 )]
 struct Options {
     /// Address to listen on.
@@ -125,6 +142,7 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
     tokio::spawn(purge_periodically(tokens.clone()));
     let mut state =
         app::AppState::with_store(tokens, app::demo::DashboardLogin::generate()?, &base_url)
+            .failed_auth_per_minute(failures_from_env()?)
             .track_usage(USAGE_INTERVAL)
             .peers(profile.peers);
     if let Some((remote, issuer)) = remote_lookup()? {
@@ -156,13 +174,29 @@ async fn run(options: Options) -> Result<(), app::demo::DemoError> {
     tracing::info!("listening on http://{local}");
     tracing::info!("dashboard: http://{local}/dashboard/login");
 
-    // The peer's address is what `TRUSTED_PROXIES` is checked against.
-    let service = app::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // DESIGN §6's limits; no more connections than open files allow.
+    let mut limits = app::serve::Limits::default();
+    if let Some(open_files) = app::serve::open_file_limit() {
+        limits = limits.within_open_files(open_files);
+    }
+    tracing::info!(?limits, "serving limits");
+    app::serve::serve(listener, app::app(state), limits, shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// `FAILED_AUTH_PER_MINUTE`, by default [`app::FAILURES_PER_MINUTE`].
+fn failures_from_env() -> Result<NonZeroU32, String> {
+    parse_failures(env("FAILED_AUTH_PER_MINUTE").as_deref())
+}
+
+fn parse_failures(value: Option<&str>) -> Result<NonZeroU32, String> {
+    let Some(value) = value else {
+        return Ok(NonZeroU32::new(app::FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
+    };
+    value.trim().parse::<NonZeroU32>().map_err(|_| {
+        format!("FAILED_AUTH_PER_MINUTE: `{value}` is not a whole number of at least 1")
+    })
 }
 
 /// A non-empty environment variable.
@@ -511,6 +545,32 @@ mod tests {
         assert_eq!(o.demo_tokens.unwrap(), PathBuf::from("/tmp/t.json"));
     }
 
+    /// Issue 23, row 7: `--help` says what `FAILED_AUTH_PER_MINUTE` sets,
+    /// and what a user may not expect: under a flood of failures from more
+    /// clients than the throttle tracks, a new client is refused even with
+    /// a valid token.
+    #[test]
+    fn the_failure_budget_comes_from_the_environment_and_help_says_what_it_costs() {
+        assert_eq!(parse_failures(None).unwrap().get(), 10);
+        assert_eq!(parse_failures(Some("25")).unwrap().get(), 25);
+        for bad in ["0", "-1", "ten", "1.5"] {
+            let error = parse_failures(Some(bad)).unwrap_err();
+            assert!(error.contains(&format!("`{bad}`")), "{error}");
+        }
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for said in [
+            "FAILED_AUTH_PER_MINUTE failed authentications",
+            "(default 10)",
+            "share one budget",
+            "refused with 429 even with a valid token",
+            "a request's headers",
+            "64 KiB (413 beyond)",
+        ] {
+            assert!(flat.contains(said), "--help does not say {said:?}:\n{help}");
+        }
+    }
+
     #[test]
     fn help_unknown_flags_and_bad_addresses() {
         let help = parse(&["--help"]).unwrap_err();
@@ -522,6 +582,7 @@ mod tests {
             "DATABASE_URL",
             "RESOURCE",
             "INTROSPECTION_URL",
+            "FAILED_AUTH_PER_MINUTE",
         ] {
             assert!(
                 text.contains(documented),

@@ -10,21 +10,32 @@
 //! | `DELETE /settings/api-tokens/{id}` | 204; the token (a grant: all of its tokens) stops working at once |
 //! | `POST /settings/api-tokens/{id}/regenerate` | 201 with a new token; the old one is revoked |
 //!
+//! Every `POST` and `PATCH` that carries a body or a `Content-Type` must be
+//! `application/json` (415 otherwise; a regenerate may send neither), so
+//! that no cross-site HTML form, which can only send `text/plain`, a
+//! urlencoded or a multipart body, changes a token with the browser's
+//! cached Basic credentials. Every answer is `Cache-Control: no-store` and
+//! `X-Content-Type-Options: nosniff`.
+//!
 //! The web page over the same tokens is the dashboard's
 //! ([`tower_token_auth_dashboard`]).
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use tower_token_auth::error::FailedAuthentication;
 use tower_token_auth::error::StoreError;
 use tower_token_auth::manager::{IssueRequest, IssuedToken, TokenError};
@@ -45,6 +56,64 @@ pub(super) fn router() -> Router<AppState> {
             delete(remove).patch(change_scopes),
         )
         .route("/settings/api-tokens/{id}/regenerate", post(regenerate))
+        .route_layer(middleware::map_response(not_stored))
+}
+
+/// The headers of every answer of these routes: token metadata (and a
+/// token, once) is for this caller only, never for a cache, and JSON is
+/// read as nothing else.
+async fn not_stored(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// A `POST` or `PATCH` whose body, if any, is declared JSON: a request
+/// with a `Content-Type` other than `application/json` (parameters such
+/// as `charset` aside), or with a body and no `Content-Type`, is refused
+/// with 415 before anything is done.
+struct JsonOnly;
+
+impl<St: Send + Sync> FromRequestParts<St> for JsonOnly {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Response> {
+        if declares_json_or_nothing(&parts.headers) {
+            Ok(Self)
+        } else {
+            Err(not_json())
+        }
+    }
+}
+
+/// 415: a body that is not declared JSON.
+fn not_json() -> Response {
+    error_response(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request",
+        "Send the body as JSON, with `Content-Type: application/json`.",
+    )
+}
+
+/// Whether the headers declare a JSON body, or no body at all.
+fn declares_json_or_nothing(headers: &HeaderMap) -> bool {
+    let mut types = headers.get_all(CONTENT_TYPE).iter();
+    match (types.next(), types.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json")),
+        // Two `Content-Type` headers: nothing to rely on.
+        (Some(_), Some(_)) => false,
+        (None, _) => {
+            let empty_length = headers
+                .get(CONTENT_LENGTH)
+                .is_none_or(|length| length.as_bytes() == b"0");
+            empty_length && !headers.contains_key(TRANSFER_ENCODING)
+        }
+    }
 }
 
 /// A request that passed the dashboard login. Every demo token belongs to
@@ -67,11 +136,8 @@ impl FromRequestParts<AppState> for DashboardUser {
                 scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
             })
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
-        let expected = format!("{}:{}", state.dashboard.username, state.dashboard.password);
         match given {
-            Some(given) if bool::from(given.ct_eq(expected.as_bytes())) => {
-                Ok(Self { owner: DEMO_OWNER })
-            }
+            Some(given) if state.dashboard.matches(&given) => Ok(Self { owner: DEMO_OWNER }),
             _ => {
                 let mut response = error_response(
                     StatusCode::UNAUTHORIZED,
@@ -106,6 +172,7 @@ struct CreateToken {
 async fn create(
     State(state): State<AppState>,
     user: DashboardUser,
+    _: JsonOnly,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Response {
     let Json(body) = match body {
@@ -159,11 +226,37 @@ async fn remove(
     }
 }
 
+/// `POST …/{id}/regenerate`: no body, or a JSON object (whose fields are
+/// ignored: the old token is revoked at once).
 async fn regenerate(
     State(state): State<AppState>,
     user: DashboardUser,
+    _: JsonOnly,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error_response(
+                rejection.status(),
+                "invalid_request",
+                &rejection.body_text(),
+            )
+        }
+    };
+    // A body whose length no header announced, and no type.
+    if !body.is_empty() && !headers.contains_key(CONTENT_TYPE) {
+        return not_json();
+    }
+    if !body.is_empty() && !matches!(serde_json::from_slice(&body), Ok(Value::Object(_))) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Send no body, or a JSON object.",
+        );
+    }
     let info = match manage::owned(&state.tokens, user.owner, &id).await {
         Ok(Some(info)) => info,
         Ok(None) => return not_found(),
@@ -183,6 +276,7 @@ async fn regenerate(
 async fn change_scopes(
     State(state): State<AppState>,
     user: DashboardUser,
+    _: JsonOnly,
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
@@ -219,9 +313,7 @@ async fn change_scopes(
         Err(error) => return store_error(&error),
     };
     match manage::set_scopes(&state.tokens, info.id, scopes).await {
-        Ok(Some(updated)) => {
-            ([(CACHE_CONTROL, "no-store")], Json(metadata(&updated))).into_response()
-        }
+        Ok(Some(updated)) => Json(metadata(&updated)).into_response(),
         Ok(None) => not_found(),
         // Not a personal access token, or not an active one.
         Err(TokenError::Conflict(message)) => {
@@ -245,12 +337,7 @@ fn shown_once(issued: &IssuedToken<S>) -> Response {
         "expires_at": rfc3339(record.expires_at),
         "note": "Store this token now: it is not shown again.",
     });
-    (
-        StatusCode::CREATED,
-        [(CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response()
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 fn metadata(info: &TokenInfo<S>) -> Value {

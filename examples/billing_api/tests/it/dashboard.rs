@@ -401,6 +401,212 @@ async fn patch_answers_400_404_and_409_where_it_cannot_apply() {
     );
 }
 
+/// A request to the management API, logged in, with a body of
+/// `content_type` (none: no `Content-Type` header).
+async fn manage_raw(
+    demo: &Demo,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Reply {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, demo.basic());
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    send(
+        &demo.router,
+        request.body(Body::from(body.to_owned())).unwrap(),
+    )
+    .await
+}
+
+/// Issue 23, row 2: a cross-site form can send `text/plain`, urlencoded or
+/// multipart bodies, and a browser adds its cached Basic credentials: none
+/// of the routes that change tokens accepts them (415), and nothing
+/// changes. A regenerate with no body or a JSON one still works.
+#[tokio::test]
+async fn state_changing_json_routes_refuse_form_content_types_and_change_nothing() {
+    let demo = Demo::new().await;
+    let (id, token) = demo.create("kept", "billing.read").await;
+    let list = || demo.manage(Method::GET, "/settings/api-tokens", None);
+    let before = list().await.text;
+    let multipart = "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--b--\r\n";
+    let bodies = [
+        (
+            Some("text/plain"),
+            r#"{"name":"x","scopes":"billing.write"}"#,
+        ),
+        (
+            Some("text/plain;charset=UTF-8"),
+            r#"{"scopes":"billing.write"}"#,
+        ),
+        (
+            Some("application/x-www-form-urlencoded"),
+            "name=x&scopes=billing.write",
+        ),
+        (Some("multipart/form-data; boundary=b"), multipart),
+        (None, r#"{"scopes":"billing.write"}"#),
+    ];
+    let regenerate = format!("/settings/api-tokens/{id}/regenerate");
+    let routes = [
+        (Method::POST, "/settings/api-tokens".to_owned()),
+        (Method::PATCH, format!("/settings/api-tokens/{id}")),
+        (Method::POST, regenerate.clone()),
+    ];
+    for (method, path) in &routes {
+        for (content_type, body) in bodies {
+            let reply = manage_raw(&demo, method.clone(), path, content_type, body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{method} {path} as {content_type:?}: {}",
+                reply.text
+            );
+            assert_eq!(reply.json()["error"], "invalid_request");
+        }
+        // Even an empty form.
+        let reply = manage_raw(
+            &demo,
+            method.clone(),
+            path,
+            Some("application/x-www-form-urlencoded"),
+            "",
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+    }
+    assert_eq!(list().await.text, before, "nothing changed");
+    assert_eq!(
+        demo.api(Method::GET, "/v1/invoices", &token).await.status,
+        StatusCode::OK,
+        "the token still works"
+    );
+
+    // A regenerate may send neither a body nor a type, or JSON.
+    let bare = manage_raw(&demo, Method::POST, &regenerate, None, "").await;
+    assert_eq!(bare.status, StatusCode::CREATED, "{}", bare.text);
+    let next = bare.json()["id"].as_str().unwrap().to_owned();
+    let json = manage_raw(
+        &demo,
+        Method::POST,
+        &format!("/settings/api-tokens/{next}/regenerate"),
+        Some("application/json; charset=utf-8"),
+        "{}",
+    )
+    .await;
+    assert_eq!(json.status, StatusCode::CREATED, "{}", json.text);
+}
+
+/// Issue 23, row 6: every answer of `/settings/api-tokens` is
+/// `Cache-Control: no-store` (the listing too) and `nosniff`, and so is
+/// every answer of `/v1/*`, refusals included.
+#[tokio::test]
+async fn json_answers_are_nosniff_and_token_answers_are_never_stored() {
+    let demo = Demo::new().await;
+    let (id, _) = demo.create("headers", "billing.read").await;
+    let created = demo
+        .manage(
+            Method::POST,
+            "/settings/api-tokens",
+            Some(json!({ "name": "another" })),
+        )
+        .await;
+    let mut managed = vec![
+        ("create", created),
+        (
+            "list",
+            demo.manage(Method::GET, "/settings/api-tokens", None).await,
+        ),
+        (
+            "patch",
+            demo.manage(
+                Method::PATCH,
+                &format!("/settings/api-tokens/{id}"),
+                Some(json!({ "scopes": "billing.agent" })),
+            )
+            .await,
+        ),
+        (
+            "unknown",
+            demo.manage(Method::DELETE, "/settings/api-tokens/nope", None)
+                .await,
+        ),
+    ];
+    let regenerated = demo
+        .manage(
+            Method::POST,
+            &format!("/settings/api-tokens/{id}/regenerate"),
+            None,
+        )
+        .await;
+    let next = regenerated.json()["id"].as_str().unwrap().to_owned();
+    managed.push(("regenerate", regenerated));
+    managed.push((
+        "delete",
+        demo.manage(
+            Method::DELETE,
+            &format!("/settings/api-tokens/{next}"),
+            None,
+        )
+        .await,
+    ));
+    let anonymous = Request::get("/settings/api-tokens")
+        .body(Body::empty())
+        .unwrap();
+    managed.push(("no login", send(&demo.router, anonymous).await));
+    for (what, reply) in &managed {
+        assert_eq!(reply.header(header::CACHE_CONTROL), "no-store", "{what}");
+        assert_eq!(
+            reply.header(header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{what}"
+        );
+    }
+    assert_eq!(managed[1].1.status, StatusCode::OK);
+
+    let reader = demo.token("billing.read");
+    let no_token = Request::get("/v1/invoices").body(Body::empty()).unwrap();
+    let api = [
+        ("me", demo.api(Method::GET, "/v1/me", &reader).await),
+        ("list", demo.api(Method::GET, "/v1/invoices", &reader).await),
+        (
+            "create",
+            demo.api(Method::POST, "/v1/invoices", &demo.token("billing.write"))
+                .await,
+        ),
+        (
+            "forbidden",
+            demo.api(Method::POST, "/v1/invoices", &reader).await,
+        ),
+        ("no token", send(&demo.router, no_token).await),
+        (
+            "bad token",
+            demo.api(Method::GET, "/v1/me", "pr_pat_x").await,
+        ),
+    ];
+    for (what, reply) in &api {
+        assert!(
+            reply
+                .header(header::CONTENT_TYPE)
+                .starts_with("application/json")
+                || reply.text.is_empty(),
+            "{what}"
+        );
+        assert_eq!(
+            reply.header(header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{what}: {}",
+            reply.status
+        );
+    }
+    assert_eq!(api[0].1.status, StatusCode::OK);
+    assert_eq!(api[3].1.status, StatusCode::FORBIDDEN);
+}
+
 // ---- B. the web page, in memory ----
 
 /// A browser without a browser: keeps the cookies the dashboard sets and
@@ -822,6 +1028,166 @@ async fn every_state_changing_form_needs_the_sessions_csrf_token() {
     assert_eq!(out.header(header::LOCATION), "/dashboard/login");
     assert!(!agent.has_session());
     assert_eq!(agent.get(TOKENS).await.status, StatusCode::SEE_OTHER);
+}
+
+/// Issue 23, row 6: the login form and every form of the pages are read
+/// up to 16 KiB (413 beyond, nothing done), and the CSRF token is checked
+/// before the credentials: a login without the form's cookie, or with a
+/// wrong token, is refused however right its password.
+#[tokio::test]
+async fn dashboard_forms_are_small_and_their_csrf_token_comes_first() {
+    let demo = Demo::new().await;
+    let (user, password) = (
+        demo.state.dashboard.username.clone(),
+        demo.state.dashboard.password.clone(),
+    );
+    let big = "x".repeat(17 * 1024);
+
+    let mut agent = Agent::new(&demo);
+    let csrf = agent.get("/dashboard/login").await.csrf();
+    let huge = agent
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &csrf),
+                ("username", &user),
+                ("password", &password),
+                ("padding", &big),
+            ],
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", huge.text);
+    assert!(!agent.has_session());
+
+    // No cookie of the login form: 403, the right password is not enough.
+    let mut cookieless = Agent::new(&demo);
+    let reply = cookieless
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &csrf),
+                ("username", &user),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(!cookieless.has_session());
+    // The cookie but another token in the field: 403 as well.
+    let wrong = "0".repeat(64);
+    let reply = agent
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &wrong),
+                ("username", &user),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(!agent.has_session());
+
+    let page = agent.log_in().await;
+    let csrf = page.csrf();
+    let before = demo
+        .manage(Method::GET, "/settings/api-tokens", None)
+        .await
+        .text;
+    let (id, _) = demo.create("small forms", "billing.read").await;
+    for path in [
+        TOKENS.to_owned(),
+        format!("{TOKENS}/{id}/edit"),
+        format!("{TOKENS}/{id}/regenerate"),
+        format!("{TOKENS}/{id}/delete"),
+        "/dashboard/logout".to_owned(),
+    ] {
+        let reply = agent
+            .post(
+                &path,
+                &[("csrf", &csrf), ("name", &big), ("scope", "billing.agent")],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    let listed = demo.listed("small forms", "personal_access").await;
+    assert_eq!(listed["status"], "active");
+    assert_eq!(listed["scopes"], json!(["billing.read"]));
+    let after = demo
+        .manage(Method::GET, "/settings/api-tokens", None)
+        .await
+        .text;
+    assert!(!after.contains("xxxxxxxx"));
+    assert_ne!(before, after);
+    assert!(agent.has_session(), "the logout form was not read either");
+    assert_eq!(agent.get(TOKENS).await.status, StatusCode::OK);
+}
+
+/// Issue 23, row 3: the consent page's policy lets its form lead to the
+/// origin of the client's redirect URI and nowhere else: a `;` or a `,`
+/// in the URI's path or query adds no directive and no source.
+#[tokio::test]
+async fn the_consent_page_policy_names_only_the_redirect_origin() {
+    use tower_token_auth::oauth::{s256_challenge, ClientRegistration};
+
+    let demo = Demo::new().await;
+    let uris = [
+        "https://app.example/cb;script-src%20*",
+        "https://app.example/cb,script-src%20*;report-uri%20https://evil.example",
+        "https://app.example:8443/a,b?next=;img-src%20*,x",
+    ];
+    let client = demo
+        .state
+        .tokens
+        .register_client(ClientRegistration::new(
+            uris.iter().map(|u| (*u).to_owned()).collect(),
+            "test",
+        ))
+        .await
+        .expect("registered");
+    let mut agent = Agent::new(&demo);
+    agent.log_in().await;
+    let expected_names: Vec<&str> = CSP
+        .split(';')
+        .map(|d| d.split_whitespace().next().unwrap())
+        .collect();
+    for uri in uris {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client.client_id)
+            .append_pair("redirect_uri", uri)
+            .append_pair("scope", "billing.read")
+            .append_pair("state", "s")
+            .append_pair("code_challenge", &s256_challenge("v".repeat(43).as_str()))
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let page = agent.get(&format!("/oauth/authorize?{query}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}: {}", page.text);
+        assert!(page.text.contains("Allow"), "the consent page for {uri}");
+        let policy = page.header(header::CONTENT_SECURITY_POLICY);
+        let directives: Vec<Vec<&str>> = policy
+            .split(';')
+            .map(|d| d.split_whitespace().collect())
+            .collect();
+        let names: Vec<&str> = directives.iter().map(|d| d[0]).collect();
+        assert_eq!(names, expected_names, "{uri}: {policy}");
+        let origin = if uri.contains(":8443") {
+            "https://app.example:8443"
+        } else {
+            "https://app.example"
+        };
+        for directive in &directives {
+            let expected: Vec<&str> = match directive[0] {
+                "form-action" => vec!["form-action", "'self'", origin],
+                name => CSP
+                    .split(';')
+                    .map(|d| d.split_whitespace().collect::<Vec<_>>())
+                    .find(|d| d[0] == name)
+                    .unwrap(),
+            };
+            assert_eq!(directive, &expected, "{uri}: {policy}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -36,6 +36,8 @@ mod hostile_http;
 mod mcp_client;
 // The OAuth authorization code flow, in a browser and with the oauth2 crate.
 mod oauth_flow;
+// The serving limits: header time, idle time, connections, bodies.
+mod serving;
 // A resource server that validates tokens by introspection.
 #[cfg(feature = "introspection")]
 mod resource_server;

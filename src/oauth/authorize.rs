@@ -31,9 +31,12 @@ const MAX_STATE: usize = 2048;
 ///      `redirect_uri` that is missing or not the client's. Show the
 ///      description on a page; never redirect (RFC 6749 §4.1.2.1), so the
 ///      endpoint is no open redirector.
-///    - [`AuthorizationError::Redirect`]: any other error (PKCE missing or
-///      `plain`, an unknown scope, a foreign resource, …): send the user
-///      agent to the URL, which carries `error`, `state` and `iss`.
+///    - Any other error (PKCE missing or `plain`, an unknown scope, a
+///      foreign resource, …): [`AuthorizationError::Redirect`] for a client
+///      the service vouches for ([`vouch_for`](Self::vouch_for)): send the
+///      user agent to the URL, which carries `error`, `state` and `iss`;
+///      [`AuthorizationError::Invalid`] for any other client, since anyone
+///      can register one: show it like the errors above.
 ///    - `Ok(pending)`: show the consent page: the client's name, its
 ///      `client_id` and redirect URI, and each of
 ///      [`PendingAuthorization::scope_names`].
@@ -92,6 +95,8 @@ const MAX_STATE: usize = 2048;
 pub struct AuthorizationEndpoint<B> {
     tokens: TokenManager<B>,
     issuer: Arc<str>,
+    /// The clients whose invalid requests are redirected back to them.
+    vouched: Arc<[String]>,
 }
 
 impl<B> Clone for AuthorizationEndpoint<B> {
@@ -99,6 +104,7 @@ impl<B> Clone for AuthorizationEndpoint<B> {
         Self {
             tokens: self.tokens.clone(),
             issuer: Arc::clone(&self.issuer),
+            vouched: Arc::clone(&self.vouched),
         }
     }
 }
@@ -158,11 +164,13 @@ impl<S: fmt::Debug> fmt::Debug for PendingAuthorization<S> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthorizationError {
-    /// The client or its redirect URI cannot be trusted: show this
+    /// The client or its redirect URI cannot be trusted, or the request of
+    /// a client the service does not vouch for is invalid: show this
     /// description to the user and do not redirect.
     #[error("invalid authorization request: {0}")]
     Invalid(&'static str),
-    /// Send the user agent to this URL: the client's redirect URI with
+    /// Send the user agent to this URL: the redirect URI of a client the
+    /// service vouches for ([`AuthorizationEndpoint::vouch_for`]), with
     /// `error`, `error_description`, `state` and `iss`.
     #[error("authorization refused; redirect to the client")]
     Redirect(String),
@@ -182,7 +190,25 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
         Self {
             tokens,
             issuer: issuer.into().into(),
+            vouched: Arc::from([]),
         }
+    }
+
+    /// Vouches for the client `client_id` (one the service registered
+    /// itself, a first-party application): an invalid request of it is
+    /// redirected back to its redirect URI with `error`
+    /// ([`AuthorizationError::Redirect`], RFC 6749 §4.1.2.1). Without it,
+    /// as for every client that registered itself (RFC 7591, open to
+    /// anyone), an invalid request is shown on the page
+    /// ([`AuthorizationError::Invalid`]): with open registration, a
+    /// redirect of an error would make the server an open redirector
+    /// (RFC 9700 §4.11.2).
+    #[must_use]
+    pub fn vouch_for(mut self, client_id: impl Into<String>) -> Self {
+        let mut vouched = self.vouched.to_vec();
+        vouched.push(client_id.into());
+        self.vouched = vouched.into();
+        self
     }
 
     /// Checks an authorization request (the query string of `GET
@@ -214,9 +240,14 @@ impl<B: TokenBackend> AuthorizationEndpoint<B> {
             ));
         }
         // From here on the redirect URI is the client's own: errors go
-        // back to it.
+        // back to it if the service vouches for the client, and are shown
+        // on the page otherwise.
         let state = single("state").unwrap_or_default();
-        let back = |error: &str, description: &str| {
+        let vouched = self.vouched.iter().any(|c| c == client_id);
+        let back = |error: &str, description: &'static str| {
+            if !vouched {
+                return AuthorizationError::Invalid(description);
+            }
             let state = state.filter(|s| s.len() <= MAX_STATE);
             AuthorizationError::Redirect(self.redirect(
                 redirect_uri,

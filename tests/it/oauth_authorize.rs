@@ -59,7 +59,10 @@ impl Server {
             .await
             .unwrap();
         Self {
-            authorize: AuthorizationEndpoint::new(tokens.clone(), ISSUER),
+            // The tests of the errors that go back to the client are about
+            // a client the service vouches for.
+            authorize: AuthorizationEndpoint::new(tokens.clone(), ISSUER)
+                .vouch_for(client.client_id.clone()),
             tokens,
             clock,
             client,
@@ -237,6 +240,31 @@ async fn a_loopback_redirect_uri_may_use_any_port() {
     assert_eq!(pending.redirect_uri, other_port);
 }
 
+/// Issue 23, row 6 (RFC 9700 §4.11.2): with open registration anyone can
+/// register a redirect URI, so an invalid request of a client the service
+/// does not vouch for is shown on the page, never redirected: otherwise
+/// the server is an open redirector.
+#[tokio::test]
+async fn an_invalid_request_of_a_dynamically_registered_client_is_shown_never_redirected() {
+    let s = Server::new().await;
+    let open = AuthorizationEndpoint::new(s.tokens.clone(), ISSUER);
+    for changes in [
+        vec![("response_type", Some("token"))],
+        vec![("response_type", None)],
+        vec![("code_challenge", None)],
+        vec![("code_challenge_method", Some("plain"))],
+        vec![("scope", Some("admin"))],
+        vec![("resource", Some("https://other.example/"))],
+    ] {
+        match open.validate(&s.query(&changes)).await {
+            Err(AuthorizationError::Invalid(why)) => assert!(!why.is_empty()),
+            other => panic!("{changes:?}: must be shown, not redirected: {other:?}"),
+        }
+    }
+    // The good request still passes.
+    assert!(open.validate(&s.query(&[])).await.is_ok());
+}
+
 // ---- the errors that go back to the client ----
 
 #[tokio::test]
@@ -368,7 +396,8 @@ async fn repeated_resources_count_once_and_too_many_distinct_ones_are_invalid_ta
         .register_client(ClientRegistration::new(vec![REDIRECT.into()], "127.0.0.1"))
         .await
         .unwrap();
-    let endpoint = AuthorizationEndpoint::new(open.clone(), ISSUER);
+    let endpoint =
+        AuthorizationEndpoint::new(open.clone(), ISSUER).vouch_for(client.client_id.clone());
     let challenge = s256_challenge(VERIFIER);
     let query = |n: usize| {
         let mut query = form_urlencoded::Serializer::new(String::new());

@@ -471,18 +471,13 @@ impl<B: TokenBackend> TokenManager<B> {
             ));
         }
         let owner = client_owner(&source);
-        let now = self.now();
-        let live = self
-            .backend_ref()
-            .list(&owner)
-            .await?
-            .iter()
-            .filter(|r| r.kind == TokenKind::Client && !r.is_revoked() && !r.is_expired_at(now))
-            .count();
-        if live >= self.inner.policy.get_clients_per_source() {
+        let cap = self.inner.policy.get_clients_per_source();
+        // A cheap refusal of a source that is plainly over its cap; the
+        // check that holds under concurrency follows the insert.
+        if self.live_clients(&owner).await? >= cap {
             return Err(RegistrationError::TooMany);
         }
-        let request = IssueRequest::new(TokenKind::Client, name, owner)
+        let request = IssueRequest::new(TokenKind::Client, name, owner.as_str())
             .scopes(scopes)
             .audience(redirect_uris);
         let (client_id, record) = match self.inner.policy.mint(request) {
@@ -498,11 +493,34 @@ impl<B: TokenBackend> TokenManager<B> {
         self.backend_ref()
             .insert(std::slice::from_ref(&record))
             .await?;
+        // Stored first, counted after: a registration that then sees more
+        // than the cap of live ones (its own included) withdraws itself.
+        // Every listing shows every record whose insert returned before it
+        // (`TokenBackend::list`), so of racing registrations the one that
+        // lists last sees all that stayed: at most the cap stay, on every
+        // backend. Under a race some may withdraw although, in the end, a
+        // slot was free; the client registers again.
+        if self.live_clients(&owner).await? > cap {
+            self.backend_ref().revoke(record.id, self.now()).await?;
+            return Err(RegistrationError::TooMany);
+        }
         self.emit(AuditEvent::ClientRegistered {
             id: record.id,
             name: record.name.as_str().to_owned(),
         });
         Ok(OAuthClient::from_record(client_id.expose_secret(), &record))
+    }
+
+    /// How many of `owner`'s client registrations are live now.
+    async fn live_clients(&self, owner: &str) -> Result<usize, StoreError> {
+        let now = self.now();
+        Ok(self
+            .backend_ref()
+            .list(owner)
+            .await?
+            .iter()
+            .filter(|r| r.kind == TokenKind::Client && !r.is_revoked() && !r.is_expired_at(now))
+            .count())
     }
 
     /// The registered client of `client_id`, while its registration lives.

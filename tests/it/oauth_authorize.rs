@@ -15,14 +15,17 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use tower_token_auth::error::StoreError;
 use tower_token_auth::manager::{IssuePolicy, TokenManager};
 use tower_token_auth::oauth::{s256_challenge, ClientRegistration, OAuthClient};
 use tower_token_auth::oauth::{
     AuthorizationEndpoint, AuthorizationError, RegistrationEndpoint, TokenEndpoint,
 };
 use tower_token_auth::peer::PeerAddr;
-use tower_token_auth::store::TokenStore;
-use tower_token_auth::token::{ManualClock, TokenDigest};
+use tower_token_auth::store::{
+    Exchange, ExchangeOutcome, FindResult, SharedRecord, TokenBackend, TokenStore,
+};
+use tower_token_auth::token::{FamilyId, Lookup, ManualClock, TokenDigest, TokenId, TokenRecord};
 use tower_token_auth::{MemoryStore, PayRequestScopes as S};
 
 use crate::support::start_time;
@@ -796,4 +799,141 @@ async fn registrations_are_capped_per_network() {
         StatusCode::CREATED
     );
     assert_eq!(register(&tokens, HOME, body).await.0, StatusCode::CREATED);
+}
+
+/// A memory store whose first `parked` listings wait for each other: the
+/// interleaving in which concurrent registrations from one source all read
+/// the source's clients before any of them is stored.
+struct ListingsMeet {
+    store: MemoryStore<S>,
+    parked: std::sync::atomic::AtomicUsize,
+    barrier: tokio::sync::Barrier,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for ListingsMeet {
+    type Scopes = S;
+    async fn find(&self, key: Lookup<'_>) -> FindResult<S> {
+        self.store.find(key).await
+    }
+    fn find_now(&self, digest: &TokenDigest) -> Option<FindResult<S>> {
+        self.store.find_now(digest)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenBackend for ListingsMeet {
+    async fn insert(&self, records: &[TokenRecord<S>]) -> Result<(), StoreError> {
+        self.store.insert(records).await
+    }
+    async fn get(&self, id: TokenId) -> Result<Option<SharedRecord<S>>, StoreError> {
+        self.store.get(id).await
+    }
+    async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<S>>, StoreError> {
+        let listed = self.store.list(owner).await;
+        let turn = self
+            .parked
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if turn > 0 && turn <= usize::MAX / 2 {
+            self.barrier.wait().await;
+        }
+        listed
+    }
+    async fn update_scopes(
+        &self,
+        id: TokenId,
+        scopes: S,
+        now: std::time::SystemTime,
+    ) -> Result<Option<SharedRecord<S>>, StoreError> {
+        self.store.update_scopes(id, scopes, now).await
+    }
+    async fn revoke(
+        &self,
+        id: TokenId,
+        at: std::time::SystemTime,
+    ) -> Result<Option<SharedRecord<S>>, StoreError> {
+        self.store.revoke(id, at).await
+    }
+    async fn revoke_family(
+        &self,
+        family: FamilyId,
+        at: std::time::SystemTime,
+    ) -> Result<Vec<SharedRecord<S>>, StoreError> {
+        self.store.revoke_family(family, at).await
+    }
+    async fn exchange(&self, x: &Exchange<S>) -> Result<ExchangeOutcome, StoreError> {
+        self.store.exchange(x).await
+    }
+    async fn record_use(
+        &self,
+        uses: &[(TokenId, std::time::SystemTime)],
+    ) -> Result<(), StoreError> {
+        self.store.record_use(uses).await
+    }
+    async fn purge(&self, cutoff: std::time::SystemTime) -> Result<u64, StoreError> {
+        self.store.purge(cutoff).await
+    }
+}
+
+/// Issue 23, row 3: the per-source cap on live registrations holds when
+/// concurrent registrations all read the source's clients before any of
+/// them is stored (forced here: their listings wait for each other). The
+/// engine stores first and counts after, so at most the cap stay live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registration_cap_holds_when_registrations_race() {
+    const RACING: usize = 15;
+    let cap = tower_token_auth::manager::DEFAULT_CLIENTS_PER_SOURCE;
+    let backend = Arc::new(ListingsMeet {
+        store: MemoryStore::new(),
+        parked: std::sync::atomic::AtomicUsize::new(RACING),
+        barrier: tokio::sync::Barrier::new(RACING),
+    });
+    let tokens = TokenManager::new(Arc::clone(&backend));
+    let registrations: Vec<_> = (0..RACING)
+        .map(|_| {
+            let tokens = tokens.clone();
+            tokio::spawn(async move {
+                tokens
+                    .register_client(ClientRegistration::new(
+                        vec![REDIRECT.into()],
+                        "203.0.113.9",
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for registration in registrations {
+        if let Ok(client) = registration.await.unwrap() {
+            admitted.push(client);
+        }
+    }
+    assert!(
+        admitted.len() <= cap,
+        "{} of {RACING} racing registrations from one source were admitted (cap {cap})",
+        admitted.len()
+    );
+    // Every admitted client is live, and nothing else of the source is.
+    for client in &admitted {
+        assert!(tokens.client(&client.client_id).await.unwrap().is_some());
+    }
+    // Once the race is over, the source registers again up to the cap.
+    for _ in admitted.len()..cap {
+        tokens
+            .register_client(ClientRegistration::new(
+                vec![REDIRECT.into()],
+                "203.0.113.9",
+            ))
+            .await
+            .expect("a free slot");
+    }
+    assert!(matches!(
+        tokens
+            .register_client(ClientRegistration::new(
+                vec![REDIRECT.into()],
+                "203.0.113.9"
+            ))
+            .await,
+        Err(tower_token_auth::oauth::RegistrationError::TooMany)
+    ));
 }

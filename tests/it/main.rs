@@ -19,7 +19,6 @@ mod auth;
 mod axum_extract;
 // The conformance kit on the memory store and the cache, through its macro.
 #[cfg(feature = "cache")]
-#[cfg(any())] // TEMP-KIT
 mod conformance;
 mod header_fuzz;
 // Every JSON answer of the library says nosniff.

@@ -831,10 +831,13 @@ impl TokenBackend for ListingsMeet {
     }
     async fn list(&self, owner: &str) -> Result<Vec<SharedRecord<S>>, StoreError> {
         let listed = self.store.list(owner).await;
-        let turn = self
+        use std::sync::atomic::Ordering::SeqCst;
+        // The first `parked` listings wait for each other; later ones pass.
+        if self
             .parked
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        if turn > 0 && turn <= usize::MAX / 2 {
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             self.barrier.wait().await;
         }
         listed
